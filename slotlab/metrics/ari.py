@@ -1,0 +1,91 @@
+"""Adjusted Rand Index over pixels, foreground-only (FG-ARI), with DeepMind ``segmentation_metrics`` semantics.
+
+Used for object discovery (paper Section 4.1, Table 1) and for the attention masks of set prediction (4.2).
+Predicted masks are turned into labels by argmax over slots (first index on ties); background pixels
+(true label 0) are ignored, and n counts the foreground pixels only. Vectorised over the batch: one
+contingency table per image from one-hot matmuls, no Python loop over images, pixels or slots.
+
+Degenerate cases: where the ARI denominator is zero (both segmentations a single cluster, every pixel its
+own cluster in both, or fewer than two foreground pixels) the score is 1.0, as scikit-learn's
+``adjusted_rand_score`` returns for these cases.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _labels(pred_masks: Tensor) -> Tensor:
+    if pred_masks.dim() == 4:  # [B, K, H, W] scores
+        return pred_masks.argmax(dim=1)
+    if pred_masks.dim() == 5 and pred_masks.shape[2] == 1:  # [B, K, 1, H, W] decoder masks
+        return pred_masks[:, :, 0].argmax(dim=1)
+    if pred_masks.dim() == 3 and not pred_masks.is_floating_point():  # [B, H, W] labels
+        return pred_masks
+    raise ValueError(
+        "pred_masks must be [B, K, H, W] scores or int [B, H, W] labels, "
+        f"got {pred_masks.dtype} {tuple(pred_masks.shape)}"
+    )
+
+
+def ari(true_labels: Tensor, pred_labels: Tensor, ignore: Tensor | None = None) -> Tensor:
+    """ARI per row of int labels [B, N] (any non-negative ids); pixels where ``ignore`` [B, N] is True are dropped."""
+    if true_labels.shape != pred_labels.shape or true_labels.dim() != 2:
+        raise ValueError(
+            f"labels must both be [B, N], got {tuple(true_labels.shape)} and {tuple(pred_labels.shape)}"
+        )
+    true_labels = true_labels.long()
+    pred_labels = pred_labels.long()
+    if (true_labels < 0).any() or (pred_labels < 0).any():
+        raise ValueError("labels must be >= 0")
+    b = true_labels.shape[0]
+    gt = int(true_labels.max()) + 1 if true_labels.numel() else 1
+    gp = int(pred_labels.max()) + 1 if pred_labels.numel() else 1
+    keep = torch.ones_like(true_labels, dtype=torch.bool) if ignore is None else ~ignore
+    # Contingency table n_ij per image via scatter-add of the pair index i * gp + j: [B, gt * gp].
+    pair = true_labels * gp + pred_labels  # [B, N]
+    table = torch.zeros(b, gt * gp, dtype=torch.float64, device=true_labels.device)
+    table.scatter_add_(1, pair, keep.to(torch.float64))
+    table = table.view(b, gt, gp)  # [B, Gt, Gp]
+    a = table.sum(dim=2)  # [B, Gt]
+    c = table.sum(dim=1)  # [B, Gp]
+    n = a.sum(dim=1)  # [B]
+
+    def comb2(x: Tensor) -> Tensor:
+        return x * (x - 1) / 2
+
+    index = comb2(table).sum(dim=(1, 2))
+    sum_a = comb2(a).sum(dim=1)
+    sum_c = comb2(c).sum(dim=1)
+    pairs = comb2(n)
+    expected = torch.where(pairs > 0, sum_a * sum_c / pairs.clamp(min=1), torch.zeros_like(pairs))
+    max_index = (sum_a + sum_c) / 2
+    denom = max_index - expected
+    degenerate = denom.abs() < 1e-12
+    score = (index - expected) / torch.where(degenerate, torch.ones_like(denom), denom)
+    return torch.where(degenerate, torch.ones_like(score), score)  # [B]
+
+
+def fg_ari(true_masks: Tensor, pred_masks: Tensor) -> Tensor:
+    """Foreground ARI per image.
+
+    Args:
+        true_masks: int [B, H, W] instance labels, 0 = background (ignored).
+        pred_masks: [B, K, H, W] scores (argmax over K; [B, K, 1, H, W] decoder masks are accepted too)
+            or int [B, H, W] labels.
+    Returns:
+        float64 [B] scores.
+    """
+    if true_masks.dim() != 3 or true_masks.is_floating_point():
+        raise ValueError(
+            f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}"
+        )
+    labels = _labels(pred_masks)
+    if labels.shape != true_masks.shape:
+        raise ValueError(
+            f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}"
+        )
+    t = true_masks.reshape(true_masks.shape[0], -1).long()
+    p = labels.reshape(labels.shape[0], -1).long()
+    return ari(t, p, ignore=t == 0)

@@ -1,0 +1,104 @@
+"""The unsupervised object-discovery autoencoder (paper Section 2.2, 4.1).
+
+CNN encoder + soft position embedding + LayerNorm/MLP -> Slot Attention -> spatial broadcast decoder
+(RGB + alpha per slot, softmax over slots, mixture). Trained with the MSE of the reconstruction.
+Two sizes, as in the paper / reference code: full-resolution broadcast with stride-1 convolutions for small
+images (Tetrominoes 35x35, Multi-dSprites 64x64) and 8x8 broadcast + stride-2 transposed convolutions for
+128x128 (CLEVR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from slotlab.modules.decoders import SpatialBroadcastDecoder, clevr_layers, full_resolution_layers
+from slotlab.modules.encoders import SlotInputEncoder
+from slotlab.modules.slot_attention import SlotAttention
+
+
+@dataclass
+class ObjectDiscoveryOutput:
+    recon: Tensor  # [B, 3, H, W]
+    recons: Tensor  # [B, K, 3, H, W] per-slot RGB
+    masks: Tensor  # [B, K, 1, H, W] alpha masks, softmax over slots
+    slots: Tensor  # [B, K, D]
+    attn: Tensor  # [B, T, K, N] Slot Attention maps of every iteration (N = encoder grid)
+
+
+class ObjectDiscoveryModel(nn.Module):
+    """Slot Attention autoencoder.
+
+    Args:
+        resolution: image (H, W).
+        num_slots: K at training time.
+        iters: T at training time.
+        slot_dim: D (64).
+        mlp_hidden: hidden size of Slot Attention's residual MLP (128).
+        encoder_channels: channels of the 4 encoder convolutions (paper: 64 for CLEVR, 32 for the small sets).
+        decoder: "full_resolution" or "clevr" (8x8 broadcast + stride-2 transposed convolutions).
+        decoder_channels: channels of the decoder's hidden layers.
+        position_embedding: add the soft position embedding to the encoder features (appendix B, Fig. 8).
+        factorize_decoder: exact factorisation of the decoder's first layer (speed only; same function).
+        slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
+    """
+
+    def __init__(
+        self,
+        resolution: Sequence[int] = (35, 35),
+        num_slots: int = 4,
+        iters: int = 3,
+        slot_dim: int = 64,
+        mlp_hidden: int = 128,
+        encoder_channels: Sequence[int] = (32, 32, 32, 32),
+        decoder: str = "full_resolution",
+        decoder_channels: int = 32,
+        position_embedding: bool = True,
+        factorize_decoder: bool = True,
+        slot_attention: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.resolution = (int(resolution[0]), int(resolution[1]))
+        self.encoder = SlotInputEncoder(
+            self.resolution, encoder_channels, (1,) * len(encoder_channels), slot_dim, position_embedding
+        )
+        self.slot_attention = SlotAttention(
+            num_slots, dim=slot_dim, iters=iters, hidden_dim=mlp_hidden, **(slot_attention or {})
+        )
+        if decoder == "full_resolution":
+            self.decoder = SpatialBroadcastDecoder(
+                slot_dim, self.resolution, full_resolution_layers(decoder_channels), factorize_decoder
+            )
+        elif decoder == "clevr":
+            if self.resolution[0] % 16 or self.resolution[1] % 16:
+                raise ValueError(
+                    f"the 'clevr' decoder upsamples 16x and needs H, W divisible by 16: {resolution}"
+                )
+            small = (self.resolution[0] // 16, self.resolution[1] // 16)
+            self.decoder = SpatialBroadcastDecoder(
+                slot_dim, small, clevr_layers(decoder_channels), factorize_decoder
+            )
+        else:
+            raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {decoder!r}")
+
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None
+    ) -> ObjectDiscoveryOutput:
+        """image: [B, 3, H, W] scaled to [-1, 1]."""
+        if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.resolution:
+            raise ValueError(
+                f"image must be [B, 3, {self.resolution[0]}, {self.resolution[1]}], got {tuple(image.shape)}"
+            )
+        inputs = self.encoder(image)  # [B, N, D]
+        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters)
+        dec = self.decoder(sa.slots)
+        return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, sa.slots, sa.attn)
+
+    @staticmethod
+    def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:
+        """Mean squared reconstruction error (the paper's training objective)."""
+        return F.mse_loss(out.recon, image.float())

@@ -1,0 +1,135 @@
+"""Spatial broadcast decoder with alpha masks (paper Section 2.2; Watters et al. 2019, as in IODINE).
+
+Each slot is tiled onto a grid, a soft position embedding is added, and a CNN shared across slots decodes
+it to RGB + one alpha logit per pixel. Alpha logits are normalised with a softmax over slots (the masks) and
+the per-slot RGB images are mixed with them.
+
+Exact factorisation of the first layer (``factorize_first_layer=True``, on by default): the first layer
+sees ``broadcast(slot) + P`` with P the (slot-independent) position embedding. The layer is linear, so
+``L(broadcast(s) + P) = L_nobias(broadcast(s)) + L(P)``; and ``L_nobias(broadcast(s))[o, i, j] =
+sum_c s_c * M[c, o, i, j]`` where ``M`` is the layer's response to an all-ones image per input channel
+(zero padding included, so the borders are exact). ``M`` costs one single-image convolution per step, and
+the per-slot work becomes a [B*K, C] x [C, O*H*W] matmul instead of a full convolution on B*K images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from slotlab.modules.position import SoftPositionEmbed
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One decoder layer: ``kind`` is "conv" (stride 1, 'same') or "convT" (stride 1 or 2, 'same')."""
+
+    kind: str
+    out_channels: int
+    kernel: int
+    stride: int = 1
+
+
+def full_resolution_layers(channels: int = 32, num_layers: int = 3) -> list[LayerSpec]:
+    """Decoder of the small datasets (Tetrominoes, Multi-dSprites): broadcast at full resolution,
+    ``num_layers`` x Conv(5x5, ``channels``, ReLU) then Conv(3x3, 4)."""
+    return [LayerSpec("conv", channels, 5)] * num_layers + [LayerSpec("conv", 4, 3)]
+
+
+def clevr_layers(channels: int = 64) -> list[LayerSpec]:
+    """Reference decoder for 128x128 (CLEVR): broadcast 8x8, 4 x ConvT(5, stride 2), ConvT(5, 1), ConvT(3, 1)."""
+    return [LayerSpec("convT", channels, 5, 2)] * 4 + [
+        LayerSpec("convT", channels, 5, 1),
+        LayerSpec("convT", 4, 3),
+    ]
+
+
+def _make_layer(spec: LayerSpec, in_channels: int) -> nn.Module:
+    k, s = spec.kernel, spec.stride
+    if spec.kind == "conv":
+        if s != 1:
+            raise ValueError("decoder 'conv' layers must have stride 1")
+        return nn.Conv2d(in_channels, spec.out_channels, k, padding=k // 2)
+    if spec.kind == "convT":
+        # TF 'SAME' transposed conv: output = input * stride.
+        return nn.ConvTranspose2d(
+            in_channels, spec.out_channels, k, stride=s, padding=k // 2, output_padding=s - 1
+        )
+    raise ValueError(f"unknown decoder layer kind {spec.kind!r} (expected 'conv' or 'convT')")
+
+
+@dataclass
+class DecoderOutput:
+    recon: Tensor  # [B, 3, H, W] mixture of the per-slot reconstructions
+    recons: Tensor  # [B, K, 3, H, W] per-slot RGB
+    masks: Tensor  # [B, K, 1, H, W] alpha masks (softmax over slots)
+
+
+class SpatialBroadcastDecoder(nn.Module):
+    """Decodes slots [B, K, D] into an image, per-slot RGB and masks (softmax over slots)."""
+
+    def __init__(
+        self,
+        slot_dim: int,
+        broadcast_resolution: tuple[int, int],
+        layers: Sequence[LayerSpec],
+        factorize_first_layer: bool = True,
+    ) -> None:
+        super().__init__()
+        if not layers or layers[-1].out_channels != 4:
+            raise ValueError("the last decoder layer must output 4 channels (RGB + alpha)")
+        self.broadcast_resolution = tuple(broadcast_resolution)
+        self.pos = SoftPositionEmbed(slot_dim, self.broadcast_resolution)
+        modules = []
+        c = slot_dim
+        for spec in layers:
+            modules.append(_make_layer(spec, c))
+            c = spec.out_channels
+        self.layers = nn.ModuleList(modules)
+        self.factorize_first_layer = factorize_first_layer
+
+    def _first_layer_factorized(self, slots: Tensor) -> Tensor:
+        """Exact ``layer0(broadcast(slots) + pos)`` for slots [BK, D] -> [BK, O, H', W'] (channels_last)."""
+        layer = self.layers[0]
+        h, w = self.broadcast_resolution
+        d = slots.shape[-1]
+        ones = slots.new_ones(1, 1, h, w)
+        if isinstance(layer, nn.Conv2d):
+            o = layer.out_channels
+            weight = layer.weight.to(slots.dtype).reshape(o * d, 1, *layer.kernel_size)  # [O*D, 1, kh, kw]
+            m = F.conv2d(ones, weight, padding=layer.padding)  # [1, O*D, H', W']
+            m = m.view(o, d, *m.shape[-2:]).permute(1, 2, 3, 0)  # [D, H', W', O]
+        else:
+            o = layer.out_channels
+            weight = layer.weight.to(slots.dtype).reshape(1, d * o, *layer.kernel_size)  # [1, D*O, kh, kw]
+            m = F.conv_transpose2d(
+                ones, weight, stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding
+            )  # [1, D*O, H', W']
+            m = m.view(d, o, *m.shape[-2:]).permute(0, 2, 3, 1)  # [D, H', W', O]
+        hh, ww = m.shape[1], m.shape[2]
+        pos_out = layer(self.pos.embedding().to(slots.dtype))  # [1, O, H', W'] (includes the bias)
+        out = slots @ m.reshape(d, hh * ww * o)  # [BK, H'*W'*O]
+        out = out.view(-1, hh, ww, o) + pos_out.permute(0, 2, 3, 1)  # [BK, H', W', O]
+        return out.permute(0, 3, 1, 2)  # [BK, O, H', W'] in channels_last memory layout
+
+    def forward(self, slots: Tensor) -> DecoderOutput:
+        b, k, d = slots.shape
+        flat = slots.reshape(b * k, d)  # [BK, D]
+        if self.factorize_first_layer:
+            x = self._first_layer_factorized(flat)
+        else:
+            h, w = self.broadcast_resolution
+            x = flat[:, :, None, None].expand(b * k, d, h, w)  # [BK, D, h, w]
+            x = self.pos(x)
+            x = self.layers[0](x)
+        for layer in self.layers[1:]:
+            x = layer(F.relu(x))
+        x = x.float()  # mixing in fp32
+        x = x.view(b, k, 4, *x.shape[-2:])  # [B, K, 4, H, W]
+        recons, alpha = x[:, :, :3], x[:, :, 3:]  # [B, K, 3, H, W], [B, K, 1, H, W]
+        masks = alpha.softmax(dim=1)
+        recon = (recons * masks).sum(dim=1)  # [B, 3, H, W]
+        return DecoderOutput(recon=recon, recons=recons, masks=masks)

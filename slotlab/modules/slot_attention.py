@@ -1,0 +1,240 @@
+"""The Slot Attention module (paper Section 2.1, Algorithm 1) and the ablations of appendix B.
+
+Defaults reproduce Algorithm 1 and the reference code exactly: LayerNorm on inputs and slots, bias-free
+linear q/k/v, softmax over the *slots* axis with logits scaled by D**-0.5, ``attn + eps`` (eps = 1e-8),
+weighted *mean* over the inputs, a GRUCell update and a residual MLP. Slots are initialised as
+``mu + exp(log_sigma) * N(0, 1)`` (reparameterised, so mu and sigma receive gradients), a fresh sample per call.
+
+Every ablation of appendix B is a named constructor option (see :class:`SlotAttention`); the defaults are
+the paper's choices. Attention is kept in the (slots, inputs) layout ``[B, K, N]`` so that the softmax over
+slots, the normalisation over inputs and the ``attn @ v`` product need no transposes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Aggregation = Literal["mean", "sum", "sum_layernorm"]
+SoftmaxAxis = Literal["slots", "inputs"]
+EpsPlacement = Literal["attn", "denominator"]
+SlotInit = Literal["shared", "per_slot"]
+UpdateFn = Literal["gru", "direct"]
+
+
+@dataclass
+class SlotAttentionOutput:
+    """What :meth:`SlotAttention.forward` returns."""
+
+    slots: Tensor  # [B, K, D] slots after the last iteration
+    attn: Tensor  # [B, T, K, N] attention of every iteration (softmax-normalised, before the +eps)
+    init_slots: Tensor  # [B, K, D] the initial slots the iterations started from
+
+
+class SlotAttention(nn.Module):
+    """Slot Attention (Algorithm 1).
+
+    Args:
+        num_slots: default number of slots K (can be changed per call).
+        dim: slot size D (64 in the paper).
+        input_dim: size of the input features; defaults to ``dim``.
+        iters: default number of iterations T (3 in the paper; can be changed per call).
+        hidden_dim: hidden size of the residual MLP (128 in the paper).
+        eps: offset for numerical stability (1e-8).
+        aggregation: ``"mean"`` (paper: weighted mean over inputs), ``"sum"`` (weighted sum) or
+            ``"sum_layernorm"`` (weighted sum followed by LayerNorm). Appendix B, Figure 7.
+        softmax_axis: ``"slots"`` (paper: slots compete for inputs) or ``"inputs"`` (as in regular
+            self-attention). Appendix B, Figure 10.
+        slot_init: ``"shared"`` (paper: one mu/sigma for all slots) or ``"per_slot"`` (a learned Gaussian per
+            slot; then K is fixed to ``num_slots``). Appendix B, Figure 9.
+        update: ``"gru"`` (paper) or ``"direct"`` (the aggregated updates become the slots). Figure 11.
+        layer_norm: apply LayerNorm to inputs and slots (paper: True). Figure 13.
+        mlp: apply the residual MLP after the update (paper: True). Figure 14.
+        temperature: the softmax scaling divides logits by this; ``None`` means sqrt(D) (paper). Figure 15.
+        eps_placement: ``"attn"`` (paper: ``attn + eps`` before normalising) or ``"denominator"``
+            (``attn / (sum + eps)``). Figure 16.
+        identity_projections: replace q/k/v by the identity (used by the soft k-means reduction, appendix B;
+            requires ``input_dim == dim``).
+    """
+
+    def __init__(
+        self,
+        num_slots: int,
+        dim: int = 64,
+        input_dim: int | None = None,
+        iters: int = 3,
+        hidden_dim: int = 128,
+        eps: float = 1e-8,
+        aggregation: Aggregation = "mean",
+        softmax_axis: SoftmaxAxis = "slots",
+        slot_init: SlotInit = "shared",
+        update: UpdateFn = "gru",
+        layer_norm: bool = True,
+        mlp: bool = True,
+        temperature: float | None = None,
+        eps_placement: EpsPlacement = "attn",
+        identity_projections: bool = False,
+    ) -> None:
+        super().__init__()
+        input_dim = dim if input_dim is None else input_dim
+        _check_positive("num_slots", num_slots)
+        _check_positive("iters", iters)
+        _check_positive("dim", dim)
+        _check_choice("aggregation", aggregation, ("mean", "sum", "sum_layernorm"))
+        _check_choice("softmax_axis", softmax_axis, ("slots", "inputs"))
+        _check_choice("slot_init", slot_init, ("shared", "per_slot"))
+        _check_choice("update", update, ("gru", "direct"))
+        _check_choice("eps_placement", eps_placement, ("attn", "denominator"))
+        if identity_projections and input_dim != dim:
+            raise ValueError(f"identity_projections needs input_dim == dim, got {input_dim} and {dim}")
+        if temperature is not None and temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+
+        self.num_slots = num_slots
+        self.dim = dim
+        self.input_dim = input_dim
+        self.iters = iters
+        self.eps = eps
+        self.aggregation = aggregation
+        self.softmax_axis = softmax_axis
+        self.slot_init = slot_init
+        self.update = update
+        self.use_layer_norm = layer_norm
+        self.use_mlp = mlp
+        self.scale = (1.0 / temperature) if temperature is not None else dim**-0.5
+        self.eps_placement = eps_placement
+        self.identity_projections = identity_projections
+
+        init_shape = (1, num_slots if slot_init == "per_slot" else 1, dim)
+        self.slots_mu = nn.Parameter(torch.empty(init_shape))
+        self.slots_log_sigma = nn.Parameter(torch.empty(init_shape))
+        # Glorot-uniform init of mu and log_sigma, as the reference code.
+        limit = math.sqrt(6.0 / (1 + dim))
+        nn.init.uniform_(self.slots_mu, -limit, limit)
+        nn.init.uniform_(self.slots_log_sigma, -limit, limit)
+
+        norm = nn.LayerNorm if layer_norm else _identity_module
+        self.norm_inputs = norm(input_dim)
+        self.norm_slots = norm(dim)
+        self.norm_mlp = norm(dim)
+        if identity_projections:
+            self.project_q = self.project_k = self.project_v = nn.Identity()
+        else:
+            self.project_q = nn.Linear(dim, dim, bias=False)
+            self.project_k = nn.Linear(input_dim, dim, bias=False)
+            self.project_v = nn.Linear(input_dim, dim, bias=False)
+        self.gru = nn.GRUCell(dim, dim) if update == "gru" else None
+        self.mlp = (
+            nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, dim))
+            if mlp
+            else None
+        )
+        self.norm_updates = nn.LayerNorm(dim) if aggregation == "sum_layernorm" else None
+
+    def initial_slots(self, batch_size: int, num_slots: int | None = None, generator=None) -> Tensor:
+        """Sample initial slots ``mu + exp(log_sigma) * N(0, 1)``: [B, K, D]."""
+        k = self.num_slots if num_slots is None else num_slots
+        _check_positive("num_slots", k)
+        if self.slot_init == "per_slot" and k != self.num_slots:
+            raise ValueError(
+                f"slot_init='per_slot' learns exactly {self.num_slots} slot distributions; cannot use K={k}"
+            )
+        mu = self.slots_mu.expand(batch_size, k, -1)
+        sigma = self.slots_log_sigma.exp().expand(batch_size, k, -1)
+        noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        return mu + sigma * noise  # [B, K, D]
+
+    def forward(
+        self,
+        inputs: Tensor,
+        num_slots: int | None = None,
+        iters: int | None = None,
+        slots: Tensor | None = None,
+    ) -> SlotAttentionOutput:
+        """Group ``inputs`` [B, N, D_inputs] into slots.
+
+        Args:
+            inputs: [B, N, D_inputs] set of input features.
+            num_slots: K for this call (default: the constructor's); ignored when ``slots`` is given.
+            iters: T for this call (default: the constructor's).
+            slots: optional initial slots [B, K, D]; when given, no sampling happens.
+        """
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
+            raise ValueError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
+        t_iters = self.iters if iters is None else iters
+        _check_positive("iters", t_iters)
+        b = inputs.shape[0]
+        if slots is None:
+            slots = self.initial_slots(b, num_slots).to(inputs.dtype)
+        elif slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
+            raise ValueError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
+        init_slots = slots
+
+        inputs = self.norm_inputs(inputs)
+        k = self.project_k(inputs)  # [B, N, D]
+        v = self.project_v(inputs)  # [B, N, D]
+        k = k * self.scale  # scale once here instead of every iteration (same as scaling q)
+
+        attns = []
+        for _ in range(t_iters):
+            slots, attn = self.step(slots, k, v)
+            attns.append(attn)
+        return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
+
+    def step(self, slots: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """One iteration of Algorithm 1 on pre-projected (and pre-scaled) keys and values.
+
+        slots: [B, K, D]; k, v: [B, N, D]. Returns the new slots [B, K, D] and attn [B, K, N].
+        """
+        slots_prev = slots
+        q = self.project_q(self.norm_slots(slots))  # [B, K, D]
+        logits = torch.bmm(q, k.transpose(1, 2))  # [B, K, N]
+        # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
+        logits = logits.float()
+        attn = logits.softmax(dim=1 if self.softmax_axis == "slots" else 2)  # [B, K, N]
+
+        if self.eps_placement == "attn":
+            weights = attn + self.eps
+            denom = weights.sum(dim=-1, keepdim=True)  # [B, K, 1]
+        else:
+            weights = attn
+            denom = weights.sum(dim=-1, keepdim=True) + self.eps
+        if self.aggregation == "mean":
+            weights = weights / denom
+        updates = torch.bmm(weights.to(v.dtype), v)  # [B, K, D]
+        if self.norm_updates is not None:
+            updates = self.norm_updates(updates)
+
+        if self.gru is not None:
+            bk = slots.shape[0] * slots.shape[1]
+            slots = self.gru(updates.reshape(bk, -1), slots_prev.reshape(bk, -1)).view_as(slots_prev)
+        else:
+            slots = updates
+        if self.mlp is not None:
+            slots = slots + self.mlp(self.norm_mlp(slots))
+        return slots, attn
+
+
+def soft_kmeans(num_slots: int, dim: int, **kwargs) -> SlotAttention:
+    """The soft k-means reduction of appendix B: identity q/k/v, no GRU, no LayerNorm (and no MLP)."""
+    options = dict(identity_projections=True, update="direct", layer_norm=False, mlp=False)
+    options.update(kwargs)
+    return SlotAttention(num_slots, dim=dim, input_dim=dim, **options)
+
+
+def _identity_module(_: int) -> nn.Module:
+    return nn.Identity()
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")

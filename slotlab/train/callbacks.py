@@ -1,0 +1,77 @@
+"""Lightning callbacks and checkpoint I/O: figures at every validation, atomic checkpoint writes, a time log."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from slotlab.viz import attention_rows, discovery_rows, grid_image, save_png
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to ``<path>.tmp`` then renames it over ``path``: a crash (or a full disk) while
+    saving leaves the previous good checkpoint in place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+class FigureCallback(L.Callback):
+    """After each validation, writes figures/step_XXXXXXX.png (image / recon / masks / per-slot recons) and
+    figures/attention_step_XXXXXXX.png, plus latest.png, into the run folder (rank 0 only)."""
+
+    def __init__(self, out_dir: Path, scale: int = 4) -> None:
+        self.out_dir = Path(out_dir)
+        self.scale = scale
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        batch = getattr(pl_module, "last_val_batch", None)
+        if batch is None or not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        step = trainer.global_step
+        rows = discovery_rows(batch["image"], batch["recon"], batch["masks"], batch["recons"], self.scale)
+        img = grid_image(rows)
+        save_png(img, self.out_dir / f"step_{step:07d}.png")
+        save_png(img, self.out_dir / "latest.png")
+        grid = pl_module.model.encoder.feature_resolution
+        att = attention_rows(batch["image"][:2], batch["attn"][:2], grid, self.scale)
+        save_png(grid_image(att), self.out_dir / f"attention_step_{step:07d}.png")
+
+
+class StepTimer(L.Callback):
+    """Logs wall-clock training time (excluding validation) as ``time/train_minutes``."""
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self._t0: float | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._t0 is not None:
+            self.train_seconds += time.perf_counter() - self._t0
+        pl_module.log("time/train_minutes", self.train_seconds / 60.0)
+
+    def state_dict(self) -> dict[str, float]:
+        return {"train_seconds": self.train_seconds}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.train_seconds = state_dict.get("train_seconds", 0.0)

@@ -1,0 +1,54 @@
+"""Loading trained models back from Lightning checkpoints (for ``slotlab eval`` and the figure commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slotlab.config import validate
+from slotlab.models.object_discovery import ObjectDiscoveryModel
+from slotlab.train.object_discovery import build_model
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not a slotlab model of the expected kind."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many kinds for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a slotlab/Lightning checkpoint (no state_dict / hyper_parameters)"
+        )
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def load_object_discovery(path: str | Path) -> tuple[ObjectDiscoveryModel, dict[str, Any], dict[str, Any]]:
+    """-> (model in eval mode on CPU, validated config, checkpoint dict)."""
+    ckpt = load_checkpoint(path)
+    hp = ckpt["hyper_parameters"]
+    cfg = hp.get("config")
+    if not isinstance(cfg, dict) or cfg.get("task") != "object_discovery":
+        task = cfg.get("task") if isinstance(cfg, dict) else None
+        raise CheckpointError(f"{ckpt['_path']} holds a {task!r} model, not an object-discovery model")
+    cfg = validate(cfg)
+    model = build_model(cfg["model"], tuple(hp["image_size"]))
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{ckpt['_path']} does not match the model its config describes: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    return model.eval(), cfg, ckpt

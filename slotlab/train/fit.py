@@ -1,0 +1,163 @@
+"""Run folders and the training entry point used by ``slotlab train`` (object discovery, paper 4.1).
+
+A run folder holds ``config.yaml`` (the full, validated config), ``checkpoints/`` (``last.ckpt`` and the
+best by held-out FG-ARI), ``logs/`` (CSV) and ``tb/`` (TensorBoard), ``figures/`` and ``results.json``.
+Resuming (``slotlab train --resume RUN_DIR``) continues from ``checkpoints/last.ckpt`` into new log versions;
+nothing written before is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from slotlab.config import ConfigError, dump_config
+from slotlab.data.datamodule import ObjectDiscoveryData
+from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, StepTimer
+from slotlab.train.object_discovery import ObjectDiscoveryTask, evaluate_fg_ari, summarize
+from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
+
+
+class RunDirError(RuntimeError):
+    """A run folder that cannot be created, written or resumed."""
+
+
+def new_run_dir(cfg: dict[str, Any], config_name: str) -> Path:
+    root = Path(cfg["run"]["root"])
+    name = cfg["run"]["name"] or f"{config_name}-seed{cfg['seed']}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = root / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunDirError(
+            f"run folder {run_dir} already exists and is not empty; choose another run.name, or resume it "
+            f"with: slotlab train --resume {run_dir}"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"cannot write the run folder {run_dir}: {e}. Choose a writable run.root.") from e
+    dump_config(cfg, run_dir / "config.yaml")
+    return run_dir
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        raise RunDirError(f"{ckpt} not found: {run_dir} has no checkpoint to resume from")
+    return ckpt
+
+
+def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[str, Any]]:
+    t = cfg["trainer"]
+    accelerator = resolve_accelerator(t["accelerator"])
+    precision = resolve_precision(t["precision"], accelerator)
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-step{step:07d}-fgari{val/fg_ari:.4f}",
+            auto_insert_metric_name=False,
+            monitor="val/fg_ari",
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+        ),
+        LearningRateMonitor(logging_interval="step"),
+        StepTimer(),
+    ]
+    if t["figure_every_val"]:
+        callbacks.append(FigureCallback(run_dir / "figures"))
+    loggers = [
+        CSVLogger(save_dir=str(run_dir), name="logs"),
+        TensorBoardLogger(save_dir=str(run_dir), name="tb", default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        default_root_dir=str(run_dir),
+        accelerator=accelerator,
+        devices=t["devices"],
+        num_nodes=t["num_nodes"],
+        strategy=t["strategy"],
+        precision=precision,
+        max_steps=t["max_steps"],
+        max_time={"minutes": t["max_minutes"]} if t["max_minutes"] else None,
+        val_check_interval=t["val_every"],
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t["log_every"],
+        gradient_clip_val=cfg["optim"]["grad_clip"],
+        enable_progress_bar=t["progress_bar"],
+        enable_model_summary=False,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        deterministic=False,
+    )
+    return trainer, {"accelerator": accelerator, "precision": precision}
+
+
+def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Train object discovery as configured; returns the final held-out evaluation and run facts."""
+    if cfg["task"] != "object_discovery":
+        raise ConfigError(f"task {cfg['task']!r} is not trainable by this entry point")
+    t = cfg["trainer"]
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    if t["tune_malloc"]:
+        tune_malloc()
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    d = cfg["data"]
+    data = ObjectDiscoveryData(
+        d["name"], d["batch_size"], d["train_size"], d["eval_size"], d["eval_batch_size"], d["seed"]
+    )
+    channels_last = resolve_channels_last(t["channels_last"])
+    task = ObjectDiscoveryTask(cfg, data.info.image_size, channels_last)
+    compile_seconds = None
+    if t["compile"]:
+        task.model.compile()
+    trainer, facts = build_trainer(cfg, run_dir)
+    ckpt_path = str(last_checkpoint(run_dir)) if resume else None
+    t0 = time.perf_counter()
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    wall = time.perf_counter() - t0
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "global_step": trainer.global_step,
+        "wall_seconds": wall,
+        "train_seconds": next(c for c in trainer.callbacks if isinstance(c, StepTimer)).train_seconds,
+        "precision": facts["precision"],
+        "accelerator": facts["accelerator"],
+        "channels_last": channels_last,
+        "compile": t["compile"],
+        "compile_seconds": compile_seconds,
+        "threads": torch.get_num_threads(),
+    }
+    if trainer.is_global_zero:
+        data.setup("validate")
+        device = task.device if task.device.type != "meta" else torch.device("cpu")
+        scores = evaluate_fg_ari(
+            task.model,
+            data.eval["image"].to(device),
+            data.eval["mask"].to(device),
+            batch_size=d["eval_batch_size"],
+            channels_last=channels_last,
+        )
+        result.update(summarize(scores))
+        result["dataset"] = d["name"]
+        write_json(run_dir / "results.json", result)
+    return result
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,162 @@
+"""LightningModule for unsupervised object discovery (paper Section 4.1): MSE reconstruction training with
+Adam + warmup/decay, FG-ARI on the held-out images at every validation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from slotlab.metrics.ari import fg_ari
+from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
+from slotlab.train.schedule import lr_factor
+
+EVAL_SEED = 1234  # slot-init noise at evaluation comes from this seed, not from the training RNG stream
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or Inf."""
+
+
+def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> ObjectDiscoveryModel:
+    sa = dict(model_cfg["slot_attention"])
+    return ObjectDiscoveryModel(
+        resolution=image_size,
+        num_slots=model_cfg["num_slots"],
+        iters=model_cfg["iters"],
+        slot_dim=model_cfg["slot_dim"],
+        mlp_hidden=model_cfg["mlp_hidden"],
+        encoder_channels=model_cfg["encoder_channels"],
+        decoder=model_cfg["decoder"],
+        decoder_channels=model_cfg["decoder_channels"],
+        position_embedding=model_cfg["position_embedding"],
+        factorize_decoder=model_cfg["factorize_decoder"],
+        slot_attention=sa,
+    )
+
+
+def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float [B, 3, H, W] in [-1, 1] (the reference code's scaling)."""
+    x = image_uint8.float().div_(127.5).sub_(1.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+class ObjectDiscoveryTask(L.LightningModule):
+    def __init__(
+        self, config: dict[str, Any], image_size: tuple[int, int], channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = config
+        self.model = build_model(config["model"], tuple(image_size))
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._val_scores: list[torch.Tensor] = []
+        self._val_mse: list[torch.Tensor] = []
+        self.last_val_batch: dict[str, torch.Tensor] | None = None
+
+    def forward(self, image: torch.Tensor, num_slots: int | None = None, iters: int | None = None):
+        return self.model(image, num_slots=num_slots, iters=iters)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        image = image_to_model(batch["image"], self.channels_last)
+        out = self.model(image)
+        loss = self.model.loss(out, image)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.global_step}; stopping. The last good checkpoint "
+                "is kept in the run's checkpoints/ folder. Try a lower optim.lr, optim.grad_clip, or "
+                "trainer.precision=32-true."
+            )
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        image = image_to_model(batch["image"], self.channels_last)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(EVAL_SEED + batch_idx)
+            out: ObjectDiscoveryOutput = self.model(image)
+        self._val_scores.append(fg_ari(batch["mask"].long(), out.masks))
+        self._val_mse.append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
+        if batch_idx == 0:
+            n = self.config["trainer"]["num_figure_images"]
+            self.last_val_batch = {
+                "image": image[:n].detach().cpu(),
+                "recon": out.recon[:n].detach().cpu(),
+                "masks": out.masks[:n].detach().cpu(),
+                "recons": out.recons[:n].detach().cpu(),
+                "attn": out.attn[:n].detach().cpu(),
+            }
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_scores:
+            return
+        scores = torch.cat(self._val_scores).float()
+        mse = torch.cat(self._val_mse).float()
+        self._val_scores.clear()
+        self._val_mse.clear()
+        # Means over this process's images, averaged over processes (equal shard sizes under DDP).
+        self.log("val/fg_ari", scores.mean(), prog_bar=True, sync_dist=True)
+        self.log(
+            "val/fg_ari_std", scores.std() if scores.numel() > 1 else scores.new_zeros(()), sync_dist=True
+        )
+        self.log("val/mse", mse.mean(), sync_dist=True)
+
+    def configure_optimizers(self):
+        o = self.config["optim"]
+        fused = bool(torch.cuda.is_available() and self.device.type == "cuda")
+        opt = torch.optim.Adam(self.parameters(), lr=o["lr"], fused=fused or None)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, o["warmup_steps"], o["decay_rate"], o["decay_steps"])
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The slot-init noise comes from torch's global RNG: save it so a resumed run continues the stream.
+        checkpoint["slotlab_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+        checkpoint["slotlab_task"] = "object_discovery"
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("slotlab_rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+
+
+@torch.no_grad()
+def evaluate_fg_ari(
+    model: ObjectDiscoveryModel,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    batch_size: int = 64,
+    num_slots: int | None = None,
+    iters: int | None = None,
+    channels_last: bool = False,
+    seed: int = EVAL_SEED,
+) -> np.ndarray:
+    """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W]."""
+    model.eval()
+    scores = []
+    with torch.random.fork_rng(devices=[]):
+        for i, start in enumerate(range(0, len(images), batch_size)):
+            torch.manual_seed(seed + i)
+            image = image_to_model(images[start : start + batch_size], channels_last)
+            out = model(image, num_slots=num_slots, iters=iters)
+            scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks))
+    return torch.cat(scores).numpy()
+
+
+def summarize(scores: np.ndarray) -> dict[str, float]:
+    return {
+        "fg_ari_mean": float(np.mean(scores)),
+        "fg_ari_std": float(np.std(scores)),
+        "num_images": int(len(scores)),
+        "frac_above_0.9": float(np.mean(scores > 0.9)),
+        "fg_ari_median": float(np.median(scores)) if len(scores) else math.nan,
+    }

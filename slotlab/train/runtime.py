@@ -1,0 +1,79 @@
+"""Machine-dependent choices made at start-up: precision, memory layout, threads and the allocator.
+
+- bf16 autocast is chosen (``precision: auto``) only where the hardware computes bf16 natively: CUDA GPUs
+  with bf16 support and CPUs with AMX-bf16 or AVX512-bf16. Elsewhere (e.g. AVX2-only CPUs) bf16 would be
+  emulated and slower, so fp32 is used.
+- glibc's malloc returns large activation buffers to the OS after every step (mmap/munmap), which costs
+  hundreds of thousands of page faults per training step; ``tune_malloc`` keeps them in the heap
+  (``mallopt(M_MMAP_MAX, 0)`` and a 1 GiB ``M_TRIM_THRESHOLD``). No effect on non-glibc systems.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from pathlib import Path
+
+import torch
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    flags = cpu_flags()
+    return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    if accelerator == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def resolve_precision(precision: str | int, accelerator: str) -> str:
+    """``auto`` -> "bf16-mixed" where bf16 is native, else "32-true"; other values pass through."""
+    if precision != "auto":
+        return str(precision)
+    if accelerator in ("gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def resolve_channels_last(value: str | bool) -> bool:
+    if value == "auto":
+        return True
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"trainer.channels_last must be auto, true or false, got {value!r}")
+
+
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> bool:
+    """Keep freed large blocks in glibc's heap; returns True if applied (idempotent)."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    except (OSError, AttributeError):
+        return False
+    _MALLOC_TUNED = ok
+    return ok
