@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
     },
     "model": {
+        "kind": "slot_attention",
         "num_slots": 4,
         "iters": 3,
         "slot_dim": 64,

@@ -85,19 +85,18 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _generate_chunk(seed: int, chunk: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng([seed, 0x7E7, chunk])
-    n = CHUNK
+def _place_pieces(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Place 3 pieces in n images by vectorised rejection; returns (label, shapes, tops, lefts, failed)."""
     h, w = IMAGE_SIZE
     occupied = np.zeros((n, h, w), dtype=bool)
     label = np.zeros((n, h, w), dtype=np.uint8)
     shapes = np.zeros((n, NUM_PIECES), dtype=np.int64)
-    colors = np.zeros((n, NUM_PIECES), dtype=np.int64)
     tops = np.zeros((n, NUM_PIECES), dtype=np.int64)
     lefts = np.zeros((n, NUM_PIECES), dtype=np.int64)
+    failed = np.zeros(n, dtype=bool)
     for j in range(NUM_PIECES):
-        todo = np.arange(n)
-        for _ in range(200):  # rejection rounds (vectorised over the images still to place)
+        todo = np.flatnonzero(~failed)
+        for _ in range(50):  # rejection rounds, vectorised over the images still to place
             s = rng.integers(0, NUM_SHAPES, size=todo.size)
             top = (rng.random(todo.size) * (h - PIECE_SIZE[s, 0] + 1)).astype(np.int64)
             left = (rng.random(todo.size) * (w - PIECE_SIZE[s, 1] + 1)).astype(np.int64)
@@ -110,9 +109,20 @@ def _generate_chunk(seed: int, chunk: int) -> dict[str, np.ndarray]:
             todo = todo[~ok]
             if todo.size == 0:
                 break
-        if todo.size:  # practically impossible with 3 pieces on 35x35; fail loudly rather than silently
-            raise RuntimeError(f"could not place piece {j} in {todo.size} Tetrominoes images (seed {seed})")
-        colors[:, j] = rng.integers(0, len(COLORS), size=n)
+        failed[todo] = True  # the earlier pieces leave no room: the whole image is drawn again
+    return label, shapes, tops, lefts, failed
+
+
+def _generate_chunk(seed: int, chunk: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([seed, 0x7E7, chunk])
+    n = CHUNK
+    label, shapes, tops, lefts, failed = _place_pieces(rng, n)
+    while failed.any():
+        redo = np.flatnonzero(failed)
+        lb, sh, tp, lf, fl = _place_pieces(rng, redo.size)
+        label[redo], shapes[redo], tops[redo], lefts[redo] = lb, sh, tp, lf
+        failed[redo] = fl
+    colors = rng.integers(0, len(COLORS), size=(n, NUM_PIECES))
     color_rgb = COLORS[colors]  # [n, 3, 3]
     image = np.concatenate([np.zeros((n, 1, 3), np.float32), color_rgb], axis=1)[
         np.arange(n)[:, None, None], label

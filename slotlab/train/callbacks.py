@@ -75,3 +75,24 @@ class StepTimer(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self.train_seconds = state_dict.get("train_seconds", 0.0)
+
+
+class LastCheckpoint(L.Callback):
+    """Writes ``checkpoints/last.ckpt`` after every validation and when training ends (atomically, through
+    the trainer's checkpoint I/O). Lightning's own ``save_last`` only writes when a top-k checkpoint is saved."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.global_step == self._saved_step:
+            return
+        trainer.save_checkpoint(str(self.path))
+        self._saved_step = trainer.global_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from slotlab.config import ConfigError, dump_config
 from slotlab.data.datamodule import ObjectDiscoveryData
-from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, StepTimer
+from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, LastCheckpoint, StepTimer
 from slotlab.train.object_discovery import ObjectDiscoveryTask, evaluate_fg_ari, summarize
 from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
 
@@ -70,8 +70,9 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[s
             monitor="val/fg_ari",
             mode="max",
             save_top_k=1,
-            save_last=True,
+            save_last=False,
         ),
+        LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
         LearningRateMonitor(logging_interval="step"),
         StepTimer(),
     ]

@@ -119,14 +119,13 @@ class ObjectDiscoveryTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The slot-init noise comes from torch's global RNG: save it so a resumed run continues the stream.
-        checkpoint["slotlab_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+        checkpoint["slotlab_rng"] = {"torch": torch.get_rng_state()}
         checkpoint["slotlab_task"] = "object_discovery"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("slotlab_rng")
         if rng is not None:
             torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
 
 
 @torch.no_grad()

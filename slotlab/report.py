@@ -1,0 +1,362 @@
+"""A self-contained HTML report of one training run (object discovery, paper Section 4.1 / Table 1, Figure 3).
+
+:func:`write_report` turns a run folder made by ``slotlab train`` into ``<run_dir>/report.html``: run summary,
+metrics table (``results.json``, ``eval.json``, ``eval_sweep.csv``), learning curves drawn from every
+``logs/version_*/metrics.csv`` (versions concatenated, so resumed runs give one curve), the latest figures
+(``figures/latest.png``, the latest attention figure, the paper-Figure-3 PNGs of :mod:`slotlab.figures`, the
+test-time sweep plot) and the full config. Images are embedded as base64 PNGs and the styling is inline, so
+the page opens offline and can be mailed as one file. Missing pieces are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+
+from slotlab.figures import FIGURE_NAMES  # noqa: E402
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
+       color: #222; line-height: 1.4; padding: 0 16px; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 8px 0 16px 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; } th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f7f7f7; border: 1px solid #ddd; padding: 10px; overflow-x: auto; font-size: 0.85em; }
+.note { color: #8a6d3b; background: #fcf8e3; border: 1px solid #faebcc; padding: 6px 10px; margin: 6px 0; }
+.sub { color: #666; font-size: 0.9em; } figure { margin: 12px 0 20px 0; }
+figcaption { color: #555; font-size: 0.9em; margin-top: 4px; } img { max-width: 100%; image-rendering: pixelated; }
+"""
+
+# Curves of the learning-curve figure: (title, candidate columns of metrics.csv, y label).
+_CURVES = (
+    ("training loss (MSE)", ("train/loss",), "loss"),
+    ("held-out FG-ARI", ("val/fg_ari",), "FG-ARI"),
+    ("learning rate", ("train/lr", "lr-Adam"), "lr"),
+)
+
+
+def is_run_dir(path: Path) -> bool:
+    """A slotlab run folder has a config.yaml, a results.json, checkpoints/ or logs/."""
+    return path.is_dir() and any((path / n).exists() for n in ("config.yaml", "results.json", "checkpoints", "logs"))
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``<run_dir>/report.html`` and return its path. Raises ValueError if ``run_dir`` is not a run."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ValueError(f"{run_dir} does not exist; expected a run folder made by `slotlab train`")
+    if not is_run_dir(run_dir):
+        raise ValueError(f"{run_dir} is not a slotlab run folder (no config.yaml, results.json, checkpoints/ or logs/)")
+    cfg_text, cfg = _read_config(run_dir)
+    results = _read_json(run_dir / "results.json")
+    evaluation = _read_json(run_dir / "eval.json")
+    sweep = _read_csv(run_dir / "eval_sweep.csv")
+
+    parts = [f"<h1>slotlab run: {_e(run_dir.name)}</h1>"]
+    written = f"{datetime.now():%Y-%m-%d %H:%M}"
+    parts.append(f'<p class="sub">{_e(str(run_dir.resolve()))} &middot; report written {written}</p>')
+    parts.append("<h2>Summary</h2>")
+    parts.append(_summary(run_dir, cfg, results))
+    parts.append("<h2>Metrics</h2>")
+    parts.append(_metrics(results, evaluation, sweep))
+    parts.append("<h2>Learning curves</h2>")
+    parts.append(_curves(run_dir))
+    parts.append("<h2>Figures</h2>")
+    parts.append(_figures(run_dir))
+    parts.append("<h2>Config</h2>")
+    parts.append(f"<pre>{_e(cfg_text)}</pre>" if cfg_text else _note("no config.yaml in the run folder"))
+
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>slotlab report: {_e(run_dir.name)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+    out = run_dir / "report.html"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _read_config(run_dir: Path) -> tuple[str, dict[str, Any]]:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return "", {}
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    return text, data if isinstance(data, dict) else {}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"error": f"could not read {path.name}"}
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def _read_csv(path: Path) -> list[dict[str, str]] | None:
+    if not path.exists():
+        return None
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error):
+        return []
+
+
+def _version_number(path: Path) -> int:
+    m = re.search(r"version_(\d+)", str(path))
+    return int(m.group(1)) if m else -1
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    """All rows of every ``logs/version_*/metrics.csv``, in version order, as floats (empty cells dropped).
+
+    A resumed run starts a new version at the checkpoint's step; rows of earlier versions at or after that
+    step (logged after the checkpoint that was resumed from) are dropped, so the result is one history.
+    """
+    rows: list[dict[str, float]] = []
+    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=_version_number):
+        version_rows = []
+        for raw in _read_csv(path) or []:
+            row = {}
+            for k, v in raw.items():
+                if k is None or v in (None, ""):
+                    continue
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    continue
+            if "step" in row:
+                version_rows.append(row)
+        if version_rows:
+            first = min(r["step"] for r in version_rows)
+            rows = [r for r in rows if r["step"] < first] + version_rows
+    return rows
+
+
+def _resume_steps(run_dir: Path) -> list[float]:
+    starts = []
+    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=_version_number)[1:]:
+        steps = [float(r["step"]) for r in _read_csv(path) or [] if r.get("step") not in (None, "")]
+        if steps:
+            starts.append(min(steps))
+    return starts
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None) -> str:
+    model = cfg.get("model", {}) if cfg else {}
+    data = cfg.get("data", {}) if cfg else {}
+    trainer = cfg.get("trainer", {}) if cfg else {}
+    items: list[tuple[str, Any]] = [
+        ("run (config name)", run_dir.name),
+        ("task", cfg.get("task") if cfg else None),
+        ("dataset", (results or {}).get("dataset") or data.get("name")),
+        ("model", model.get("kind")),
+        ("slots K / iterations T", f"{model.get('num_slots')} / {model.get('iters')}" if model else None),
+        ("seed", cfg.get("seed") if cfg else None),
+    ]
+    if results:
+        steps = results.get("global_step")
+        max_steps = trainer.get("max_steps")
+        items.append(("steps", f"{steps} of {max_steps}" if max_steps else steps))
+        items.append(("wall time", _minutes(results.get("wall_seconds"))))
+        items.append(("training time", _minutes(results.get("train_seconds"))))
+        items.append(("accelerator / precision", f"{results.get('accelerator')} / {results.get('precision')}"))
+        if "fg_ari_mean" in results:
+            items.append(
+                (
+                    "held-out FG-ARI",
+                    f"{_fmt(results['fg_ari_mean'])} +- {_fmt(results.get('fg_ari_std'))} "
+                    f"({results.get('num_images')} images)",
+                )
+            )
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in items if v is not None)
+    out = f"<table>{rows}</table>"
+    if results is None:
+        out += _note("no results.json (the run has not finished, or crashed): steps and wall time are unknown")
+    if not cfg:
+        out += _note("no readable config.yaml")
+    return out
+
+
+def _metrics(
+    results: dict[str, Any] | None, evaluation: dict[str, Any] | None, sweep: list[dict[str, str]] | None
+) -> str:
+    parts = []
+    for title, data, name in (("Final evaluation", results, "results.json"), ("slotlab eval", evaluation, "eval.json")):
+        if data is None:
+            parts.append(_note(f"no {name}"))
+            continue
+        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in data.items())
+        parts.append(f"<h3>{_e(title)} <span class='sub'>({name})</span></h3><table>{rows}</table>")
+    if sweep is None:
+        parts.append(_note("no eval_sweep.csv (run `slotlab eval CKPT --iters 1,3,5 --num-slots 4,6` for one)"))
+    elif not sweep:
+        parts.append(_note("eval_sweep.csv is empty or unreadable"))
+    else:
+        cols = list(sweep[0])
+        head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(_cell(r.get(c, "")) for c in cols) + "</tr>" for r in sweep)
+        parts.append(
+            f"<h3>Test-time sweep <span class='sub'>(eval_sweep.csv)</span></h3><table><tr>{head}</tr>{body}</table>"
+        )
+    return "\n".join(parts)
+
+
+def _curves(run_dir: Path) -> str:
+    rows = read_metrics(run_dir)
+    if not rows:
+        return _note("no logs/version_*/metrics.csv with data: no learning curves")
+    resumes = _resume_steps(run_dir)
+    fig, axes = plt.subplots(1, len(_CURVES), figsize=(4.2 * len(_CURVES), 3.2), dpi=110)
+    missing = []
+    for ax, (title, columns, ylabel) in zip(axes, _CURVES, strict=True):
+        col = next((c for c in columns if any(c in r for r in rows)), None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if col is None:
+            missing.append(title)
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="#999")
+            continue
+        pts = sorted((r["step"], r[col]) for r in rows if col in r and math.isfinite(r[col]))
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, lw=1.2)
+        if col == "val/fg_ari":
+            std = {r["step"]: r["val/fg_ari_std"] for r in rows if "val/fg_ari_std" in r and col in r}
+            if std:
+                lo = [y - std.get(x, 0.0) for x, y in pts]
+                hi = [y + std.get(x, 0.0) for x, y in pts]
+                ax.fill_between(xs, lo, hi, alpha=0.2, label="+- std over images")
+                ax.legend(fontsize=7, loc="lower right")
+        if col == "train/loss" and ys and min(ys) > 0:
+            ax.set_yscale("log")
+        for s in resumes:
+            ax.axvline(s, color="#999", ls="--", lw=0.8)
+    fig.tight_layout()
+    out = _img_tag(_fig_png(fig), "learning curves")
+    plt.close(fig)
+    note = f" Dashed lines: resumed at steps {', '.join(str(int(s)) for s in resumes)}." if resumes else ""
+    out += f"<p class='sub'>From {len(rows)} logged rows of logs/version_*/metrics.csv.{note}</p>"
+    if missing:
+        out += _note(f"not logged yet: {', '.join(missing)}")
+    return out
+
+
+def _figures(run_dir: Path) -> str:
+    fig_dir = run_dir / "figures"
+    wanted: list[tuple[Path, str]] = []
+    latest = fig_dir / "latest.png"
+    if latest.exists():
+        wanted.append((latest, "latest validation figure: image | reconstruction | combined mask | slots"))
+    attention = sorted(fig_dir.glob("attention_step_*.png"))
+    if attention:
+        wanted.append((attention[-1], f"attention per iteration ({attention[-1].name})"))
+    captions = {
+        FIGURE_NAMES[0]: "Figure 3a: image | reconstruction | combined mask | per-slot reconstruction x alpha",
+        FIGURE_NAMES[1]: "Figure 3b: attention masks per iteration (rows) and slot (columns)",
+        FIGURE_NAMES[2]: "Figure 3c: reconstructions and masks after each iteration, same initial slots",
+    }
+    for name in FIGURE_NAMES:
+        if (fig_dir / name).exists():
+            wanted.append((fig_dir / name, captions[name]))
+    named = {p for p, _ in wanted}
+    for p in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
+        if p not in named and not re.match(r"(attention_)?step_\d+\.png$", p.name):
+            wanted.append((p, p.name))
+    sweep_png = run_dir / "eval_sweep.png"
+    if sweep_png.exists():
+        wanted.append((sweep_png, "test-time sweep (eval_sweep.png)"))
+    parts = []
+    if not latest.exists():
+        parts.append(_note("no figures/latest.png (no validation has run yet, or trainer.figure_every_val is off)"))
+    if not any((fig_dir / n).exists() for n in FIGURE_NAMES):
+        parts.append(_note("no Figure 3 PNGs: make them with slotlab.figures.make_figures(checkpoint)"))
+    for path, caption in wanted:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            parts.append(_note(f"could not read {path.name}"))
+            continue
+        parts.append(f"<figure>{_img_tag(data, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _fig_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+    return str(v)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return f"<td>{_e(v)}</td>"
+        v = int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f'<td class="num">{_e(_fmt(v))}</td>'
+    if isinstance(v, (dict, list)):
+        return f"<td>{_e(json.dumps(v))}</td>"
+    return f"<td>{_e(str(v))}</td>"
+
+
+def _minutes(seconds: Any) -> str | None:
+    if not isinstance(seconds, (int, float)):
+        return None
+    return f"{seconds / 60:.1f} min ({seconds / 3600:.2f} h)"

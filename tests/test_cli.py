@@ -1,0 +1,69 @@
+"""End to end through the CLI: a tiny `slotlab train`, then `slotlab eval` on its checkpoint (also K and T
+changed at test time), then resume; and the CLI's clear errors."""
+
+import json
+
+import pytest
+
+from slotlab.cli import main
+
+TINY = ["trainer.max_steps=4", "trainer.val_every=2", "data.train_size=64", "data.eval_size=16",
+        "data.batch_size=8", "data.eval_batch_size=8", "trainer.progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["train", *TINY, f"run.root={root}", "run.name=tiny"]) == 0
+    return root / "tiny"
+
+
+def test_train_writes_run_folder(run_dir, capsys):
+    assert (run_dir / "config.yaml").exists()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert (run_dir / "figures" / "latest.png").exists()
+    assert list((run_dir / "logs").glob("version_0/metrics.csv"))
+    assert list((run_dir / "tb").glob("version_0/events.*"))
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["global_step"] == 4 and res["num_images"] == 16
+    assert 0.0 <= res["fg_ari_mean"] <= 1.0 or -1.0 <= res["fg_ari_mean"] <= 1.0
+
+
+def test_eval_prints_and_writes_json(run_dir, capsys):
+    assert main(["eval", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
+    out = capsys.readouterr().out
+    assert "FG-ARI K=4 T=3 on 16 eval images of tetrominoes" in out and "+-" in out
+    res = json.loads((run_dir / "eval.json").read_text())
+    assert res["num_images"] == 16 and res["num_slots"] == 4 and res["iters"] == 3 and res["step"] == 4
+
+
+def test_eval_with_test_time_k_and_t(run_dir, capsys, tmp_path):
+    out_json = tmp_path / "e.json"
+    assert main(["eval", str(run_dir), "--num-slots", "6", "--iters", "5", "--out", str(out_json)]) == 0
+    res = json.loads(out_json.read_text())
+    assert res["num_slots"] == 6 and res["iters"] == 5
+
+
+def test_resume_continues_to_more_steps(run_dir):
+    assert main(["train", "--resume", str(run_dir), "trainer.max_steps=6"]) == 0
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["global_step"] == 6
+    assert (run_dir / "logs" / "version_1" / "metrics.csv").exists()  # old logs kept
+    assert (run_dir / "logs" / "version_0" / "metrics.csv").exists()
+
+
+def test_existing_run_folder_is_not_overwritten(run_dir, capsys):
+    assert main(["train", *TINY, f"run.root={run_dir.parent}", "run.name=tiny"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_errors_are_clear(capsys, tmp_path):
+    assert main(["train", "optim.lrr=1"]) == 2
+    assert "Did you mean optim.lr" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nope.ckpt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["eval", str(bad)]) == 2
+    assert "cannot read checkpoint" in capsys.readouterr().err

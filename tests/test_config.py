@@ -1,0 +1,49 @@
+"""Config loading: defaults = paper, inheritance, overrides, and clear errors for bad keys and values."""
+
+import pytest
+
+from slotlab.config import ConfigError, load_config
+from slotlab.train.schedule import lr_factor
+
+
+def test_paper_defaults():
+    cfg = load_config("tetrominoes")
+    assert cfg["optim"] == {"lr": 4e-4, "warmup_steps": 10000, "decay_rate": 0.5, "decay_steps": 100000,
+                            "grad_clip": None}
+    assert cfg["data"]["batch_size"] == 64 and cfg["model"]["num_slots"] == 4 and cfg["model"]["iters"] == 3
+    assert cfg["trainer"]["max_steps"] == 500000
+    assert cfg["model"]["slot_attention"]["softmax_axis"] == "slots"
+
+
+def test_inheritance_and_overrides():
+    cfg = load_config("tetrominoes_quick", ["optim.lr=2e-4", "model.num_slots=5", "trainer.max_minutes=3"])
+    assert cfg["optim"]["lr"] == 2e-4 and cfg["model"]["num_slots"] == 5
+    assert cfg["optim"]["decay_rate"] == 0.5  # inherited from the defaults
+    assert cfg["trainer"]["max_minutes"] == 3
+
+
+def test_unknown_key_suggests_nearest():
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.lrr'.*Did you mean optim.lr\?"):
+        load_config("tetrominoes", ["optim.lrr=1"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match="model.num_slots.*must be int"):
+        load_config("tetrominoes", ["model.num_slots=four"])
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        load_config("tetrominoes", ["model.iters=0"])
+    with pytest.raises(ConfigError, match="larger than the dataset"):
+        load_config("tetrominoes", ["data.batch_size=128", "data.train_size=100"])
+
+
+def test_missing_config_suggests_name():
+    with pytest.raises(ConfigError, match="tetrominoes_quick"):
+        load_config("tetrominoes_quik")
+
+
+def test_schedule_matches_reference_formula():
+    assert lr_factor(0, 10000, 0.5, 100000) == 0.0
+    assert lr_factor(5000, 10000, 0.5, 100000) == pytest.approx(0.5 * 0.5**0.05)
+    assert lr_factor(100000, 10000, 0.5, 100000) == pytest.approx(0.5)
+    assert lr_factor(0, 0, 0.5, 100000) == 1.0  # no warmup
+    assert lr_factor(50000, 10000, 1.0, 100000) == 1.0  # no decay
