@@ -87,8 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from slotlab.data.datamodule import to_tensors
-    from slotlab.data.splits import generate_split
+    from slotlab.data.datamodule import data_from_config, to_tensors
     from slotlab.train.checkpoints import load_object_discovery
     from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
     from slotlab.train.runtime import tune_malloc
@@ -97,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, cfg, ckpt = load_object_discovery(args.checkpoint)
     d = cfg["data"]
     n = args.num_images or d["eval_size"]
-    data = to_tensors(generate_split(d["name"], args.split, n, d["seed"]))
+    data = to_tensors(data_from_config(d).load_split(args.split, n))
     ks = args.num_slots or [cfg["model"]["num_slots"]]
     ts = args.iters or [cfg["model"]["iters"]]
     seed = EVAL_SEED if args.seed is None else args.seed

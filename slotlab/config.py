@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 64,
         "eval_batch_size": 64,
         "seed": 0,
+        "path": None,
+        "cache_dir": None,
+        "workers": 0,
     },
     "model": {
         "kind": "slot_attention",
@@ -95,6 +98,8 @@ _FLEXIBLE = {
     "trainer.devices": (int, str, list),
     "trainer.threads": (int, type(None)),
     "run.name": (str, type(None)),
+    "data.path": (str, type(None)),
+    "data.cache_dir": (str, type(None)),
 }
 
 

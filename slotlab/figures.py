@@ -26,6 +26,7 @@ import torch
 from slotlab.data.datamodule import to_tensors
 from slotlab.data.splits import generate_split
 from slotlab.models.object_discovery import ObjectDiscoveryModel
+from slotlab.modules.slot_attention import SlotAttention
 from slotlab.train.checkpoints import load_object_discovery
 from slotlab.train.object_discovery import image_to_model
 from slotlab.viz import attention_rows, discovery_rows, grid_image, save_png
@@ -94,7 +95,8 @@ def make_figures(
         seed: seed of the initial-slot noise.
         scale: integer upscaling of the tiles (default: at least ~128 pixels per image).
 
-    Returns the paths of the three PNGs, in the order (a), (b), (c).
+    Returns the paths of the three PNGs, in the order (a), (b), (c); for a model without Slot Attention (the
+    Slot MLP baseline) only (a) is written.
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
@@ -108,6 +110,13 @@ def make_figures(
     data = to_tensors(generate_split(d["name"], split, num_images, d["seed"]))
     image = image_to_model(data["image"], channels_last=False)  # [B, 3, H, W] in [-1, 1]
     s = default_scale(model.resolution) if scale is None else int(scale)
+
+    if not isinstance(getattr(model, "slot_attention", None), SlotAttention):
+        # A model without Slot Attention (e.g. the Slot MLP baseline): no attention, no iterations; (a) only.
+        with torch.no_grad():
+            out_a = model(image, num_slots=num_slots)
+        fig_a = grid_image(discovery_rows(image, out_a.recon, out_a.masks, out_a.recons, s))
+        return [save_png(np.ascontiguousarray(fig_a), out / FIGURE_NAMES[0])]
 
     res = per_iteration_outputs(model, image, num_slots, t_iters, seed)
     recon, recons, masks = res["recon"][-1], res["recons"][-1], res["masks"][-1]  # after T iterations

@@ -42,7 +42,7 @@ VARIANTS: dict[str, dict] = {
 }
 DEFAULT_VARIANT = "clevr6"
 MAX_OBJECTS = {name: v["max_objects"] for name, v in VARIANTS.items()}
-BATCH = 32  # scenes rendered together
+BATCH = 16  # scenes rendered together (larger batches fall out of the CPU caches)
 MAX_VISIBILITY_ROUNDS = 100
 BLOCK = 8  # pixel tile size (culling granularity)
 LANES = BLOCK * BLOCK
@@ -105,7 +105,11 @@ class _Grid:
         ys = (torch.arange(hp, dtype=torch.float64) + 0.5 - h / 2) / f
         xs = (torch.arange(wp, dtype=torch.float64) + 0.5 - w / 2) / f
         cam = torch.stack(
-            [xs[None, :].expand(hp, wp), -ys[:, None].expand(hp, wp), -torch.ones(hp, wp, dtype=torch.float64)],
+            [
+                xs[None, :].expand(hp, wp),
+                -ys[:, None].expand(hp, wp),
+                torch.full((hp, wp), -1.0, dtype=xs.dtype),
+            ],
             -1,
         )  # [Hp, Wp, 3] camera coordinates
         d = cam @ torch.from_numpy(cs.CAMERA_ROTATION)  # camera -> world (rotation rows are camera axes)
@@ -278,7 +282,7 @@ def _pairs(rect: torch.Tensor, valid: torch.Tensor, wb: int) -> tuple[torch.Tens
 
 
 def _primary(batch: _Batch, grid: _Grid) -> tuple[torch.Tensor, torch.Tensor]:
-    """Primary rays: depth along the ray [B, P] (ground or object; inf = sky) and labels [B, P] (0 = ground)."""
+    """Primary rays: depth along the ray [B, P] (ground or object; inf = sky), labels [B, P] (0 = ground)."""
     b, m, p = batch.b, batch.m, grid.p
     dz = grid.dirs[None, :, 2]  # [1, P]
     oz = batch.camera[:, 2:3]  # [B, 1]
@@ -311,9 +315,12 @@ def _normals(batch: _Batch, obj: torch.Tensor, points: torch.Tensor) -> torch.Te
     use_y = ~use_x & (ay >= az)
     nlx = torch.where(use_x, torch.sign(lx), 0.0)
     nly = torch.where(use_y, torch.sign(ly), 0.0)
-    cube = torch.stack([cos * nlx - sin * nly, sin * nlx + cos * nly, torch.where(use_x | use_y, 0.0, torch.sign(qz))], -1)
-    cap = az >= r * (1 - 1e-3)
-    cyl = torch.stack([torch.where(cap, 0.0, qx), torch.where(cap, 0.0, qy), torch.where(cap, torch.sign(qz), 0.0)], -1)
+    nlz = torch.where(use_x | use_y, 0.0, torch.sign(qz))
+    cube = torch.stack([cos * nlx - sin * nly, sin * nlx + cos * nly, nlz], -1)
+    cap = az >= r * (1 - 1e-3)  # cylinder: cap or side
+    cyl = torch.stack(
+        [torch.where(cap, 0.0, qx), torch.where(cap, 0.0, qy), torch.where(cap, torch.sign(qz), 0.0)], -1
+    )
     sphere = torch.stack([qx, qy, qz], -1)
     n = torch.where((shape == 1)[:, None], cube, torch.where((shape == 2)[:, None], sphere, cyl))
     return F.normalize(n, dim=-1)
@@ -350,8 +357,9 @@ def _shadows(batch: _Batch, grid: _Grid, label: torch.Tensor, origin: torch.Tens
     rad_r = (batch.r * _BOUND[batch.shape])[:, None].expand(b * m, nl).reshape(-1)
     # Tile bounding spheres.
     org = origin.reshape(b * grid.nblk, LANES, 3)
-    tc = org.mean(1)  # [B * nblk, 3]
-    trad = (org - tc[:, None]).norm(dim=-1).amax(-1)  # [B * nblk]
+    hi, lo = org.amax(1), org.amin(1)  # [B * nblk, 3] tile bounding boxes
+    tc = 0.5 * (hi + lo)  # tile bounding sphere: box centre and half-diagonal
+    trad = 0.5 * (hi - lo).norm(dim=-1)  # [B * nblk]
     gt = torch.div(rid, m * nl, rounding_mode="floor") * grid.nblk + tile  # global tile index
     sel = torch.nonzero(_seg_near(tc[gt], l_r[rid], c_r[rid], rad_r[rid] + trad[gt])).squeeze(1)
     rid, gt = rid[sel], gt[sel]
@@ -374,7 +382,7 @@ def _shadows(batch: _Batch, grid: _Grid, label: torch.Tensor, origin: torch.Tens
 
 
 def _shade(batch: _Batch, grid: _Grid, depth: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], [B, P, 3] (tile-major) from the primary hits (depth, label [B, P])."""
+    """RGB [B, P, 3] (tile-major; not yet clamped to [0, 1]) from the primary hits (depth, label [B, P])."""
     b, p = label.shape
     nl = batch.lights.shape[1]
     light_rgb = torch.from_numpy(LIGHT_RGB)  # [L, 3]
@@ -422,7 +430,7 @@ def _shade(batch: _Batch, grid: _Grid, depth: torch.Tensor, label: torch.Tensor)
     metal_rgb = albedo * (METAL_DIFFUSE * diffuse + METAL_REFLECT * env) + 1.2 * spec
     rgb[flat_obj] = torch.where(batch.metal[obj][:, None], metal_rgb, albedo * diffuse)
     rgb[sky.reshape(-1)] = SKY
-    return rgb.reshape(b, p, 3).clamp(0, 1)
+    return rgb.reshape(b, p, 3)  # not clamped yet
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -474,7 +482,7 @@ def _render_batch(
     if pending:
         raise RuntimeError(f"CLEVR scenes {[indices[j] for j in pending]} failed the visibility rule")
     rgb = _shade(_Batch(scenes, m), grid, depth, label)
-    return scenes, grid.to_image(rgb), grid.to_image(label[..., None])[..., 0]
+    return scenes, grid.to_image(rgb.clamp_(0, 1)), grid.to_image(label[..., None])[..., 0]
 
 
 def generate(
@@ -528,8 +536,8 @@ def generate(
         scenes, img, label = _render_batch(idx, seed, variant, grid)  # [b, h, w, 3], [b, h, w]
         sl = slice(lo, lo + len(idx))
         if greyscale:
-            img = (img @ torch.tensor([0.299, 0.587, 0.114]))[..., None].expand(-1, -1, -1, 3)
-        out["image"][sl] = (img * 255.0).round().to(torch.uint8).numpy()
+            img = (img @ torch.tensor([0.299, 0.587, 0.114]))[..., None].expand(-1, -1, -1, 3).clamp(0, 1)
+        out["image"][sl] = (img * 255.0 + 0.5).to(torch.uint8).numpy()  # img in [0, 1]: round half up
         out["mask"][sl] = label.to(torch.uint8).numpy()
         out["pixel_count"][sl] = _pixel_counts(label, m).numpy()
         for j, s in enumerate(scenes):
@@ -545,7 +553,9 @@ def generate(
     return out
 
 
-def scene_json(out: dict[str, np.ndarray], i: int, split: str = "train", image_index: int | None = None) -> dict:
+def scene_json(
+    out: dict[str, np.ndarray], i: int, split: str = "train", image_index: int | None = None
+) -> dict:
     """Scene ``i`` of a ``generate`` output in CLEVR's scene-JSON schema (JSON-serialisable)."""
     k = int(out["num_objects"][i])
     objects = []
@@ -558,8 +568,11 @@ def scene_json(out: dict[str, np.ndarray], i: int, split: str = "train", image_i
                 "color": cs.COLOR_NAMES[out["color"][i, j] - 1],
                 "3d_coords": [float(out[a][i, j]) for a in ("x", "y", "z")],
                 "rotation": float(out["rotation"][i, j]),
-                "pixel_coords": [int(out["pixel_coords"][i, j, 0]), int(out["pixel_coords"][i, j, 1]),
-                                 float(out["pixel_coords"][i, j, 2])],
+                "pixel_coords": [
+                    int(out["pixel_coords"][i, j, 0]),
+                    int(out["pixel_coords"][i, j, 1]),
+                    float(out["pixel_coords"][i, j, 2]),
+                ],
             }
         )
     index = i if image_index is None else image_index
@@ -570,6 +583,11 @@ def scene_json(out: dict[str, np.ndarray], i: int, split: str = "train", image_i
         "objects": objects,
         "directions": {name: [float(v) for v in vec] for name, vec in cs.DIRECTIONS.items()},
     }
+
+
+def scenes_json(out: dict[str, np.ndarray], split: str = "train", start: int = 0) -> list[dict]:
+    """All scenes of a ``generate`` output in CLEVR's scene-JSON schema (image_index = start + i)."""
+    return [scene_json(out, i, split, start + i) for i in range(len(out["num_objects"]))]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -586,7 +604,9 @@ def preprocess_clevr(image: np.ndarray | torch.Tensor, crop: bool = True, size: 
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
 
 
-def preprocess_clevr_mask(mask: np.ndarray | torch.Tensor, crop: bool = True, size: int = 128) -> torch.Tensor:
+def preprocess_clevr_mask(
+    mask: np.ndarray | torch.Tensor, crop: bool = True, size: int = 128
+) -> torch.Tensor:
     """Instance label maps [N, 240, 320] -> [N, size, size] (same crop, nearest resize; dtype kept)."""
     x = torch.as_tensor(mask)
     if crop:

@@ -83,7 +83,8 @@ def ground_directions() -> dict[str, np.ndarray]:
     left = -right * np.array([1.0, 1.0, 0.0])
     left /= np.linalg.norm(left)
     z = np.array([0.0, 0.0, 1.0])
-    return {"behind": behind, "front": -behind, "left": left, "right": -left, "above": z, "below": -z}
+    dirs = {"behind": behind, "front": -behind, "left": left, "right": -left, "above": z, "below": -z}
+    return {k: v + 0.0 for k, v in dirs.items()}  # + 0.0 turns -0.0 into 0.0
 
 
 DIRECTIONS = ground_directions()

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from slotlab.data.cache import cached_split
+from slotlab.data.files import load_tfrecord_split
 from slotlab.data.registry import get_dataset
 from slotlab.data.splits import generate_split
 
@@ -71,7 +73,9 @@ class StepBatches(IterableDataset):
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.indices(step)
-        return {k: v[idx] for k, v in self.tensors.items()}
+        out = {k: v[idx] for k, v in self.tensors.items()}
+        out["index"] = idx
+        return out
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         step = self.start_step
@@ -89,7 +93,9 @@ class TensorDictDataset(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[i] for k, v in self.tensors.items()}
+        out = {k: v[i] for k, v in self.tensors.items()}
+        out["index"] = torch.tensor(i)
+        return out
 
 
 class ObjectDiscoveryData(L.LightningDataModule):
@@ -103,6 +109,9 @@ class ObjectDiscoveryData(L.LightningDataModule):
         eval_size: int = 320,
         eval_batch_size: int = 64,
         seed: int = 0,
+        path: str | None = None,
+        cache_dir: str | None = None,
+        workers: int = 0,
     ) -> None:
         super().__init__()
         self.info = get_dataset(name)
@@ -120,14 +129,26 @@ class ObjectDiscoveryData(L.LightningDataModule):
         self.eval_size = eval_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
+        self.path = path
+        self.cache_dir = cache_dir
+        self.workers = workers
         self.train: dict[str, torch.Tensor] | None = None
         self.eval: dict[str, torch.Tensor] | None = None
 
+    def load_split(self, split: str, count: int) -> dict[str, np.ndarray]:
+        """Real files (``path``), the disk cache (expensive generators) or in-memory generation."""
+        if self.path:
+            start = {"train": 0, "eval": self.train_size, "test": self.train_size + self.eval_size}[split]
+            return load_tfrecord_split(self.path, self.name, start, count)
+        if self.info.expensive:
+            return cached_split(self.name, split, count, self.seed, self.cache_dir, self.workers)
+        return generate_split(self.name, split, count, self.seed)
+
     def setup(self, stage: str | None = None) -> None:
         if self.eval is None:
-            self.eval = to_tensors(generate_split(self.name, "eval", self.eval_size, self.seed))
+            self.eval = to_tensors(self.load_split("eval", self.eval_size))
         if stage in (None, "fit") and self.train is None:
-            self.train = to_tensors(generate_split(self.name, "train", self.train_size, self.seed))
+            self.train = to_tensors(self.load_split("train", self.train_size))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -139,3 +160,11 @@ class ObjectDiscoveryData(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(TensorDictDataset(self.eval), batch_size=self.eval_batch_size, shuffle=False)
+
+
+def data_from_config(d: dict) -> ObjectDiscoveryData:
+    """The DataModule described by a config's ``data`` section."""
+    return ObjectDiscoveryData(
+        d["name"], d["batch_size"], d["train_size"], d["eval_size"], d["eval_batch_size"], d["seed"],
+        d["path"], d["cache_dir"], d["workers"],
+    )

@@ -132,7 +132,7 @@ def _sample_chunk(seed: int, variant: str, chunk: int) -> dict[str, np.ndarray]:
 
 
 def _inside(lat: dict[str, np.ndarray], k: int, size: tuple[int, int]) -> np.ndarray:
-    """Pixel coverage [n, H, W] (bool) of sprite k of every scene, by point-in-shape tests at pixel centres."""
+    """Pixel coverage [n, H, W] (bool) of sprite k of every scene (point-in-shape tests at pixel centres)."""
     h, w = size
     f32 = np.float32
     v = ((np.arange(h, dtype=f32) + 0.5) / h)[None, :, None]  # [1, H, 1] row coordinate in [0, 1] (down)

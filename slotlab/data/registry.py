@@ -7,12 +7,14 @@ the generator contract (``image`` uint8 [n, H, W, 3], ``mask`` uint8 [n, H, W] w
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from slotlab.data import tetrominoes
+from slotlab.data import clevr_render, multi_dsprites, tetrominoes
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class DatasetInfo:
     max_objects: int
     generate: Callable[[int, int, int], dict[str, np.ndarray]]
     description: str
+    expensive: bool = False  # generated once into the on-disk cache (slotlab/data/cache.py), not in memory
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -53,3 +56,54 @@ register(
         "35x35, 3 tetromino pieces, 6 colours, black background (DeepMind multi-object datasets form)",
     )
 )
+
+
+def _multi_dsprites(variant: str, seed: int, start: int, count: int) -> dict[str, np.ndarray]:
+    return multi_dsprites.generate(seed, start, count, variant=variant)
+
+
+for _variant, _name in (
+    ("colored_on_grayscale", "multi_dsprites"),
+    ("colored_on_colored", "multi_dsprites_colored_on_colored"),
+    ("binarized", "multi_dsprites_binarized"),
+):
+    register(
+        DatasetInfo(
+            _name,
+            multi_dsprites.IMAGE_SIZE,
+            multi_dsprites.MAX_OBJECTS[_variant],
+            functools.partial(_multi_dsprites, _variant),
+            f"64x64 Multi-dSprites, {_variant.replace('_', ' ')} (DeepMind multi-object datasets form)",
+        )
+    )
+
+
+def _clevr_object_discovery(variant: str, greyscale: bool, seed: int, start: int, count: int) -> dict:
+    """CLEVR-like scenes at 320x240, preprocessed as the reference code: crop rows 29:221 and columns
+    64:256, bilinear resize to 128x128 (masks: nearest)."""
+    out = clevr_render.generate(seed, start, count, variant=variant, greyscale=greyscale)
+    image = clevr_render.preprocess_clevr(out["image"])  # [n, 3, 128, 128] in [-1, 1]
+    image = ((image + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    mask = clevr_render.preprocess_clevr_mask(out["mask"])  # [n, 128, 128]
+    return {
+        "image": image.permute(0, 2, 3, 1).numpy(),
+        "mask": np.asarray(mask, dtype=np.uint8),
+        "num_objects": out["num_objects"],
+    }
+
+
+for _variant, _grey, _name in (
+    ("clevr6", False, "clevr6"),
+    ("clevr10", False, "clevr10"),
+    ("clevr6", True, "clevr6_greyscale"),
+):
+    register(
+        DatasetInfo(
+            _name,
+            (128, 128),
+            clevr_render.MAX_OBJECTS[_variant],
+            functools.partial(_clevr_object_discovery, _variant, _grey),
+            f"CLEVR-like {_variant}{' greyscale' if _grey else ''}: rendered 320x240, cropped, resized to 128x128",
+            expensive=True,
+        )
+    )

@@ -28,6 +28,7 @@ so resumed runs see the same batches); the whole split is held in memory as uint
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -53,8 +54,10 @@ MANIFEST = "manifest.json"
 SOURCES = ("procedural", "clevr_folder")
 
 
+@functools.cache
 def renderer_version() -> str:
-    """Short hash of the renderer's source code (part of the procedural cache key)."""
+    """Short hash of the renderer's source code (part of the procedural cache key); computed once per process,
+    so it describes the code this process runs even if the files change on disk meanwhile."""
     from slotlab.data import clevr_render, clevr_scene
 
     h = hashlib.sha1()
@@ -242,8 +245,10 @@ def build_cache(folder: Path, spec: dict[str, Any], count: int, shard_size: int 
         n = min(shard_size, count - start)
         path = folder / _shard_name(index)
         # A shard of the old manifest with exactly n images is trusted; any other existing shard is checked.
-        listed = old is not None and old.get("spec") == spec and any(
-            s["file"] == path.name and s["count"] == n for s in old.get("shards", [])
+        listed = (
+            old is not None
+            and old.get("spec") == spec
+            and any(s["file"] == path.name and s["count"] == n for s in old.get("shards", []))
         )
         if not (path.is_file() and (listed or _shard_ok(path, n, rows))):
             arrays = reader.read(start, n) if reader is not None else _render_shard(spec, start, n)

@@ -86,15 +86,20 @@ class ObjectDiscoveryModel(nn.Module):
             raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {decoder!r}")
 
     def forward(
-        self, image: Tensor, num_slots: int | None = None, iters: int | None = None
+        self,
+        image: Tensor,
+        num_slots: int | None = None,
+        iters: int | None = None,
+        slots: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> ObjectDiscoveryOutput:
-        """image: [B, 3, H, W] scaled to [-1, 1]."""
+        """image: [B, 3, H, W] scaled to [-1, 1]; optional initial ``slots`` or init ``noise`` [B, K, D]."""
         if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.resolution:
             raise ValueError(
                 f"image must be [B, 3, {self.resolution[0]}, {self.resolution[1]}], got {tuple(image.shape)}"
             )
         inputs = self.encoder(image)  # [B, N, D]
-        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters)
+        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise)
         dec = self.decoder(sa.slots)
         return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, sa.slots, sa.attn)
 

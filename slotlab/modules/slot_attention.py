@@ -135,8 +135,10 @@ class SlotAttention(nn.Module):
         )
         self.norm_updates = nn.LayerNorm(dim) if aggregation == "sum_layernorm" else None
 
-    def initial_slots(self, batch_size: int, num_slots: int | None = None, generator=None) -> Tensor:
-        """Sample initial slots ``mu + exp(log_sigma) * N(0, 1)``: [B, K, D]."""
+    def initial_slots(
+        self, batch_size: int, num_slots: int | None = None, generator=None, noise: Tensor | None = None
+    ) -> Tensor:
+        """Sample initial slots ``mu + exp(log_sigma) * noise``: [B, K, D], noise ~ N(0, 1) unless given."""
         k = self.num_slots if num_slots is None else num_slots
         _check_positive("num_slots", k)
         if self.slot_init == "per_slot" and k != self.num_slots:
@@ -145,8 +147,11 @@ class SlotAttention(nn.Module):
             )
         mu = self.slots_mu.expand(batch_size, k, -1)
         sigma = self.slots_log_sigma.exp().expand(batch_size, k, -1)
-        noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
-        return mu + sigma * noise  # [B, K, D]
+        if noise is None:
+            noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        elif noise.shape != mu.shape:
+            raise ValueError(f"noise must be [{batch_size}, {k}, {self.dim}], got {tuple(noise.shape)}")
+        return mu + sigma * noise.to(device=mu.device, dtype=mu.dtype)  # [B, K, D]
 
     def forward(
         self,
@@ -154,6 +159,7 @@ class SlotAttention(nn.Module):
         num_slots: int | None = None,
         iters: int | None = None,
         slots: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> SlotAttentionOutput:
         """Group ``inputs`` [B, N, D_inputs] into slots.
 
@@ -162,6 +168,7 @@ class SlotAttention(nn.Module):
             num_slots: K for this call (default: the constructor's); ignored when ``slots`` is given.
             iters: T for this call (default: the constructor's).
             slots: optional initial slots [B, K, D]; when given, no sampling happens.
+            noise: optional N(0, 1) noise [B, K, D] for the initial slots (instead of drawing it here).
         """
         if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
             raise ValueError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
@@ -169,7 +176,8 @@ class SlotAttention(nn.Module):
         _check_positive("iters", t_iters)
         b = inputs.shape[0]
         if slots is None:
-            slots = self.initial_slots(b, num_slots).to(inputs.dtype)
+            k_slots = num_slots if noise is None else noise.shape[1]
+            slots = self.initial_slots(b, k_slots, noise=noise).to(inputs.dtype)
         elif slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
             raise ValueError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
         init_slots = slots
@@ -194,7 +202,8 @@ class SlotAttention(nn.Module):
         q = self.project_q(self.norm_slots(slots))  # [B, K, D]
         logits = torch.bmm(q, k.transpose(1, 2))  # [B, K, N]
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
-        logits = logits.float()
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
         attn = logits.softmax(dim=1 if self.softmax_axis == "slots" else 2)  # [B, K, N]
 
         if self.eps_placement == "attn":

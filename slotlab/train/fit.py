@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from slotlab.config import ConfigError, dump_config
-from slotlab.data.datamodule import ObjectDiscoveryData
+from slotlab.data.datamodule import data_from_config
 from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, LastCheckpoint, StepTimer
 from slotlab.train.object_discovery import ObjectDiscoveryTask, evaluate_fg_ari, summarize
 from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
@@ -117,9 +117,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
         tune_malloc()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     d = cfg["data"]
-    data = ObjectDiscoveryData(
-        d["name"], d["batch_size"], d["train_size"], d["eval_size"], d["eval_batch_size"], d["seed"]
-    )
+    data = data_from_config(d)
     channels_last = resolve_channels_last(t["channels_last"])
     task = ObjectDiscoveryTask(cfg, data.info.image_size, channels_last)
     compile_seconds = None
@@ -141,6 +139,8 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
         "compile": t["compile"],
         "compile_seconds": compile_seconds,
         "threads": torch.get_num_threads(),
+        "world_size": trainer.world_size,
+        "replica_max_diff": getattr(task, "replica_max_diff", None),
     }
     if trainer.is_global_zero:
         data.setup("validate")

@@ -13,9 +13,10 @@ import torch
 
 from slotlab.metrics.ari import fg_ari
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
+from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.schedule import lr_factor
 
-EVAL_SEED = 1234  # slot-init noise at evaluation comes from this seed, not from the training RNG stream
+EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see train/noise.py
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,14 +59,24 @@ class ObjectDiscoveryTask(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         self._val_scores: list[torch.Tensor] = []
         self._val_mse: list[torch.Tensor] = []
+        self._val_index: list[torch.Tensor] = []
         self.last_val_batch: dict[str, torch.Tensor] | None = None
 
     def forward(self, image: torch.Tensor, num_slots: int | None = None, iters: int | None = None):
         return self.model(image, num_slots=num_slots, iters=iters)
 
+    def training_noise(self, batch_size: int) -> torch.Tensor:
+        """This process's rows of the global batch's slot-init noise at the current step: [B, K, D]."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        sa = self.model.slot_attention
+        rows = slice(rank * batch_size, (rank + 1) * batch_size)
+        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, sa.num_slots, sa.dim, rows)
+        return noise.to(self.device)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image = image_to_model(batch["image"], self.channels_last)
-        out = self.model(image)
+        out = self.model(image, noise=self.training_noise(image.shape[0]))
         loss = self.model.loss(out, image)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -79,11 +90,12 @@ class ObjectDiscoveryTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image = image_to_model(batch["image"], self.channels_last)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(EVAL_SEED + batch_idx)
-            out: ObjectDiscoveryOutput = self.model(image)
+        sa = self.model.slot_attention
+        noise = index_noise(EVAL_SEED, batch["index"], sa.num_slots, sa.dim).to(self.device)
+        out: ObjectDiscoveryOutput = self.model(image, noise=noise)
         self._val_scores.append(fg_ari(batch["mask"].long(), out.masks))
         self._val_mse.append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
+        self._val_index.append(batch["index"])
         if batch_idx == 0:
             n = self.config["trainer"]["num_figure_images"]
             self.last_val_batch = {
@@ -99,14 +111,31 @@ class ObjectDiscoveryTask(L.LightningModule):
             return
         scores = torch.cat(self._val_scores).float()
         mse = torch.cat(self._val_mse).float()
+        index = torch.cat(self._val_index).long()
         self._val_scores.clear()
         self._val_mse.clear()
-        # Means over this process's images, averaged over processes (equal shard sizes under DDP).
-        self.log("val/fg_ari", scores.mean(), prog_bar=True, sync_dist=True)
-        self.log(
-            "val/fg_ari_std", scores.std() if scores.numel() > 1 else scores.new_zeros(()), sync_dist=True
-        )
-        self.log("val/mse", mse.mean(), sync_dist=True)
+        self._val_index.clear()
+        if self.trainer.world_size > 1:
+            # Gather every process's per-image scores; the distributed sampler pads shards by repeating
+            # images, so keep each image once. Every process then logs the same full-set numbers.
+            scores, mse, index = (self.all_gather(t).flatten() for t in (scores, mse, index))
+            order = torch.argsort(index, stable=True)
+            index, scores, mse = index[order], scores[order], mse[order]
+            first = torch.ones_like(index, dtype=torch.bool)
+            first[1:] = index[1:] != index[:-1]
+            scores, mse = scores[first], mse[first]
+        self.log("val/fg_ari", scores.mean(), prog_bar=True)
+        self.log("val/fg_ari_std", scores.std(unbiased=False))
+        self.log("val/mse", mse.mean())
+
+    def on_train_end(self) -> None:
+        # Under DDP every process must hold the same weights; record the largest difference between replicas.
+        flat = torch.cat([p.detach().flatten().float() for p in self.model.parameters()])
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(flat)  # [world, P]
+            self.replica_max_diff = float((gathered - gathered[0]).abs().max())
+        else:
+            self.replica_max_diff = 0.0
 
     def configure_optimizers(self):
         o = self.config["optim"]
@@ -141,14 +170,16 @@ def evaluate_fg_ari(
 ) -> np.ndarray:
     """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W]."""
     model.eval()
+    k = num_slots or model.slot_attention.num_slots
+    d = model.slot_attention.dim
+    device = images.device
     scores = []
-    with torch.random.fork_rng(devices=[]):
-        for i, start in enumerate(range(0, len(images), batch_size)):
-            torch.manual_seed(seed + i)
-            image = image_to_model(images[start : start + batch_size], channels_last)
-            out = model(image, num_slots=num_slots, iters=iters)
-            scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks))
-    return torch.cat(scores).numpy()
+    for start in range(0, len(images), batch_size):
+        image = image_to_model(images[start : start + batch_size], channels_last)
+        noise = index_noise(seed, torch.arange(start, start + len(image)), k, d).to(device)
+        out = model(image, iters=iters, noise=noise)
+        scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks))
+    return torch.cat(scores).cpu().numpy()
 
 
 def summarize(scores: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,310 @@
+"""Training throughput of the object-discovery model: slotlab as ``slotlab train`` runs it vs a plain fp32 baseline.
+
+For each image size (35x35 Tetrominoes, 64x64 Multi-dSprites, 128x128 CLEVR6; model sizes as in
+``benchmarks/baseline.py``) one training step = uint8 batch -> float in [-1, 1] -> forward -> MSE -> backward ->
+Adam step. Variants:
+
+- ``slotlab``: the settings a user gets from ``slotlab train --config <dataset>``: precision and channels_last
+  resolved as ``slotlab/train/runtime.py`` does (bf16 autocast only where the CPU has AMX-bf16/AVX512-bf16;
+  channels_last on), glibc malloc tuned, factorised decoder. The Lightning loop itself is not included.
+- ``baseline``: ``benchmarks/baseline.py`` (fp32, NCHW, plain decoder, einsum Slot Attention).
+- optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``nocl`` (channels_last off),
+  ``compile`` (``model.compile()``; the first step's extra time is reported as compile time), ``fastsa``
+  (Slot Attention replaced by the re-associated prototype of ``slotlab/modules/slot_attention_fast.py``).
+
+All variants of one size run in one process, interleaved (A, B, A, B, ... with the order reversed every other
+round); the table gives medians and the speed-up over the baseline measured in that run. Because glibc malloc
+tuning is process-wide, the in-process baseline runs with the tuned allocator too (which flatters the baseline);
+``--malloc-off`` runs slotlab and baseline again in a child process without the tuning (rows marked "untuned",
+from a separate, later run: compare them with care).
+
+Achieved GFLOP/s = executed FLOPs of one step (``benchmarks/flops.py``) / median step time, shown as a fraction
+of this machine's fp32 and bf16 matmul peaks (2048^3 ``torch.mm``, best of 3, measured at start-up; or given
+with ``--peaks FP32,BF16`` in GFLOP/s).
+
+Peak memory: each variant runs 2 training steps in a fresh subprocess; reported is the growth of the process's
+peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) from just before the first step, i.e.
+activations, gradients, Adam state and allocator overhead, not the model build or the Python/torch import.
+
+Usage::
+
+    python benchmarks/throughput.py --quick                      # all sizes, small batches (~2-3 min)
+    python benchmarks/throughput.py --sizes 35 --batch 64 --rounds 5
+    python benchmarks/throughput.py --sizes 64 --batch 16 --extras bf16,nocl,fastsa --malloc-off
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline import SIZES, PlainObjectDiscovery  # noqa: E402
+from flops import train_flops  # noqa: E402
+from module import machine_line  # noqa: E402
+
+from slotlab.config import load_config  # noqa: E402
+from slotlab.train.object_discovery import build_model, image_to_model  # noqa: E402
+from slotlab.train.runtime import (  # noqa: E402
+    resolve_accelerator,
+    resolve_channels_last,
+    resolve_precision,
+    tune_malloc,
+)
+
+QUICK_BATCH = {"35": 16, "64": 8, "128": 2}
+EXTRAS = ("bf16", "nocl", "compile", "fastsa")
+
+
+class Variant:
+    """A model + Adam + one fixed uint8 batch; ``step()`` runs one training step."""
+
+    def __init__(self, name: str, size_key: str, batch: int, seed: int = 0) -> None:
+        self.name = name
+        size = SIZES[size_key]
+        torch.manual_seed(seed)
+        self.image = torch.randint(0, 256, (batch, 3, size.resolution, size.resolution), dtype=torch.uint8)
+        self.decoder = "plain" if name == "baseline" else "factorised"
+        self.slot_attention = "reassociated" if name == "slotlab+fastsa" else "standard"
+        self.flops = train_flops(size_key, batch, self.decoder, self.slot_attention)
+        self.compile_seconds: float | None = None
+        if name == "baseline":
+            self.precision, self.channels_last = "32-true", False
+            self.model: torch.nn.Module = PlainObjectDiscovery(size)
+        else:
+            cfg = load_config(size.config, [])
+            t = cfg["trainer"]
+            self.precision = resolve_precision(t["precision"], resolve_accelerator(t["accelerator"]))
+            self.channels_last = resolve_channels_last(t["channels_last"])
+            if name == "slotlab+bf16":
+                self.precision = "bf16-mixed"
+            if name == "slotlab-nocl":
+                self.channels_last = False
+            self.model = build_model(cfg["model"], (size.resolution, size.resolution))
+            if name == "slotlab+fastsa":
+                from slotlab.modules.slot_attention_fast import FastSlotAttention
+
+                self.model.slot_attention = FastSlotAttention.from_slot_attention(self.model.slot_attention, "kn")
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            if name == "slotlab+compile":
+                self.model.compile()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=4e-4)
+        self.bf16 = self.precision.startswith("bf16")
+
+    def step(self) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            if self.name == "baseline":
+                image = self.image.float().div_(127.5).sub_(1.0)
+                loss = self.model.loss(image)
+            else:
+                image = image_to_model(self.image, self.channels_last)
+                loss = self.model.loss(self.model(image), image)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    @property
+    def settings(self) -> str:
+        s = f"{'bf16' if self.bf16 else 'fp32'}, {'CL' if self.channels_last else 'NCHW'}"
+        return s + f", {self.decoder} dec" + (", reassoc. SA" if self.slot_attention == "reassociated" else "")
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
+    """Best-of-``reps`` GFLOP/s of an n^3 matmul."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {n: [] for n in steps}
+    for r in range(rounds):
+        for name in list(steps) if r % 2 == 0 else list(reversed(steps)):
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                steps[name]()
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def measure_size(size_key: str, batch: int, names: list[str], rounds: int, per_round: int) -> dict[str, dict]:
+    """Interleaved step times of the variants of one size; returns per-variant results."""
+    variants = {n: Variant(n, size_key, batch) for n in names}
+    results: dict[str, dict] = {}
+    for v in variants.values():  # warm-up (and compilation)
+        t0 = time.perf_counter()
+        v.step()
+        first = time.perf_counter() - t0
+        v.step()
+        results[v.name] = {"first_step_s": first}
+    times = interleaved({n: v.step for n, v in variants.items()}, rounds, per_round)
+    for n, v in variants.items():
+        med = statistics.median(times[n])
+        results[n].update(
+            step_s=med,
+            img_s=batch / med,
+            gflop=v.flops / 1e9,
+            gflop_s=v.flops / med / 1e9,
+            settings=v.settings,
+            n=len(times[n]),
+        )
+        if n == "slotlab+compile":
+            results[n]["compile_s"] = results[n]["first_step_s"] - med
+    return results
+
+
+def memory_worker(name: str, size_key: str, batch: int) -> None:
+    """In a fresh process: growth of the peak RSS over 2 training steps, in MB (printed as JSON)."""
+    if name != "baseline" and load_config(SIZES[size_key].config, [])["trainer"]["tune_malloc"]:
+        tune_malloc()
+    v = Variant(name, size_key, batch)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    v.step()
+    v.step()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_delta_mb": (after - before) / 1024}))
+
+
+def child(args: list[str]) -> str:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+def fmt_opt(x: float | None) -> str:
+    return "" if x is None else f"{x:.0f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="35,64,128", help="comma list of 35, 64, 128")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default 64; --quick: 16/8/2 by size)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, --quick 3)")
+    ap.add_argument("--steps-per-round", type=int, default=1)
+    ap.add_argument("--extras", default="", help=f"comma list of extra variants: {', '.join(EXTRAS)}")
+    ap.add_argument("--malloc-off", action="store_true", help="also run slotlab and baseline untuned (child)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-RSS subprocesses")
+    ap.add_argument("--peaks", default=None, help="FP32,BF16 matmul peaks in GFLOP/s instead of measuring")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as slotlab)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-tune-malloc", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json-out", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--variants", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = args.sizes.split(",")
+    batches = {s: args.batch or (QUICK_BATCH[s] if args.quick else 64) for s in sizes}
+    rounds = args.rounds or (3 if args.quick else 5)
+    if args.memory_worker:
+        memory_worker(args.memory_worker, sizes[0], batches[sizes[0]])
+        return
+    if args.variants:
+        names = args.variants.split(",")
+    else:
+        extras = [e for e in args.extras.split(",") if e]
+        unknown = set(extras) - set(EXTRAS)
+        if unknown:
+            ap.error(f"unknown extras {sorted(unknown)}; choose from {EXTRAS}")
+        names = ["slotlab", "baseline"] + [
+            {"bf16": "slotlab+bf16", "nocl": "slotlab-nocl", "compile": "slotlab+compile", "fastsa": "slotlab+fastsa"}[
+                e
+            ]
+            for e in extras
+        ]
+    tuned = False
+    if not args.no_tune_malloc:
+        tuned = tune_malloc()  # as slotlab train does (config default trainer.tune_malloc: true)
+
+    if args.json_out:  # child run for --malloc-off
+        out = {s: measure_size(s, batches[s], names, rounds, args.steps_per_round) for s in sizes}
+        print("JSON" + json.dumps(out))
+        return
+
+    print(f"machine: {machine_line()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}; malloc tuned: {tuned}")
+    if args.peaks:
+        fp32_peak, bf16_peak = (float(x) for x in args.peaks.split(","))
+        print(f"matmul peaks (given): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
+    else:
+        fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+        print(f"matmul peaks (2048^3, best of 3): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
+    print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps\n")
+
+    all_results = {}
+    for s in sizes:
+        all_results[s] = measure_size(s, batches[s], names, rounds, args.steps_per_round)
+        if not args.no_memory:
+            for n in names:
+                try:
+                    out = child(
+                        ["--memory-worker", n, "--sizes", s, "--batch", str(batches[s])]
+                        + (["--threads", str(args.threads)] if args.threads else [])
+                    )
+                    all_results[s][n]["peak_rss_delta_mb"] = json.loads(out.strip().splitlines()[-1])[
+                        "peak_rss_delta_mb"
+                    ]
+                except (subprocess.CalledProcessError, ValueError) as e:
+                    print(f"memory worker {n} {s} failed: {e}")
+        print(f"(size {s} done)", flush=True)
+    if args.malloc_off:
+        cmd = [
+            "--json-out",
+            "--no-tune-malloc",
+            "--variants",
+            "slotlab,baseline",
+            "--sizes",
+            args.sizes,
+            "--rounds",
+            str(rounds),
+            "--steps-per-round",
+            str(args.steps_per_round),
+        ]
+        cmd += ["--batch", str(args.batch)] if args.batch else []
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--threads", str(args.threads)] if args.threads else []
+        line = [x for x in child(cmd).splitlines() if x.startswith("JSON")][-1]
+        for s, res in json.loads(line[4:]).items():
+            for n, r in res.items():
+                all_results[s][f"{n} (untuned malloc, child run)"] = r
+
+    print(
+        "| size | batch | variant | settings | step s | img/s | speed-up vs baseline | GFLOP/step | GFLOP/s "
+        "| % fp32 peak | % bf16 peak | peak RSS +MB | compile s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for s in sizes:
+        res = all_results[s]
+        base = res["baseline"]["step_s"]
+        for n, r in res.items():
+            mem = r.get("peak_rss_delta_mb")
+            print(
+                f"| {SIZES[s].name} | {batches[s]} | {n} | {r['settings']} | {r['step_s']:.3f} | {r['img_s']:.1f} "
+                f"| {base / r['step_s']:.2f}x | {r['gflop']:.1f} | {r['gflop_s']:.1f} "
+                f"| {100 * r['gflop_s'] / fp32_peak:.0f}% | {100 * r['gflop_s'] / bf16_peak:.0f}% "
+                f"| {'' if mem is None else f'{mem:.0f}'} | {fmt_opt(r.get('compile_s'))} |"
+            )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

@@ -1,0 +1,155 @@
+"""Paper Figure 3 from a checkpoint (slotlab.figures), the offline HTML run report (slotlab.report) and the
+test-time K/T sweep of ``slotlab eval`` (paper Figure 2 right), on one tiny training run made through the CLI."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from slotlab.cli import main
+from slotlab.figures import FIGURE_NAMES, make_figures
+from slotlab.report import write_report
+
+H = W = 35  # Tetrominoes
+K, T = 4, 3
+PAD = 2  # viz.grid_image padding
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    rc = main(
+        [
+            "train",
+            "trainer.max_steps=2",
+            "trainer.val_every=2",
+            "trainer.num_figure_images=2",
+            "trainer.log_every=1",
+            "trainer.progress_bar=false",
+            "data.train_size=16",
+            "data.eval_size=4",
+            "data.batch_size=4",
+            f"run.root={root}",
+            "run.name=r",
+        ]
+    )
+    assert rc == 0
+    return root / "r"
+
+
+def grid_size(rows: int, cols: int, scale: int) -> tuple[int, int]:
+    """(width, height) of a viz.grid_image of rows x cols tiles of H*scale x W*scale pixels."""
+    return cols * (W * scale + PAD) + PAD, rows * (H * scale + PAD) + PAD
+
+
+def test_make_figures_writes_figure_3(run_dir, tmp_path):
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    paths = make_figures(ckpt, num_images=2)
+    assert [p.name for p in paths] == list(FIGURE_NAMES)
+    assert all(p.parent == run_dir / "figures" for p in paths)  # default: the run's figures/
+    scale = 4  # 35 px images are drawn >= 128 px tall
+    sizes = [Image.open(p).size for p in paths]
+    assert sizes[0] == grid_size(2, 3 + K, scale)  # (a) image, recon, combined mask, K slots
+    assert sizes[1] == grid_size(2 * T, 1 + K, scale)  # (b) per image and iteration: image + K attention maps
+    assert sizes[2] == grid_size(2 * T, 3 + K, scale)  # (c) per image and iteration: as (a)
+
+    # Test-time K and T, another folder, no upscaling; and deterministic (same bytes twice).
+    other = make_figures(run_dir, out_dir=tmp_path / "f", num_images=1, num_slots=6, iters=2, scale=1)
+    assert Image.open(other[0]).size == grid_size(1, 3 + 6, 1)
+    assert Image.open(other[1]).size == grid_size(2, 1 + 6, 1)
+    again = make_figures(run_dir, out_dir=tmp_path / "g", num_images=1, num_slots=6, iters=2, scale=1)
+    assert [p.read_bytes() for p in other] == [p.read_bytes() for p in again]
+    with Image.open(other[0]) as im:
+        assert im.mode == "RGB"
+
+
+def test_make_figures_last_iteration_matches_the_model(run_dir):
+    """Figure 3c's last row per image is the model's ordinary T-iteration output from the same initial slots."""
+    import torch
+
+    from slotlab.data.datamodule import to_tensors
+    from slotlab.data.splits import generate_split
+    from slotlab.figures import per_iteration_outputs
+    from slotlab.train.checkpoints import load_object_discovery
+    from slotlab.train.object_discovery import image_to_model
+
+    model, cfg, _ = load_object_discovery(run_dir)
+    image = image_to_model(to_tensors(generate_split("tetrominoes", "eval", 2, cfg["data"]["seed"]))["image"], False)
+    res = per_iteration_outputs(model, image, None, T, seed=3)
+    with torch.no_grad():
+        inputs = model.encoder(image)
+        init = model.slot_attention.initial_slots(2, generator=torch.Generator().manual_seed(3))
+        sa = model.slot_attention(inputs, slots=init)
+        dec = model.decoder(sa.slots)
+    torch.testing.assert_close(res["attn"], sa.attn)
+    torch.testing.assert_close(res["recon"][-1], dec.recon)
+    assert len(res["masks"]) == T and res["masks"][0].shape == (2, K, 1, H, W)
+
+
+def test_report_is_self_contained(run_dir):
+    if not all((run_dir / "figures" / n).exists() for n in FIGURE_NAMES):
+        make_figures(run_dir, num_images=1)
+    out = write_report(run_dir)
+    assert out == run_dir / "report.html"
+    page = out.read_text()
+    assert not re.search(r"https?://", page)  # nothing to fetch: opens offline
+    assert not re.search(r"<(script|link)\b", page)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) >= 5  # learning curves, latest, attention, Figure 3 a/b/c
+    for b64 in images:
+        Image.open(io.BytesIO(base64.b64decode(b64))).verify()
+    assert "fg_ari_mean" in page and "tetrominoes" in page and "Learning curves" in page
+    assert "Figure 3a" in page and "slot_attention:" in page  # figures and the full config
+
+
+def test_report_skips_missing_pieces(run_dir, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(run_dir / "config.yaml", partial / "config.yaml")
+    page = write_report(partial).read_text()
+    assert "no results.json" in page and "no learning curves" in page and "no figures/latest.png" in page
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    (not_a_run / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not a slotlab run folder"):
+        write_report(not_a_run)
+    with pytest.raises(ValueError, match="does not exist"):
+        write_report(tmp_path / "missing")
+
+
+def test_report_concatenates_resumed_logs(run_dir, tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    logs = resumed / "logs"
+    (logs / "version_1").mkdir()
+    with open(logs / "version_1" / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "train/loss", "val/fg_ari"])
+        w.writerows([[0, 3, 0.5, ""], [0, 4, 0.4, 0.9], [0, 5, 0.3, ""]])
+    from slotlab.report import read_metrics
+
+    rows = read_metrics(resumed)
+    steps = [r["step"] for r in rows]
+    assert max(steps) == 5 and steps.count(3) == 1  # version 0 is cut where version 1 starts
+    assert steps == sorted(steps) and min(steps) == 0
+    assert [r["train/loss"] for r in rows if r["step"] >= 3 and "train/loss" in r] == [0.5, 0.4, 0.3]
+    assert "resumed at steps 3" in write_report(resumed).read_text()
+
+
+def test_eval_sweep_writes_csv_and_plot(run_dir):
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert main(["eval", str(ckpt), "--iters", "1,2", "--num-slots", "3,4", "--num-images", "2"]) == 0
+    with open(run_dir / "eval_sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert {(int(r["num_slots"]), int(r["iters"])) for r in rows} == {(3, 1), (3, 2), (4, 1), (4, 2)}
+    assert all(0.0 <= float(r["fg_ari_mean"]) <= 1.0 for r in rows)
+    Image.open(run_dir / "eval_sweep.png").verify()
+    assert "eval_sweep.csv" in write_report(run_dir).read_text()
