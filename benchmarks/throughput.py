@@ -19,12 +19,14 @@ tuning is process-wide, the in-process baseline runs with the tuned allocator to
 from a separate, later run: compare them with care).
 
 Achieved GFLOP/s = executed FLOPs of one step (``benchmarks/flops.py``) / median step time, shown as a fraction
-of this machine's fp32 and bf16 matmul peaks (2048^3 ``torch.mm``, best of 3, measured at start-up; or given
-with ``--peaks FP32,BF16`` in GFLOP/s).
+of this machine's fp32 and bf16 matmul peaks (2048^3 ``torch.mm``, best of 3, measured at start-up; a smaller n
+where bf16 is emulated and one 2048^3 call would take ~30 s; or given with ``--peaks FP32,BF16`` in GFLOP/s).
 
 Peak memory: each variant runs 2 training steps in a fresh subprocess; reported is the growth of the process's
-peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) from just before the first step, i.e.
-activations, gradients, Adam state and allocator overhead, not the model build or the Python/torch import.
+peak resident set size (``VmHWM`` of /proc/self/status, reset with /proc/self/clear_refs just before the first
+step) over the RSS at that point, i.e. activations, gradients, Adam state and allocator overhead, not the model
+build or the Python/torch import. (``ru_maxrss`` is not used: Linux carries it over from the parent process
+across fork + exec, so a subprocess of the benchmark would report the benchmark's own peak.)
 
 Usage::
 
@@ -121,16 +123,24 @@ class Variant:
         return s + f", {self.decoder} dec" + (", reassoc. SA" if self.slot_attention == "reassociated" else "")
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
-    """Best-of-``reps`` GFLOP/s of an n^3 matmul."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
+def matmul_peak(dtype: torch.dtype, n_max: int = 2048, reps: int = 3, budget_s: float = 0.5) -> tuple[float, int]:
+    """Best-of-``reps`` GFLOP/s of an n^3 matmul, n = ``n_max`` unless one call takes longer than ``budget_s``
+    (emulated bf16 on AVX2 runs at ~1 GFLOP/s; then the largest n under the budget is used). Returns (GFLOP/s, n).
+    """
+    n = 256
+    while True:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        t0 = time.perf_counter()
+        a @ b  # warm-up and size probe
+        if n >= n_max or (time.perf_counter() - t0) * 8 > budget_s:
+            break
+        n *= 2
     best = float("inf")
     for _ in range(reps):
         t0 = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / best / 1e9, n
 
 
 def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, list[float]]:
@@ -170,16 +180,35 @@ def measure_size(size_key: str, batch: int, names: list[str], rounds: int, per_r
     return results
 
 
+def _status_kb(field: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
 def memory_worker(name: str, size_key: str, batch: int) -> None:
-    """In a fresh process: growth of the peak RSS over 2 training steps, in MB (printed as JSON)."""
+    """In a fresh process: growth of the peak RSS over 2 training steps, in MB (printed as JSON).
+
+    Uses /proc/self/status VmHWM (peak RSS of this process image) after resetting it with /proc/self/clear_refs
+    where possible; ``ru_maxrss`` is only the fallback, because Linux carries it over from the parent across
+    fork + exec (a child of a big parent would report the parent's peak).
+    """
     if name != "baseline" and load_config(SIZES[size_key].config, [])["trainer"]["tune_malloc"]:
         tune_malloc()
     v = Variant(name, size_key, batch)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        before, how = _status_kb("VmRSS"), "VmHWM"
+    except OSError:
+        before, how = _status_kb("VmHWM"), "VmHWM (not reset)"
+    if before is None:
+        before, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
     v.step()
     v.step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_delta_mb": (after - before) / 1024}))
+    after = _status_kb("VmHWM") if how.startswith("VmHWM") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_delta_mb": (after - before) / 1024, "how": how}))
 
 
 def child(args: list[str]) -> str:
@@ -246,9 +275,15 @@ def main() -> None:
         fp32_peak, bf16_peak = (float(x) for x in args.peaks.split(","))
         print(f"matmul peaks (given): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
     else:
-        fp32_peak, bf16_peak = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-        print(f"matmul peaks (2048^3, best of 3): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
-    print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps\n")
+        (fp32_peak, n32), (bf16_peak, n16) = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+        print(
+            f"matmul peaks (n^3 torch.mm, best of 3): fp32 {fp32_peak:.1f} GFLOP/s (n={n32}), "
+            f"bf16 {bf16_peak:.1f} GFLOP/s (n={n16})"
+        )
+    print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps")
+    if not args.no_memory:
+        print("peak RSS +MB: growth of VmHWM (/proc/self/status) over 2 steps, one fresh subprocess per variant")
+    print()
 
     all_results = {}
     for s in sizes:

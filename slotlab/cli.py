@@ -13,6 +13,7 @@ import argparse
 import csv
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,13 +54,41 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="JSON (or CSV for sweeps) output path")
     e.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise")
 
+    f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
+    f.add_argument("checkpoint", help="a .ckpt file or a run folder")
+    f.add_argument("--num-images", type=int, default=4)
+    f.add_argument("--num-slots", type=int, default=None)
+    f.add_argument("--iters", type=int, default=None)
+    f.add_argument("--split", default="eval", choices=["eval", "test"])
+    f.add_argument("--out", default=None, help="output folder (default: RUN_DIR/figures)")
+
+    r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
+    r.add_argument("run_dir")
+
+    d = sub.add_parser("data", help="generate or look at datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    g = dsub.add_parser("generate", help="generate a split into the on-disk cache (parallel, resumable)")
+    g.add_argument("name", help="a built-in dataset name (see `slotlab data list`)")
+    g.add_argument("--split", default="train", choices=["train", "eval", "test"])
+    g.add_argument("--num", type=int, required=True, help="number of images")
+    g.add_argument("--out", default=None, help="cache folder (default: $SLOTLAB_CACHE or ~/.cache/slotlab)")
+    g.add_argument("--seed", type=int, default=0, help="data seed")
+    g.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    s_ = dsub.add_parser("show", help="write a PNG grid of images with mask overlays")
+    s_.add_argument("source", help="a built-in dataset name or a DeepMind .tfrecords file")
+    s_.add_argument("--dataset", default=None, help="for a .tfrecords file: its dataset (e.g. tetrominoes)")
+    s_.add_argument("--num", type=int, default=16)
+    s_.add_argument("--seed", type=int, default=0)
+    s_.add_argument("--out", default=None, help="PNG path (default: <name>.png)")
+    dsub.add_parser("list", help="list the built-in datasets")
+
     sub.add_parser("configs", help="list the packaged experiment configs")
     return p
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from slotlab.config import load_config
-    from slotlab.train.fit import new_run_dir, train
+    from slotlab.train.fit import RUN_DIR_ENV, launched_rank, new_run_dir, train
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -72,9 +101,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         name = args.config or DEFAULT_CONFIG
         cfg = load_config(name, args.overrides)
-        run_dir = new_run_dir(cfg, Path(name).stem)
+        run_dir = new_run_dir(cfg, Path(name).stem, secondary=launched_rank() > 0)
         print(f"run folder: {run_dir}")
-    result = train(cfg, run_dir, resume=bool(args.resume))
+    # Processes that Lightning's DDP launcher starts re-run this command: they find the run folder here.
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        result = train(cfg, run_dir, resume=bool(args.resume))
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
     if "fg_ari_mean" in result:
         print(
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
@@ -135,6 +173,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from slotlab.figures import make_figures
+
+    paths = make_figures(
+        args.checkpoint, Path(args.out) if args.out else None, args.num_images, args.num_slots, args.iters,
+        args.split,
+    )
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from slotlab.report import write_report
+
+    print(f"wrote {write_report(Path(args.run_dir))}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from slotlab.data.registry import dataset_names, get_dataset
+
+    if args.data_command == "list":
+        for name in dataset_names():
+            info = get_dataset(name)
+            print(f"{name:36s} {info.description}")
+        return 0
+    if args.data_command == "generate":
+        from slotlab.data.cache import build
+
+        get_dataset(args.name)
+
+        def progress(done: int, total: int) -> None:
+            width = 30
+            bar = "#" * (width * done // max(total, 1))
+            print(f"\r{args.name} {args.split}: [{bar:<{width}}] {done}/{total} shards", end="", flush=True)
+
+        folder = build(args.name, args.split, args.num, args.seed, args.out, args.workers, progress)
+        print(f"\n{args.num} images in {folder}")
+        return 0
+    from slotlab.data.preview import preview
+
+    out = preview(args.source, args.dataset, args.num, args.seed, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_configs(_: argparse.Namespace) -> int:
     from slotlab.config import available_configs, config_dir
 
@@ -147,12 +232,16 @@ def cmd_configs(_: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from slotlab.config import ConfigError
+    from slotlab.data.errors import DatasetFileError
     from slotlab.train.checkpoints import CheckpointError
     from slotlab.train.fit import RunDirError
+    from slotlab.train.object_discovery import NonFiniteLossError
 
+    commands = {"train": cmd_train, "eval": cmd_eval, "configs": cmd_configs, "figures": cmd_figures,
+                "report": cmd_report, "data": cmd_data}
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "configs": cmd_configs}[args.command](args)
-    except (ConfigError, CheckpointError, RunDirError) as e:
+        return commands[args.command](args)
+    except (ConfigError, CheckpointError, RunDirError, DatasetFileError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

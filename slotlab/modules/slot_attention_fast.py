@@ -53,15 +53,20 @@ class FastSlotAttention(SlotAttention):
         num_slots: int | None = None,
         iters: int | None = None,
         slots: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> SlotAttentionOutput:
+        """Same arguments and result as :meth:`SlotAttention.forward`."""
         if self.identity_projections:
-            return super().forward(inputs, num_slots, iters, slots)
+            return super().forward(inputs, num_slots, iters, slots, noise)
         if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
             raise ValueError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
         t_iters = self.iters if iters is None else iters
         b = inputs.shape[0]
         if slots is None:
-            slots = self.initial_slots(b, num_slots).to(inputs.dtype)
+            k_slots = num_slots if noise is None else noise.shape[1]
+            slots = self.initial_slots(b, k_slots, noise=noise).to(inputs.dtype)
+        elif slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
+            raise ValueError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
         init_slots = slots
         x = self.norm_inputs(inputs)  # [B, N, D_in]
         if torch.is_autocast_enabled("cpu") and x.device.type == "cpu":

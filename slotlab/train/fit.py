@@ -31,7 +31,28 @@ class RunDirError(RuntimeError):
     """A run folder that cannot be created, written or resumed."""
 
 
-def new_run_dir(cfg: dict[str, Any], config_name: str) -> Path:
+RUN_DIR_ENV = "SLOTLAB_RUN_DIR"
+
+
+def launched_rank() -> int:
+    """The global rank of this process when a launcher (torchrun, SLURM, Lightning's DDP) started it, else 0."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def new_run_dir(cfg: dict[str, Any], config_name: str, secondary: bool = False) -> Path:
+    """Create the run folder. ``secondary``: a non-zero rank of a multi-process job, which uses the folder
+    that rank 0 creates (from the environment when Lightning launched it, else ``run.name``)."""
+    if secondary:
+        if os.environ.get(RUN_DIR_ENV):
+            return Path(os.environ[RUN_DIR_ENV])
+        if not cfg["run"]["name"]:
+            raise RunDirError("multi-process launch (torchrun / SLURM): set run.name so all processes share a folder")
+        run_dir = Path(cfg["run"]["root"]) / cfg["run"]["name"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
     root = Path(cfg["run"]["root"])
     name = cfg["run"]["name"] or f"{config_name}-seed{cfg['seed']}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = root / name
