@@ -108,11 +108,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         result = train(cfg, run_dir, resume=bool(args.resume))
+        for attempt in range(1, cfg["trainer"]["failed_seed_restarts"] + 1):
+            if not result.get("failed_seed"):
+                break
+            first = Path(str(run_dir).split("-restart")[0])
+            cfg = {**cfg, "seed": cfg["seed"] + 1, "run": {**cfg["run"], "name": f"{first.name}-restart{attempt}"}}
+            run_dir = new_run_dir(cfg, "")
+            os.environ[RUN_DIR_ENV] = str(run_dir)
+            print(f"failed seed detected; restarting with seed {cfg['seed']} in {run_dir}")
+            result = train(cfg, run_dir)
     finally:
         if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)
         else:
             os.environ[RUN_DIR_ENV] = previous
+    if result.get("failed_seed"):
+        print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
+        return 2
     if "fg_ari_mean" in result:
         print(
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "

@@ -85,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
         "num_figure_images": 8,
         "tune_malloc": True,
         "threads": None,
+        "failed_seed": "warn",
+        "failed_seed_threshold": 0.85,
+        "failed_seed_after": None,
+        "failed_seed_restarts": 2,
     },
     "run": {"root": "runs", "name": None},
 }
@@ -98,6 +102,7 @@ _FLEXIBLE = {
     "trainer.channels_last": (str, bool),
     "trainer.devices": (int, str, list),
     "trainer.threads": (int, type(None)),
+    "trainer.failed_seed_after": (int, type(None)),
     "run.name": (str, type(None)),
     "data.path": (str, type(None)),
     "data.cache_dir": (str, type(None)),

@@ -134,3 +134,42 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=False) == {"state": 1}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_layout_ari_flags_stripes_not_objects():
+    from slotlab.data.splits import generate_split
+    from slotlab.train.failed_seed import layout_ari
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.from_numpy(generate_split("tetrominoes", "eval", 32)["mask"]).long()  # [32, 35, 35]
+    objects = torch.nn.functional.one_hot(truth, 4).permute(0, 3, 1, 2).float()  # masks that follow objects
+    bands = (torch.arange(35) * 4 // 35)[:, None].expand(35, 35)
+    perms = torch.stack([torch.randperm(4, generator=g) for _ in range(32)])
+    stripes = torch.nn.functional.one_hot(perms[:, bands], 4).permute(0, 3, 1, 2).float()  # [32, 4, 35, 35]
+    assert layout_ari(stripes) > 0.99
+    assert layout_ari(objects) < 0.2
+
+
+def test_failed_seed_restart_on_a_constructed_failure(tmp_path, monkeypatch, capsys):
+    """A model whose masks are horizontal stripes whatever the image is flagged, and the run restarts."""
+    from slotlab.models.object_discovery import ObjectDiscoveryModel
+
+    original = ObjectDiscoveryModel.forward
+
+    def striped(self, image, *args, **kwargs):
+        out = original(self, image, *args, **kwargs)
+        k, h = out.masks.shape[1], out.masks.shape[-2]
+        bands = (torch.arange(h) * k // h)[:, None].expand(h, out.masks.shape[-1])
+        out.masks = torch.nn.functional.one_hot(bands, k).permute(2, 0, 1)[None, :, None].float().expand_as(
+            out.masks) + 0 * out.masks
+        return out
+
+    monkeypatch.setattr(ObjectDiscoveryModel, "forward", striped)
+    assert main(["train", *SMALL, "trainer.max_steps=6", "trainer.val_every=1", "trainer.failed_seed=restart",
+                 "trainer.failed_seed_after=0", "trainer.failed_seed_restarts=1", f"run.root={tmp_path}",
+                 "run.name=stuck"]) == 2  # still stuck after the restart: reported, non-zero exit
+    captured = capsys.readouterr()
+    assert "failed seed detected; restarting with seed 1" in captured.out
+    assert "no restarts left" in captured.err
+    assert "layout ARI" in (tmp_path / "stuck" / "FAILED_SEED.txt").read_text()
+    assert (tmp_path / "stuck-restart1" / "FAILED_SEED.txt").exists()  # the constructed failure persists

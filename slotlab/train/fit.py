@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from slotlab.config import ConfigError, dump_config
 from slotlab.data.datamodule import data_from_config
 from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, LastCheckpoint, StepTimer
+from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
 from slotlab.train.object_discovery import ObjectDiscoveryTask, evaluate_fg_ari, summarize
 from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
 
@@ -96,6 +97,12 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[s
         LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
         LearningRateMonitor(logging_interval="step"),
         StepTimer(),
+        FailedSeedMonitor(
+            run_dir,
+            t["failed_seed"],
+            t["failed_seed_threshold"],
+            t["failed_seed_after"] if t["failed_seed_after"] is not None else 2 * cfg["optim"]["warmup_steps"],
+        ),
     ]
     if t["figure_every_val"]:
         callbacks.append(FigureCallback(run_dir / "figures"))
@@ -147,7 +154,10 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     trainer, facts = build_trainer(cfg, run_dir)
     ckpt_path = str(last_checkpoint(run_dir)) if resume else None
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    except FailedSeedError as e:
+        return {"run_dir": str(run_dir), "failed_seed": True, "message": str(e), "global_step": trainer.global_step}
     wall = time.perf_counter() - t0
     result: dict[str, Any] = {
         "run_dir": str(run_dir),

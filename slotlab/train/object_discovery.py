@@ -13,6 +13,7 @@ import torch
 
 from slotlab.metrics.ari import fg_ari
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
+from slotlab.train.failed_seed import layout_ari
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.schedule import lr_factor
 
@@ -60,6 +61,7 @@ class ObjectDiscoveryTask(L.LightningModule):
         self._val_scores: list[torch.Tensor] = []
         self._val_mse: list[torch.Tensor] = []
         self._val_index: list[torch.Tensor] = []
+        self._val_layout: list[torch.Tensor] = []
         self.last_val_batch: dict[str, torch.Tensor] | None = None
 
     def forward(self, image: torch.Tensor, num_slots: int | None = None, iters: int | None = None):
@@ -96,6 +98,7 @@ class ObjectDiscoveryTask(L.LightningModule):
         self._val_scores.append(fg_ari(batch["mask"].long(), out.masks))
         self._val_mse.append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
         self._val_index.append(batch["index"])
+        self._val_layout.append(layout_ari(out.masks).reshape(1))
         if batch_idx == 0:
             n = self.config["trainer"]["num_figure_images"]
             self.last_val_batch = {
@@ -115,6 +118,8 @@ class ObjectDiscoveryTask(L.LightningModule):
         self._val_scores.clear()
         self._val_mse.clear()
         self._val_index.clear()
+        layout = torch.cat(self._val_layout).nanmean()
+        self._val_layout.clear()
         if self.trainer.world_size > 1:
             # Gather every process's per-image scores; the distributed sampler pads shards by repeating
             # images, so keep each image once. Every process then logs the same full-set numbers.
@@ -127,6 +132,7 @@ class ObjectDiscoveryTask(L.LightningModule):
         self.log("val/fg_ari", scores.mean(), prog_bar=True)
         self.log("val/fg_ari_std", scores.std(unbiased=False))
         self.log("val/mse", mse.mean())
+        self.log("val/layout_ari", layout, sync_dist=True)
 
     def on_train_end(self) -> None:
         # Under DDP every process must hold the same weights; record the largest difference between replicas.
