@@ -92,11 +92,13 @@ class SetPredictionModel(nn.Module):
     def num_slots(self) -> int:
         return self.slot_attention.num_slots
 
-    def forward(self, image: Tensor, num_slots: int | None = None, iters: int | None = None) -> SetPredictionOutput:
-        """image: [B, 3, H, W] scaled to [-1, 1]."""
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
+    ) -> SetPredictionOutput:
+        """image: [B, 3, H, W] scaled to [-1, 1]; noise: optional N(0, 1) slot-init noise [B, K, D]."""
         check_image(image, self.resolution)
         inputs = self.encoder(image)  # [B, N, D]
-        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters)
+        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, noise=noise)
         pred = self.head(sa.slots)  # [B, K, 19]
         return SetPredictionOutput(pred=pred, slots=sa.slots, attn=sa.attn)
 

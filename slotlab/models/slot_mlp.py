@@ -126,8 +126,11 @@ class SetPredictionSlotMLP(nn.Module):
     def num_slots(self) -> int:
         return self.encoder.slot_mlp.num_slots
 
-    def forward(self, image: Tensor, num_slots: int | None = None, iters: int | None = None) -> SetPredictionOutput:
-        """image: [B, 3, H, W] in [-1, 1]. ``attn`` is an empty [B, 0, K, N] tensor (no attention)."""
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
+    ) -> SetPredictionOutput:
+        """image: [B, 3, H, W] in [-1, 1]. ``attn`` is an empty [B, 0, K, N] tensor (no attention); ``noise``
+        (slot-init noise of Slot Attention models) is accepted and ignored: the Slot MLP is deterministic."""
         check_image(image, self.resolution)
         _check_fixed(num_slots, iters, self.num_slots)
         slots = self.encoder(image)  # [B, K, D]
@@ -192,8 +195,10 @@ class ObjectDiscoverySlotMLP(nn.Module):
     def num_slots(self) -> int:
         return self.encoder.slot_mlp.num_slots
 
-    def forward(self, image: Tensor, num_slots: int | None = None, iters: int | None = None) -> ObjectDiscoveryOutput:
-        """image: [B, 3, H, W] scaled to [-1, 1]."""
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
+    ) -> ObjectDiscoveryOutput:
+        """image: [B, 3, H, W] scaled to [-1, 1]; ``noise`` is accepted and ignored (no random slot init)."""
         check_image(image, self.resolution)
         _check_fixed(num_slots, iters, self.num_slots)
         slots = self.encoder(image)  # [B, K, D]

@@ -50,6 +50,8 @@ class FigureCallback(L.Callback):
         img = grid_image(rows)
         save_png(img, self.out_dir / f"step_{step:07d}.png")
         save_png(img, self.out_dir / "latest.png")
+        if batch["attn"].shape[1] == 0:  # no attention maps (Slot MLP baseline)
+            return
         grid = pl_module.model.encoder.feature_resolution
         att = attention_rows(batch["image"][:2], batch["attn"][:2], grid, self.scale)
         save_png(grid_image(att), self.out_dir / f"attention_step_{step:07d}.png")

@@ -10,9 +10,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 
 from slotlab.metrics.ari import fg_ari
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
+from slotlab.models.slot_mlp import ObjectDiscoverySlotMLP
 from slotlab.train.failed_seed import layout_ari
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.schedule import lr_factor
@@ -24,9 +26,9 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or Inf."""
 
 
-def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> ObjectDiscoveryModel:
-    sa = dict(model_cfg["slot_attention"])
-    return ObjectDiscoveryModel(
+def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Module:
+    """The object-discovery model a config's ``model`` section describes (``kind``: slot_attention | slot_mlp)."""
+    kwargs = dict(
         resolution=image_size,
         num_slots=model_cfg["num_slots"],
         iters=model_cfg["iters"],
@@ -37,8 +39,28 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> Objec
         decoder_channels=model_cfg["decoder_channels"],
         position_embedding=model_cfg["position_embedding"],
         factorize_decoder=model_cfg["factorize_decoder"],
-        slot_attention=sa,
+        slot_attention=dict(model_cfg["slot_attention"]),
     )
+    if model_cfg["kind"] == "slot_attention":
+        return ObjectDiscoveryModel(**kwargs)
+    if model_cfg["kind"] == "slot_mlp":
+        return ObjectDiscoverySlotMLP(**kwargs)
+    raise ValueError(f"model.kind must be slot_attention or slot_mlp, got {model_cfg['kind']!r}")
+
+
+def run_model(model: nn.Module, image: torch.Tensor, noise: torch.Tensor | None, **kwargs) -> ObjectDiscoveryOutput:
+    """Forward with the given slot-init noise (models without Slot Attention take no noise)."""
+    if getattr(model, "slot_attention", None) is None:
+        return model(image, **kwargs)
+    return model(image, noise=noise, **kwargs)
+
+
+def slot_shape(model: nn.Module, num_slots: int | None = None) -> tuple[int, int]:
+    """(K, D) of the slot-init noise, or (0, 0) for models without Slot Attention."""
+    sa = getattr(model, "slot_attention", None)
+    if sa is None:
+        return 0, 0
+    return (num_slots or sa.num_slots), sa.dim
 
 
 def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -71,14 +93,14 @@ class ObjectDiscoveryTask(L.LightningModule):
         """This process's rows of the global batch's slot-init noise at the current step: [B, K, D]."""
         world = self.trainer.world_size if self._trainer is not None else 1
         rank = self.trainer.global_rank if self._trainer is not None else 0
-        sa = self.model.slot_attention
+        k, d = slot_shape(self.model)
         rows = slice(rank * batch_size, (rank + 1) * batch_size)
-        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, sa.num_slots, sa.dim, rows)
+        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, k, d, rows)
         return noise.to(self.device)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image = image_to_model(batch["image"], self.channels_last)
-        out = self.model(image, noise=self.training_noise(image.shape[0]))
+        out = run_model(self.model, image, self.training_noise(image.shape[0]))
         loss = self.model.loss(out, image)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -92,9 +114,8 @@ class ObjectDiscoveryTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image = image_to_model(batch["image"], self.channels_last)
-        sa = self.model.slot_attention
-        noise = index_noise(EVAL_SEED, batch["index"], sa.num_slots, sa.dim).to(self.device)
-        out: ObjectDiscoveryOutput = self.model(image, noise=noise)
+        noise = index_noise(EVAL_SEED, batch["index"], *slot_shape(self.model)).to(self.device)
+        out = run_model(self.model, image, noise)
         self._val_scores.append(fg_ari(batch["mask"].long(), out.masks))
         self._val_mse.append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
         self._val_index.append(batch["index"])
@@ -165,7 +186,7 @@ class ObjectDiscoveryTask(L.LightningModule):
 
 @torch.no_grad()
 def evaluate_fg_ari(
-    model: ObjectDiscoveryModel,
+    model: nn.Module,
     images: torch.Tensor,
     masks: torch.Tensor,
     batch_size: int = 64,
@@ -176,14 +197,13 @@ def evaluate_fg_ari(
 ) -> np.ndarray:
     """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W]."""
     model.eval()
-    k = num_slots or model.slot_attention.num_slots
-    d = model.slot_attention.dim
+    k, d = slot_shape(model, num_slots)
     device = images.device
     scores = []
     for start in range(0, len(images), batch_size):
         image = image_to_model(images[start : start + batch_size], channels_last)
         noise = index_noise(seed, torch.arange(start, start + len(image)), k, d).to(device)
-        out = model(image, iters=iters, noise=noise)
+        out = run_model(model, image, noise, iters=iters) if k else model(image, num_slots=num_slots, iters=iters)
         scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks))
     return torch.cat(scores).cpu().numpy()
 

@@ -34,6 +34,7 @@ from slotlab.models.set_prediction import SetPredictionModel, SetPredictionOutpu
 from slotlab.models.slot_mlp import SetPredictionSlotMLP
 from slotlab.train.callbacks import AtomicCheckpointIO, StepTimer
 from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.object_discovery import EVAL_SEED, NonFiniteLossError, ObjectDiscoveryTask, image_to_model
 from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
 from slotlab.viz import grid_image, save_png, slot_colors, to_unit
@@ -226,9 +227,21 @@ class SetPredictionTask(L.LightningModule):
     def forward(self, image: torch.Tensor, num_slots: int | None = None, iters: int | None = None):
         return self.model(image, num_slots=num_slots, iters=iters)
 
+    def training_noise(self, batch_size: int) -> torch.Tensor | None:
+        """Slot-init noise of this process's rows of the global batch at the current step (a pure function of
+        seed and step, as in object discovery: exact resume, DDP equivalence); None for the Slot MLP."""
+        sa = getattr(self.model, "slot_attention", None)
+        if sa is None:
+            return None
+        world = self.trainer.world_size if self._trainer is not None else 1
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        rows = slice(rank * batch_size, (rank + 1) * batch_size)
+        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, sa.num_slots, sa.dim, rows)
+        return noise.to(self.device)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image = image_to_model(batch["image"], self.channels_last)
-        out = self.model(image)
+        out = self.model(image, noise=self.training_noise(image.shape[0]))
         loss = self.model.loss(out, batch["target"])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -242,9 +255,8 @@ class SetPredictionTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image = image_to_model(batch["image"], self.channels_last)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(EVAL_SEED + batch_idx)
-            out: SetPredictionOutput = self.model(image)
+        noise = eval_noise(self.model, batch["index"], None, EVAL_SEED)
+        out: SetPredictionOutput = self.model(image, noise=None if noise is None else noise.to(self.device))
         target = batch["target"].float()
         self._val["pred"].append(out.pred.detach().float())
         self._val["target"].append(target)
@@ -331,6 +343,14 @@ def build_set_prediction_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.
     return trainer, {"accelerator": accelerator, "precision": precision}
 
 
+def eval_noise(model: nn.Module, index: torch.Tensor, num_slots: int | None, seed: int) -> torch.Tensor | None:
+    """Slot-init noise [B, K, D] of held-out images ``index`` [B]: a function of (seed, image index) only."""
+    sa = getattr(model, "slot_attention", None)
+    if sa is None:
+        return None
+    return index_noise(seed, index, num_slots or sa.num_slots, sa.dim)
+
+
 @torch.no_grad()
 def evaluate_model(
     model: nn.Module,
@@ -349,16 +369,16 @@ def evaluate_model(
     n = len(data["image"])
     if n == 0:
         raise ValueError("no evaluation images (check num_images / exact_objects)")
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for i, start in enumerate(range(0, n, batch_size)):
-            torch.manual_seed(seed + i)
-            image = image_to_model(data["image"][start : start + batch_size].to(device), channels_last)
-            out = model(image, num_slots=num_slots, iters=iters)
-            preds.append(out.pred.float().cpu())
-            if "mask" in data:
-                ari = attention_ari(out, data["mask"][start : start + batch_size], model.encoder.feature_resolution)
-                if ari is not None:
-                    aris.append(ari.cpu())
+    index = data.get("index", torch.arange(n))
+    for start in range(0, n, batch_size):
+        image = image_to_model(data["image"][start : start + batch_size].to(device), channels_last)
+        noise = eval_noise(model, index[start : start + batch_size], num_slots, seed)
+        out = model(image, num_slots=num_slots, iters=iters, noise=None if noise is None else noise.to(device))
+        preds.append(out.pred.float().cpu())
+        if "mask" in data:
+            ari = attention_ari(out, data["mask"][start : start + batch_size], model.encoder.feature_resolution)
+            if ari is not None:
+                aris.append(ari.cpu())
     pred = torch.cat(preds)  # [n, K, 19]
     table = average_precision_table(pred, data["target"].float(), PAPER_THRESHOLDS)
     result: dict[str, Any] = {
