@@ -21,6 +21,9 @@ from a separate, later run: compare them with care).
 Achieved GFLOP/s = executed FLOPs of one step (``benchmarks/flops.py``) / median step time, shown as a fraction
 of this machine's fp32 and bf16 matmul peaks (2048^3 ``torch.mm``, best of 3, measured at start-up; a smaller n
 where bf16 is emulated and one 2048^3 call would take ~30 s; or given with ``--peaks FP32,BF16`` in GFLOP/s).
+The same matmuls also run once per interleaved round, between the training steps, and the best of all
+measurements is the peak: so a peak measured while the machine was busier than during the steps cannot make
+the fractions exceed 100%. The table prints, per size, the peaks used.
 
 Peak memory: each variant runs 2 training steps in a fresh subprocess; reported is the growth of the process's
 peak resident set size (``VmHWM`` of /proc/self/status, reset with /proc/self/clear_refs just before the first
@@ -154,8 +157,20 @@ def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: in
     return times
 
 
-def measure_size(size_key: str, batch: int, names: list[str], rounds: int, per_round: int) -> dict[str, dict]:
-    """Interleaved step times of the variants of one size; returns per-variant results."""
+def matmul_step(dtype: torch.dtype, n: int) -> Callable[[], None]:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return lambda: a @ b
+
+
+def measure_size(
+    size_key: str, batch: int, names: list[str], rounds: int, per_round: int, peak_sizes: dict[str, int] | None = None
+) -> dict[str, dict]:
+    """Interleaved step times of the variants of one size; returns per-variant results.
+
+    ``peak_sizes`` ({"fp32": n, "bf16": n}): matmuls of these sizes are interleaved with the training steps (one
+    per round), so that the peaks are measured under the same load; their best GFLOP/s are returned as
+    ``results["_peaks"]``.
+    """
     variants = {n: Variant(n, size_key, batch) for n in names}
     results: dict[str, dict] = {}
     for v in variants.values():  # warm-up (and compilation)
@@ -164,7 +179,13 @@ def measure_size(size_key: str, batch: int, names: list[str], rounds: int, per_r
         first = time.perf_counter() - t0
         v.step()
         results[v.name] = {"first_step_s": first}
-    times = interleaved({n: v.step for n, v in variants.items()}, rounds, per_round)
+    steps: dict[str, Callable[[], None]] = {n: v.step for n, v in variants.items()}
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    for p, n in (peak_sizes or {}).items():
+        steps[f"_mm_{p}"] = matmul_step(dtypes[p], n)
+        steps[f"_mm_{p}"]()
+    times = interleaved(steps, rounds, per_round)
+    results["_peaks"] = {p: 2 * n**3 / min(times[f"_mm_{p}"]) / 1e9 for p, n in (peak_sizes or {}).items()}
     for n, v in variants.items():
         med = statistics.median(times[n])
         results[n].update(
@@ -273,12 +294,14 @@ def main() -> None:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}; malloc tuned: {tuned}")
     if args.peaks:
         fp32_peak, bf16_peak = (float(x) for x in args.peaks.split(","))
+        n32 = n16 = 0
         print(f"matmul peaks (given): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
     else:
         (fp32_peak, n32), (bf16_peak, n16) = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
         print(
             f"matmul peaks (n^3 torch.mm, best of 3): fp32 {fp32_peak:.1f} GFLOP/s (n={n32}), "
-            f"bf16 {bf16_peak:.1f} GFLOP/s (n={n16})"
+            f"bf16 {bf16_peak:.1f} GFLOP/s (n={n16}); the same matmuls are also run once per interleaved round and "
+            "the best of all is used"
         )
     print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps")
     if not args.no_memory:
@@ -286,8 +309,12 @@ def main() -> None:
     print()
 
     all_results = {}
+    peaks = {}
     for s in sizes:
-        all_results[s] = measure_size(s, batches[s], names, rounds, args.steps_per_round)
+        in_round = {} if args.peaks else {"fp32": n32, "bf16": n16}
+        all_results[s] = measure_size(s, batches[s], names, rounds, args.steps_per_round, in_round)
+        p = all_results[s].pop("_peaks")
+        peaks[s] = (max(fp32_peak, p.get("fp32", 0.0)), max(bf16_peak, p.get("bf16", 0.0)))
         if not args.no_memory:
             for n in names:
                 try:
@@ -319,6 +346,7 @@ def main() -> None:
         cmd += ["--threads", str(args.threads)] if args.threads else []
         line = [x for x in child(cmd).splitlines() if x.startswith("JSON")][-1]
         for s, res in json.loads(line[4:]).items():
+            res.pop("_peaks", None)
             for n, r in res.items():
                 all_results[s][f"{n} (untuned malloc, child run)"] = r
 
@@ -330,6 +358,7 @@ def main() -> None:
     for s in sizes:
         res = all_results[s]
         base = res["baseline"]["step_s"]
+        fp32_peak, bf16_peak = peaks[s]
         for n, r in res.items():
             mem = r.get("peak_rss_delta_mb")
             print(
@@ -338,6 +367,8 @@ def main() -> None:
                 f"| {100 * r['gflop_s'] / fp32_peak:.0f}% | {100 * r['gflop_s'] / bf16_peak:.0f}% "
                 f"| {'' if mem is None else f'{mem:.0f}'} | {fmt_opt(r.get('compile_s'))} |"
             )
+    for s in sizes:
+        print(f"peaks used for {SIZES[s].name}: fp32 {peaks[s][0]:.1f} GFLOP/s, bf16 {peaks[s][1]:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split")
     e.add_argument("--out", default=None, help="JSON (or CSV for sweeps) output path")
     e.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise")
+    e.add_argument("--objects", type=_int_list, default=None,
+                   help="set prediction: only images with exactly this many objects; a list sweeps (Figure 5)")
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", help="a .ckpt file or a run folder")
@@ -125,6 +127,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.get("failed_seed"):
         print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
         return 2
+    if cfg["task"] == "set_prediction":
+        from slotlab.train.set_prediction import format_ap_table
+
+        print(format_ap_table(result))
+        print(f"(step {result.get('global_step')}; results: {run_dir / 'results.json'})")
+        return 0
     if "fg_ari_mean" in result:
         print(
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
@@ -138,11 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from slotlab.data.datamodule import data_from_config, to_tensors
-    from slotlab.train.checkpoints import load_object_discovery
+    from slotlab.train.checkpoints import checkpoint_task, load_object_discovery
     from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
     from slotlab.train.runtime import tune_malloc
 
     tune_malloc()
+    if checkpoint_task(args.checkpoint) == "set_prediction":
+        return eval_set_prediction(args)
     model, cfg, ckpt = load_object_discovery(args.checkpoint)
     d = cfg["data"]
     n = args.num_images or d["eval_size"]
@@ -182,6 +192,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
         }
         out.write_text(json.dumps(result, indent=2))
         print(f"wrote {out}")
+    return 0
+
+
+def eval_set_prediction(args: argparse.Namespace) -> int:
+    """AP table of a set-prediction checkpoint; lists of K, T or --objects sweep (paper Figure 5)."""
+    from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction, format_ap_table
+
+    rows = []
+    for k, t, n_obj in itertools.product(args.num_slots or [None], args.iters or [None], args.objects or [None]):
+        res = evaluate_set_prediction(
+            args.checkpoint, k, t, args.num_images, exact_objects=n_obj,
+            seed=EVAL_SEED if args.seed is None else args.seed,
+        )
+        print(f"K={k or 'train'} T={res.get('iters')} objects={n_obj or 'all'}")
+        print(format_ap_table(res))
+        rows.append({"num_slots": k, "iters": res.get("iters"), "objects": n_obj,
+                     **{key: v for key, v in res.items() if key.startswith("ap_") or key.startswith("attn_ari")}})
+    path = Path(args.checkpoint)
+    base = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+    if len(rows) == 1:
+        out = Path(args.out) if args.out else base / "eval.json"
+        out.write_text(json.dumps(res, indent=2, default=str))
+    else:
+        out = Path(args.out) if args.out else base / "eval_sweep.csv"
+        with open(out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        from slotlab.plots import plot_ap_sweep
+
+        print(f"wrote {plot_ap_sweep(rows, out.with_suffix('.png'))}")
+    print(f"wrote {out}")
     return 0
 
 

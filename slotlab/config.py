@@ -242,9 +242,20 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | None = N
     if name_or_path is not None:
         raw = _load_yaml(resolve_config_path(name_or_path))
     raw = apply_overrides(raw, overrides or [])
-    cfg = validate(raw)
+    cfg = validate(raw, defaults_for(raw.get("task", "object_discovery")))
     check_values(cfg)
     return cfg
+
+
+def defaults_for(task: str) -> dict[str, Any]:
+    """The schema (with the paper's defaults) of a task: object_discovery or set_prediction."""
+    if task == "object_discovery":
+        return DEFAULTS
+    if task == "set_prediction":
+        from slotlab.train.set_prediction import SET_PREDICTION_DEFAULTS
+
+        return SET_PREDICTION_DEFAULTS
+    raise ConfigError(f"unknown task {task!r}; expected object_discovery or set_prediction")
 
 
 def check_values(cfg: dict[str, Any]) -> None:
@@ -266,6 +277,19 @@ def check_values(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"data.batch_size ({d['batch_size']}) is larger than the dataset (data.train_size {d['train_size']})"
         )
+
+
+    if cfg["task"] == "object_discovery":
+        from slotlab.data.registry import get_dataset
+
+        try:
+            get_dataset(d["name"])
+        except ValueError as e:
+            raise ConfigError(f"data.name: {e}") from e
+    else:
+        from slotlab.train.set_prediction import check_set_prediction_config
+
+        check_set_prediction_config(cfg)
 
 
 def dump_config(cfg: dict[str, Any], path: Path) -> None:

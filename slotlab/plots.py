@@ -36,3 +36,21 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path, metric: str, title:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_ap_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """AP at every threshold against the swept quantity (T, K or the number of objects; paper Figure 5)."""
+    path = Path(path)
+    axis = next((a for a in ("iters", "num_slots", "objects") if len({r[a] for r in rows}) > 1), "iters")
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=120)
+    for key in [k for k in rows[0] if k.startswith("ap_")]:
+        pts = sorted((r[axis], r[key]) for r in rows if r[axis] is not None)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=key.replace("ap_", "AP "))
+    ax.set_xlabel({"iters": "iterations T at test time", "num_slots": "slots K", "objects": "number of objects"}[axis])
+    ax.set_ylabel("Average Precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from slotlab.config import load_config
 from slotlab.data.set_prediction_data import (
     MANIFEST,
     SetPredictionData,
@@ -23,7 +24,6 @@ from slotlab.train.set_prediction import (
     SET_PREDICTION_DEFAULTS,
     evaluate_set_prediction,
     format_ap_table,
-    load_set_prediction_config,
     train_set_prediction,
 )
 
@@ -144,16 +144,16 @@ def test_partial_cache_detected_and_rebuilt(tmp_path):
 
 
 def test_quick_preset_is_small():
-    cfg = load_set_prediction_config("set_prediction_quick")
+    cfg = load_config("set_prediction_quick")
     assert cfg["task"] == "set_prediction" and cfg["model"]["num_slots"] == 6
     assert cfg["data"]["train_size"] <= 10000 and cfg["trainer"]["max_minutes"] <= 15
-    paper = load_set_prediction_config("clevr10_set_prediction")
+    paper = load_config("clevr10_set_prediction")
     assert paper["data"]["batch_size"] == 512 and paper["optim"]["decay_steps"] == 50000
     assert paper["trainer"]["max_steps"] == 150000 and paper["model"]["encoder_strides"] == [1, 2, 2, 1]
 
 
 def test_train_then_evaluate_end_to_end(tmp_path):
-    cfg = load_set_prediction_config(
+    cfg = load_config(
         "set_prediction_quick",
         [
             f"data.cache_dir={tmp_path / 'cache'}",

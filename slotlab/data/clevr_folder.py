@@ -140,6 +140,11 @@ class ClevrFolder(Dataset):
             objects = scene.get("objects") if isinstance(scene, dict) else None
             if not isinstance(objects, list):
                 raise DatasetFileError(f"{self.scenes_path}: scene {i} has no 'objects' list.")
+            if not objects:
+                raise DatasetFileError(
+                    f"{self.scenes_path}: scene {i} ({scene.get('image_filename', '?')}) is empty (no objects); "
+                    "CLEVR scenes have 3-10 objects: the scenes file is damaged or not a CLEVR scenes file."
+                )
             if max_objects is not None and len(objects) > max_objects:
                 continue  # CLEVR6-style filtering by object count
             try:

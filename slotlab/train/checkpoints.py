@@ -34,6 +34,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def checkpoint_task(path: str | Path) -> str:
+    """The task ("object_discovery" / "set_prediction") a checkpoint was trained for."""
+    cfg = load_checkpoint(path)["hyper_parameters"].get("config")
+    return cfg.get("task", "object_discovery") if isinstance(cfg, dict) else "unknown"
+
+
 def load_object_discovery(path: str | Path) -> tuple[ObjectDiscoveryModel, dict[str, Any], dict[str, Any]]:
     """-> (model in eval mode on CPU, validated config, checkpoint dict)."""
     ckpt = load_checkpoint(path)
@@ -45,7 +51,13 @@ def load_object_discovery(path: str | Path) -> tuple[ObjectDiscoveryModel, dict[
     cfg = validate(cfg)
     model = build_model(cfg["model"], tuple(hp["image_size"]))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # size mismatches
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise CheckpointError(
+            f"{ckpt['_path']} does not match the model its config describes: {first.strip()}"
+        ) from e
     if missing or unexpected:
         raise CheckpointError(
             f"{ckpt['_path']} does not match the model its config describes: missing {missing[:5]}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,16 +81,24 @@ def last_checkpoint(run_dir: Path) -> Path:
     return ckpt
 
 
-def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[str, Any]]:
+def build_trainer(
+    cfg: dict[str, Any],
+    run_dir: Path,
+    monitor: str = "val/fg_ari",
+    best_name: str = "best-step{step:07d}-fgari{val/fg_ari:.4f}",
+    extra_callbacks: Sequence[L.Callback] = (),
+) -> tuple[L.Trainer, dict[str, Any]]:
+    """The Lightning Trainer of a run: best (by ``monitor``) and last checkpoints written atomically, CSV and
+    TensorBoard logs, lr monitor, training-time log, plus the task's own callbacks."""
     t = cfg["trainer"]
     accelerator = resolve_accelerator(t["accelerator"])
     precision = resolve_precision(t["precision"], accelerator)
     callbacks = [
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
-            filename="best-step{step:07d}-fgari{val/fg_ari:.4f}",
+            filename=best_name,
             auto_insert_metric_name=False,
-            monitor="val/fg_ari",
+            monitor=monitor,
             mode="max",
             save_top_k=1,
             save_last=False,
@@ -97,15 +106,8 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[s
         LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
         LearningRateMonitor(logging_interval="step"),
         StepTimer(),
-        FailedSeedMonitor(
-            run_dir,
-            t["failed_seed"],
-            t["failed_seed_threshold"],
-            t["failed_seed_after"] if t["failed_seed_after"] is not None else 2 * cfg["optim"]["warmup_steps"],
-        ),
+        *extra_callbacks,
     ]
-    if t["figure_every_val"]:
-        callbacks.append(FigureCallback(run_dir / "figures"))
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs"),
         TensorBoardLogger(save_dir=str(run_dir), name="tb", default_hp_metric=False),
@@ -134,10 +136,23 @@ def build_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[s
     return trainer, {"accelerator": accelerator, "precision": precision}
 
 
+def object_discovery_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[L.Callback]:
+    t = cfg["trainer"]
+    after = t["failed_seed_after"] if t["failed_seed_after"] is not None else 2 * cfg["optim"]["warmup_steps"]
+    callbacks: list[L.Callback] = [FailedSeedMonitor(run_dir, t["failed_seed"], t["failed_seed_threshold"], after)]
+    if t["figure_every_val"]:
+        callbacks.append(FigureCallback(run_dir / "figures"))
+    return callbacks
+
+
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str, Any]:
     """Train object discovery as configured; returns the final held-out evaluation and run facts."""
+    if cfg["task"] == "set_prediction":
+        from slotlab.train.set_prediction import train_set_prediction
+
+        return train_set_prediction(cfg, run_dir, resume)
     if cfg["task"] != "object_discovery":
-        raise ConfigError(f"task {cfg['task']!r} is not trainable by this entry point")
+        raise ConfigError(f"unknown task {cfg['task']!r}")
     t = cfg["trainer"]
     if t["threads"]:
         torch.set_num_threads(t["threads"])
@@ -151,7 +166,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     compile_seconds = None
     if t["compile"]:
         task.model.compile()
-    trainer, facts = build_trainer(cfg, run_dir)
+    trainer, facts = build_trainer(cfg, run_dir, extra_callbacks=object_discovery_callbacks(cfg, run_dir))
     ckpt_path = str(last_checkpoint(run_dir)) if resume else None
     t0 = time.perf_counter()
     try:

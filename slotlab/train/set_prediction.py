@@ -22,8 +22,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
 from slotlab.config import DEFAULTS, ConfigError, validate
@@ -32,11 +30,11 @@ from slotlab.metrics.ari import fg_ari
 from slotlab.metrics.average_precision import PAPER_THRESHOLDS, average_precision_table
 from slotlab.models.set_prediction import SetPredictionModel, SetPredictionOutput
 from slotlab.models.slot_mlp import SetPredictionSlotMLP
-from slotlab.train.callbacks import AtomicCheckpointIO, StepTimer
+from slotlab.train.callbacks import StepTimer
 from slotlab.train.checkpoints import CheckpointError, load_checkpoint
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.object_discovery import EVAL_SEED, NonFiniteLossError, ObjectDiscoveryTask, image_to_model
-from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
+from slotlab.train.runtime import resolve_channels_last, tune_malloc
 from slotlab.viz import grid_image, save_png, slot_colors, to_unit
 
 # Paper Figure 5 (left), Slot Attention on CLEVR10, AP in % (mean over seeds); attention-mask ARI: Section 4.2.
@@ -129,24 +127,6 @@ def check_set_prediction_config(cfg: dict[str, Any]) -> None:
         )
     if d["source"] == "clevr_folder" and not d["path"]:
         raise ConfigError("data.source is 'clevr_folder': set data.path to the CLEVR v1.0 folder")
-
-
-def load_set_prediction_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """SET_PREDICTION_DEFAULTS <- YAML file (with its ``base:`` chain) <- dotted overrides, validated and checked.
-
-    Stand-alone loader for this task (``slotlab.config.load_config`` does the same once it picks the defaults
-    by ``task``).
-    """
-    from slotlab.config import _load_yaml, apply_overrides, check_values, resolve_config_path
-
-    raw: dict[str, Any] = {}
-    if name_or_path is not None:
-        raw = _load_yaml(resolve_config_path(name_or_path))
-    raw = apply_overrides(raw, overrides or [])
-    cfg = validate(raw, SET_PREDICTION_DEFAULTS)
-    check_values(cfg)
-    check_set_prediction_config(cfg)
-    return cfg
 
 
 def attention_masks(out: SetPredictionOutput, grid: tuple[int, int]) -> torch.Tensor | None:
@@ -297,50 +277,10 @@ class SetPredictionTask(L.LightningModule):
 
 def build_set_prediction_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[str, Any]]:
     """The Lightning Trainer of a set-prediction run (best checkpoint by ``val/ap_inf``; Figure 6 callback)."""
-    t = cfg["trainer"]
-    accelerator = resolve_accelerator(t["accelerator"])
-    precision = resolve_precision(t["precision"], accelerator)
-    callbacks: list[L.Callback] = [
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="best-step{step:07d}-apinf{val/ap_inf:.4f}",
-            auto_insert_metric_name=False,
-            monitor="val/ap_inf",
-            mode="max",
-            save_top_k=1,
-            save_last=True,
-        ),
-        LearningRateMonitor(logging_interval="step"),
-        StepTimer(),
-    ]
-    if t["figure_every_val"]:
-        callbacks.append(SetPredictionFigureCallback(run_dir / "figures"))
-    loggers = [
-        CSVLogger(save_dir=str(run_dir), name="logs"),
-        TensorBoardLogger(save_dir=str(run_dir), name="tb", default_hp_metric=False),
-    ]
-    trainer = L.Trainer(
-        default_root_dir=str(run_dir),
-        accelerator=accelerator,
-        devices=t["devices"],
-        num_nodes=t["num_nodes"],
-        strategy=t["strategy"],
-        precision=precision,
-        max_steps=t["max_steps"],
-        max_time={"minutes": t["max_minutes"]} if t["max_minutes"] else None,
-        val_check_interval=t["val_every"],
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        log_every_n_steps=t["log_every"],
-        gradient_clip_val=cfg["optim"]["grad_clip"],
-        enable_progress_bar=t["progress_bar"],
-        enable_model_summary=False,
-        callbacks=callbacks,
-        logger=loggers,
-        plugins=[AtomicCheckpointIO()],
-        deterministic=False,
-    )
-    return trainer, {"accelerator": accelerator, "precision": precision}
+    from slotlab.train.fit import build_trainer
+
+    extra = [SetPredictionFigureCallback(run_dir / "figures")] if cfg["trainer"]["figure_every_val"] else []
+    return build_trainer(cfg, run_dir, "val/ap_inf", "best-step{step:07d}-apinf{val/ap_inf:.4f}", extra)
 
 
 def eval_noise(model: nn.Module, index: torch.Tensor, num_slots: int | None, seed: int) -> torch.Tensor | None:
