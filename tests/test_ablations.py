@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from slotlab.config import available_configs, config_dir, load_config, validate
+from slotlab.config import available_configs, config_dir, defaults_for, load_config, validate
 from slotlab.modules.slot_attention import SlotAttention, soft_kmeans
 from slotlab.train.schedule import lr_factor
 
@@ -504,7 +504,7 @@ def test_every_packaged_config_loads(name):
     raw = yaml.safe_load(text)
     assert isinstance(raw, dict)
     cfg = load_config(name)  # inheritance + validation of every key and type + value checks
-    assert validate(cfg) == cfg
+    assert validate(cfg, defaults_for(cfg["task"])) == cfg
     if cfg["task"] != "object_discovery" or cfg["model"]["kind"] != "slot_attention":
         return  # other tasks / model kinds are built by their own code
     from slotlab.train.object_discovery import build_model

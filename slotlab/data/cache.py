@@ -37,10 +37,13 @@ def _shard_path(folder: Path, index: int) -> Path:
     return folder / f"shard_{index:06d}.npz"
 
 
-def _generate_shard(name: str, stream: int, index: int, folder: str) -> int:
+def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core; several threads per process oversubscribe
+
+
+def _generate_shard(name: str, stream: int, index: int, folder: str) -> int:
     data = get_dataset(name).generate(stream, index * SHARD, SHARD)
     path = _shard_path(Path(folder), index)
     tmp = path.with_name(path.stem + ".tmp.npz")
@@ -79,7 +82,7 @@ def build(
     stream = split_stream(seed, split)
     workers = workers or os.cpu_count() or 1
     if todo and workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init) as pool:
             for _ in pool.map(_generate_shard, [name] * len(todo), [stream] * len(todo), todo,
                               [str(folder)] * len(todo)):
                 done += 1
