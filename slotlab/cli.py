@@ -37,24 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (default: the quick Tetrominoes preset)")
     t.add_argument("--config", default=None, help=f"config name or YAML path (default: {DEFAULT_CONFIG})")
     t.add_argument("--resume", default=None, metavar="RUN_DIR", help="resume a run from its last checkpoint")
-    t.add_argument(
-        "overrides", nargs="*", help="config overrides such as optim.lr=2e-4 trainer.max_steps=100"
-    )
+    t.add_argument("overrides", nargs="*", help="config overrides such as optim.lr=2e-4 trainer.max_steps=100")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on held-out images (FG-ARI)")
     e.add_argument("checkpoint", help="a .ckpt file or a run folder (uses its last.ckpt)")
-    e.add_argument(
-        "--num-slots", type=_int_list, default=None, help="K at test time; a list sweeps, e.g. 4,6,8"
-    )
-    e.add_argument(
-        "--iters", type=_int_list, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5"
-    )
+    e.add_argument("--num-slots", type=_int_list, default=None, help="K at test time; a list sweeps, e.g. 4,6,8")
+    e.add_argument("--iters", type=_int_list, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5")
     e.add_argument("--num-images", type=int, default=None, help="held-out images (default: the config's)")
     e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split")
     e.add_argument("--out", default=None, help="JSON (or CSV for sweeps) output path")
     e.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise")
-    e.add_argument("--objects", type=_int_list, default=None,
-                   help="set prediction: only images with exactly this many objects; a list sweeps (Figure 5)")
+    e.add_argument(
+        "--objects",
+        type=_int_list,
+        default=None,
+        help="set prediction: only images with exactly this many objects; a list sweeps (Figure 5)",
+    )
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", help="a .ckpt file or a run folder")
@@ -202,13 +200,23 @@ def eval_set_prediction(args: argparse.Namespace) -> int:
     rows = []
     for k, t, n_obj in itertools.product(args.num_slots or [None], args.iters or [None], args.objects or [None]):
         res = evaluate_set_prediction(
-            args.checkpoint, k, t, args.num_images, exact_objects=n_obj,
+            args.checkpoint,
+            k,
+            t,
+            args.num_images,
+            exact_objects=n_obj,
             seed=EVAL_SEED if args.seed is None else args.seed,
         )
         print(f"K={k or 'train'} T={res.get('iters')} objects={n_obj or 'all'}")
         print(format_ap_table(res))
-        rows.append({"num_slots": k, "iters": res.get("iters"), "objects": n_obj,
-                     **{key: v for key, v in res.items() if key.startswith("ap_") or key.startswith("attn_ari")}})
+        rows.append(
+            {
+                "num_slots": k,
+                "iters": res.get("iters"),
+                "objects": n_obj,
+                **{key: v for key, v in res.items() if key.startswith("ap_") or key.startswith("attn_ari")},
+            }
+        )
     path = Path(args.checkpoint)
     base = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     if len(rows) == 1:
@@ -231,7 +239,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from slotlab.figures import make_figures
 
     paths = make_figures(
-        args.checkpoint, Path(args.out) if args.out else None, args.num_images, args.num_slots, args.iters,
+        args.checkpoint,
+        Path(args.out) if args.out else None,
+        args.num_images,
+        args.num_slots,
+        args.iters,
         args.split,
     )
     for p in paths:
@@ -291,8 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     from slotlab.train.fit import RunDirError
     from slotlab.train.object_discovery import NonFiniteLossError
 
-    commands = {"train": cmd_train, "eval": cmd_eval, "configs": cmd_configs, "figures": cmd_figures,
-                "report": cmd_report, "data": cmd_data}
+    commands = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "configs": cmd_configs,
+        "figures": cmd_figures,
+        "report": cmd_report,
+        "data": cmd_data,
+    }
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError, RunDirError, DatasetFileError, NonFiniteLossError) as e:

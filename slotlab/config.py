@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
             "eps_placement": "attn",
             "identity_projections": False,
         },
+        "slot_mlp": {"grid": 8, "hidden": 512},  # the Slot MLP baseline (model.kind: slot_mlp)
     },
     "optim": {
         "lr": 4e-4,
@@ -224,9 +225,7 @@ def _check_type(path: str, value: Any, default: Any) -> Any:
     if isinstance(value, bool) and bool not in allowed:
         raise ConfigError(f"config key {path!r} must be {_names(allowed)}, got the boolean {value!r}")
     if not isinstance(value, allowed):
-        raise ConfigError(
-            f"config key {path!r} must be {_names(allowed)}, got {type(value).__name__} {value!r}"
-        )
+        raise ConfigError(f"config key {path!r} must be {_names(allowed)}, got {type(value).__name__} {value!r}")
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return value
@@ -277,7 +276,6 @@ def check_values(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"data.batch_size ({d['batch_size']}) is larger than the dataset (data.train_size {d['train_size']})"
         )
-
 
     if cfg["task"] == "object_discovery":
         from slotlab.data.registry import get_dataset

@@ -20,8 +20,7 @@ __all__ = ["pairwise_huber_cost", "hungarian_match", "hungarian_huber_loss"]
 def _check_sets(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.dim() != 3 or target.dim() != 3:
         raise ValueError(
-            f"pred and target must have shape [B, K, D], got pred {tuple(pred.shape)} "
-            f"and target {tuple(target.shape)}"
+            f"pred and target must have shape [B, K, D], got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
         )
     if pred.shape != target.shape:
         raise ValueError(

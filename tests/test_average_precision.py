@@ -36,9 +36,7 @@ OBJ_C = dict(coords_3d=(2.0, 2.0, 0.35), size="large", material="rubber", shape=
 
 def _obj(spec, conf=1.0, **changes):
     spec = {**spec, **changes}
-    return encode_object(
-        spec["coords_3d"], spec["size"], spec["material"], spec["shape"], spec["color"], conf
-    )
+    return encode_object(spec["coords_3d"], spec["size"], spec["material"], spec["shape"], spec["color"], conf)
 
 
 def _batch(*rows_per_image, k=4):
@@ -66,9 +64,7 @@ def test_slices_and_encoding():
     dec = decode_attributes(x)
     assert (dec["size"], dec["material"], dec["shape"], dec["color"]) == (1, 1, 2, 7)
     np.testing.assert_allclose(dec["coords_3d"], [0.0, 3.0, -3.0], atol=1e-6)
-    scene = encode_objects(
-        [{"3d_coords": (0, 0, 0), "size": 0, "material": 1, "shape": "sphere", "color": "gray"}], 3
-    )
+    scene = encode_objects([{"3d_coords": (0, 0, 0), "size": 0, "material": 1, "shape": "sphere", "color": "gray"}], 3)
     assert scene.shape == (3, 19) and scene[0, FLAG] == 1 and not scene[1:].any()
     with pytest.raises(ValueError):
         encode_object((0, 0, 0), "huge", "metal", "cube", "red")
@@ -136,9 +132,7 @@ def test_reference_semantics_closest_target_even_if_already_matched():
     pred = _batch([_obj(OBJ_A, 0.9), _obj(near, 0.8)])
     assert average_precision(pred, target, -1) == pytest.approx(0.5)
     # ... and matching is per image: the same predictions in another image do not steal detections.
-    assert average_precision(np.concatenate([pred, pred]), np.concatenate([target, target]), -1) == (
-        pytest.approx(0.5)
-    )
+    assert average_precision(np.concatenate([pred, pred]), np.concatenate([target, target]), -1) == (pytest.approx(0.5))
 
 
 def test_distance_threshold_is_strict_and_uses_original_scale():
@@ -164,9 +158,7 @@ def test_distance_threshold_is_strict_and_uses_original_scale():
 
 def test_padded_targets_are_ignored():
     # Zero padding rows decode to (small, rubber, cube, gray) at coords (-3, -3, -3).
-    ghost = _obj(
-        dict(coords_3d=(-3.0, -3.0, -3.0), size="small", material="rubber", shape="cube", color="gray"), 0.9
-    )
+    ghost = _obj(dict(coords_3d=(-3.0, -3.0, -3.0), size="small", material="rubber", shape="cube", color="gray"), 0.9)
     target = _batch([_obj(OBJ_A)], k=4)  # 1 real object + 3 padding rows
     # ghost (.9) would match a padding row if padding counted; A (.8). FP, TP.
     # precision [0, 1/2], recall [0, 1] (denominator is 1 real object, not 4) -> AP = 1/2 * 1 = 0.5

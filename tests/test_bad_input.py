@@ -18,9 +18,17 @@ from slotlab.data.registry import get_dataset
 sys.path.insert(0, str(Path(__file__).parent))
 from test_clevr_folder import _make_clevr  # noqa: E402
 
-TINY = ["trainer.max_steps=2", "trainer.val_every=2", "data.train_size=32", "data.eval_size=8",
-        "data.batch_size=8", "data.eval_batch_size=8", "trainer.progress_bar=false", "model.encoder_channels=[8,8,8,8]",
-        "model.decoder_channels=8"]
+TINY = [
+    "trainer.max_steps=2",
+    "trainer.val_every=2",
+    "data.train_size=32",
+    "data.eval_size=8",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "trainer.progress_bar=false",
+    "model.encoder_channels=[8,8,8,8]",
+    "model.decoder_channels=8",
+]
 
 
 @pytest.fixture(scope="module")

@@ -57,9 +57,7 @@ def test_encode_clevr_objects_values() -> None:
     target = encode_clevr_objects(SCENES[0])
     assert target.shape == (10, 19) and target.dtype == np.float32
     # Row layout: coords (3) | size (2) | material (2) | shape (3) | color (8, gray blue brown ...) | real (1)
-    np.testing.assert_allclose(
-        target[0], [0, 1, 3.7 / 6, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1], rtol=1e-6
-    )
+    np.testing.assert_allclose(target[0], [0, 1, 3.7 / 6, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1], rtol=1e-6)
     np.testing.assert_allclose(
         target[1], [0.5, 0.75, 3.35 / 6, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1], rtol=1e-6
     )

@@ -7,8 +7,15 @@ import pytest
 
 from slotlab.cli import main
 
-TINY = ["trainer.max_steps=4", "trainer.val_every=2", "data.train_size=64", "data.eval_size=16",
-        "data.batch_size=8", "data.eval_batch_size=8", "trainer.progress_bar=false"]
+TINY = [
+    "trainer.max_steps=4",
+    "trainer.val_every=2",
+    "data.train_size=64",
+    "data.eval_size=16",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "trainer.progress_bar=false",
+]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,13 @@ from slotlab.train.schedule import lr_factor
 
 def test_paper_defaults():
     cfg = load_config("tetrominoes")
-    assert cfg["optim"] == {"lr": 4e-4, "warmup_steps": 10000, "decay_rate": 0.5, "decay_steps": 100000,
-                            "grad_clip": None}
+    assert cfg["optim"] == {
+        "lr": 4e-4,
+        "warmup_steps": 10000,
+        "decay_rate": 0.5,
+        "decay_steps": 100000,
+        "grad_clip": None,
+    }
     assert cfg["data"]["batch_size"] == 64 and cfg["model"]["num_slots"] == 4 and cfg["model"]["iters"] == 3
     assert cfg["trainer"]["max_steps"] == 500000
     assert cfg["model"]["slot_attention"]["softmax_axis"] == "slots"

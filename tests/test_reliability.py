@@ -16,10 +16,20 @@ import torch
 
 from slotlab.cli import main
 
-SMALL = ["model.encoder_channels=[8,8,8,8]", "model.decoder_channels=8", "model.slot_dim=16",
-         "model.mlp_hidden=16", "data.train_size=64", "data.eval_size=16", "data.batch_size=8",
-         "data.eval_batch_size=8", "trainer.progress_bar=false", "trainer.figure_every_val=false",
-         "optim.warmup_steps=5", "trainer.log_every=1"]
+SMALL = [
+    "model.encoder_channels=[8,8,8,8]",
+    "model.decoder_channels=8",
+    "model.slot_dim=16",
+    "model.mlp_hidden=16",
+    "data.train_size=64",
+    "data.eval_size=16",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "trainer.progress_bar=false",
+    "trainer.figure_every_val=false",
+    "optim.warmup_steps=5",
+    "trainer.log_every=1",
+]
 
 
 def losses(run_dir: Path) -> list[float]:
@@ -37,20 +47,45 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "slotlab.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "slotlab.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_same_seed_same_first_100_losses(tmp_path):
     for name in ("a", "b"):
-        assert main(["train", *SMALL, "trainer.max_steps=100", "trainer.val_every=100", "seed=3",
-                     f"run.root={tmp_path}", f"run.name={name}"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    *SMALL,
+                    "trainer.max_steps=100",
+                    "trainer.val_every=100",
+                    "seed=3",
+                    f"run.root={tmp_path}",
+                    f"run.name={name}",
+                ]
+            )
+            == 0
+        )
     a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert len(a) == 100
     assert a == b  # bit-identical on CPU
     assert a[-1] < a[0]  # and it is learning
-    assert main(["train", *SMALL, "trainer.max_steps=5", "trainer.val_every=5", "seed=4",
-                 f"run.root={tmp_path}", "run.name=c"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                "trainer.max_steps=5",
+                "trainer.val_every=5",
+                "seed=4",
+                f"run.root={tmp_path}",
+                "run.name=c",
+            ]
+        )
+        == 0
+    )
     assert losses(tmp_path / "c")[:5] != a[:5]
 
 
@@ -79,8 +114,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    common = [*SMALL, "trainer.max_steps=6", "trainer.val_every=6", "trainer.accelerator=cpu",
-              f"run.root={tmp_path}"]
+    common = [*SMALL, "trainer.max_steps=6", "trainer.val_every=6", "trainer.accelerator=cpu", f"run.root={tmp_path}"]
     p = cli("train", *common, "trainer.devices=2", "trainer.strategy=ddp", "trainer.threads=1", "run.name=ddp")
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out[-3000:]
@@ -93,8 +127,12 @@ def test_ddp_two_cpu_processes(tmp_path):
     for k in ws:
         torch.testing.assert_close(wd[k], ws[k], rtol=1e-4, atol=1e-5)
     # The held-out evaluation reduced across the 2 processes equals the single-process evaluation.
-    val = [float(r["val/fg_ari"]) for f in (tmp_path / "ddp" / "logs").glob("version_*/metrics.csv")
-           for r in csv.DictReader(open(f)) if r.get("val/fg_ari")]
+    val = [
+        float(r["val/fg_ari"])
+        for f in (tmp_path / "ddp" / "logs").glob("version_*/metrics.csv")
+        for r in csv.DictReader(open(f))
+        if r.get("val/fg_ari")
+    ]
     assert val[-1] == pytest.approx(ddp["fg_ari_mean"], abs=1e-6)
     assert ddp["fg_ari_mean"] == pytest.approx(single["fg_ari_mean"], abs=1e-3)
 
@@ -102,8 +140,10 @@ def test_ddp_two_cpu_processes(tmp_path):
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, capsys, monkeypatch):
     from slotlab.models.object_discovery import ObjectDiscoveryModel
 
-    assert main(["train", *SMALL, "trainer.max_steps=2", "trainer.val_every=2", f"run.root={tmp_path}",
-                 "run.name=nan"]) == 0
+    assert (
+        main(["train", *SMALL, "trainer.max_steps=2", "trainer.val_every=2", f"run.root={tmp_path}", "run.name=nan"])
+        == 0
+    )
     ckpt_path = tmp_path / "nan" / "checkpoints" / "last.ckpt"
     before = torch.load(ckpt_path, weights_only=False)
     # From now on the loss is NaN (as after a numerical blow-up).
@@ -160,14 +200,29 @@ def test_failed_seed_restart_on_a_constructed_failure(tmp_path, monkeypatch, cap
         out = original(self, image, *args, **kwargs)
         k, h = out.masks.shape[1], out.masks.shape[-2]
         bands = (torch.arange(h) * k // h)[:, None].expand(h, out.masks.shape[-1])
-        out.masks = torch.nn.functional.one_hot(bands, k).permute(2, 0, 1)[None, :, None].float().expand_as(
-            out.masks) + 0 * out.masks
+        out.masks = (
+            torch.nn.functional.one_hot(bands, k).permute(2, 0, 1)[None, :, None].float().expand_as(out.masks)
+            + 0 * out.masks
+        )
         return out
 
     monkeypatch.setattr(ObjectDiscoveryModel, "forward", striped)
-    assert main(["train", *SMALL, "trainer.max_steps=6", "trainer.val_every=1", "trainer.failed_seed=restart",
-                 "trainer.failed_seed_after=0", "trainer.failed_seed_restarts=1", f"run.root={tmp_path}",
-                 "run.name=stuck"]) == 2  # still stuck after the restart: reported, non-zero exit
+    assert (
+        main(
+            [
+                "train",
+                *SMALL,
+                "trainer.max_steps=6",
+                "trainer.val_every=1",
+                "trainer.failed_seed=restart",
+                "trainer.failed_seed_after=0",
+                "trainer.failed_seed_restarts=1",
+                f"run.root={tmp_path}",
+                "run.name=stuck",
+            ]
+        )
+        == 2
+    )  # still stuck after the restart: reported, non-zero exit
     captured = capsys.readouterr()
     assert "failed seed detected; restarting with seed 1" in captured.out
     assert "no restarts left" in captured.err

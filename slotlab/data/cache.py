@@ -83,8 +83,9 @@ def build(
     workers = workers or os.cpu_count() or 1
     if todo and workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init) as pool:
-            for _ in pool.map(_generate_shard, [name] * len(todo), [stream] * len(todo), todo,
-                              [str(folder)] * len(todo)):
+            for _ in pool.map(
+                _generate_shard, [name] * len(todo), [stream] * len(todo), todo, [str(folder)] * len(todo)
+            ):
                 done += 1
                 if progress:
                     progress(done, total)
@@ -94,8 +95,9 @@ def build(
             done += 1
             if progress:
                 progress(done, total)
-    (folder / "manifest.json").write_text(json.dumps({"dataset": name, "split": split, "seed": seed,
-                                                      "shard_size": SHARD, "shards": total}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"dataset": name, "split": split, "seed": seed, "shard_size": SHARD, "shards": total})
+    )
     return folder
 
 

@@ -128,8 +128,7 @@ class ClevrFolder(Dataset):
                 scenes = json.load(f)["scenes"]
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DatasetFileError(
-                f"{self.scenes_path}: not valid JSON ({exc}); the file is corrupt or truncated, "
-                "download it again."
+                f"{self.scenes_path}: not valid JSON ({exc}); the file is corrupt or truncated, download it again."
             ) from exc
         except (KeyError, TypeError):
             raise DatasetFileError(

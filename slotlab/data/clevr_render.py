@@ -318,9 +318,7 @@ def _normals(batch: _Batch, obj: torch.Tensor, points: torch.Tensor) -> torch.Te
     nlz = torch.where(use_x | use_y, 0.0, torch.sign(qz))
     cube = torch.stack([cos * nlx - sin * nly, sin * nlx + cos * nly, nlz], -1)
     cap = az >= r * (1 - 1e-3)  # cylinder: cap or side
-    cyl = torch.stack(
-        [torch.where(cap, 0.0, qx), torch.where(cap, 0.0, qy), torch.where(cap, torch.sign(qz), 0.0)], -1
-    )
+    cyl = torch.stack([torch.where(cap, 0.0, qx), torch.where(cap, 0.0, qy), torch.where(cap, torch.sign(qz), 0.0)], -1)
     sphere = torch.stack([qx, qy, qz], -1)
     n = torch.where((shape == 1)[:, None], cube, torch.where((shape == 2)[:, None], sphere, cyl))
     return F.normalize(n, dim=-1)
@@ -553,9 +551,7 @@ def generate(
     return out
 
 
-def scene_json(
-    out: dict[str, np.ndarray], i: int, split: str = "train", image_index: int | None = None
-) -> dict:
+def scene_json(out: dict[str, np.ndarray], i: int, split: str = "train", image_index: int | None = None) -> dict:
     """Scene ``i`` of a ``generate`` output in CLEVR's scene-JSON schema (JSON-serialisable)."""
     k = int(out["num_objects"][i])
     objects = []
@@ -604,9 +600,7 @@ def preprocess_clevr(image: np.ndarray | torch.Tensor, crop: bool = True, size: 
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
 
 
-def preprocess_clevr_mask(
-    mask: np.ndarray | torch.Tensor, crop: bool = True, size: int = 128
-) -> torch.Tensor:
+def preprocess_clevr_mask(mask: np.ndarray | torch.Tensor, crop: bool = True, size: int = 128) -> torch.Tensor:
     """Instance label maps [N, 240, 320] -> [N, size, size] (same crop, nearest resize; dtype kept)."""
     x = torch.as_tensor(mask)
     if crop:

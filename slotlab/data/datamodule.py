@@ -165,6 +165,13 @@ class ObjectDiscoveryData(L.LightningDataModule):
 def data_from_config(d: dict) -> ObjectDiscoveryData:
     """The DataModule described by a config's ``data`` section."""
     return ObjectDiscoveryData(
-        d["name"], d["batch_size"], d["train_size"], d["eval_size"], d["eval_batch_size"], d["seed"],
-        d["path"], d["cache_dir"], d["workers"],
+        d["name"],
+        d["batch_size"],
+        d["train_size"],
+        d["eval_size"],
+        d["eval_batch_size"],
+        d["seed"],
+        d["path"],
+        d["cache_dir"],
+        d["workers"],
     )

@@ -40,8 +40,11 @@ def preview(source: str, dataset: str | None = None, num: int = 16, seed: int = 
         data = info.generate(split_stream(seed, "train"), 0, num)
         images, masks, name = list(data["image"]), list(data["mask"].astype(np.int64)), source
     scale = max(1, 128 // images[0].shape[0])
-    tiles = [np.kron(t, np.ones((scale, scale, 1))) for im, m in zip(images, masks, strict=True)
-             for t in (im.astype(np.float32) / 255.0, overlay(im, m))]
+    tiles = [
+        np.kron(t, np.ones((scale, scale, 1)))
+        for im, m in zip(images, masks, strict=True)
+        for t in (im.astype(np.float32) / 255.0, overlay(im, m))
+    ]
     per_row = 8
     rows = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
     return save_png(grid_image(rows), out or f"{name}.png")

@@ -214,9 +214,7 @@ def dataset_spec(dataset: str, variant: str | None = None) -> DatasetSpec:
         if variant is None and name == "objects_room":
             variant = "train"
         if variant not in _VARIANTS[name]:
-            raise DatasetFileError(
-                f"unknown {name} variant {variant!r}; pass variant= one of {list(_VARIANTS[name])}"
-            )
+            raise DatasetFileError(f"unknown {name} variant {variant!r}; pass variant= one of {list(_VARIANTS[name])}")
         name = f"{name}_{variant}"
     elif variant is not None:
         raise DatasetFileError(
@@ -440,8 +438,7 @@ def _detect_compression(path: str) -> str:
         return "gzip"
     if len(head) < 12:
         raise DatasetFileError(
-            f"{path}: record 0: file is truncated ({len(head)} bytes, shorter than one record header). "
-            f"{_REDOWNLOAD}"
+            f"{path}: record 0: file is truncated ({len(head)} bytes, shorter than one record header). {_REDOWNLOAD}"
         )
     (length,) = struct.unpack("<Q", head[:8])
     if length + 16 <= os.path.getsize(path):
@@ -489,9 +486,7 @@ def _iter_records(path: str, compression: str) -> Iterator[tuple[int, bytes]]:
                     )
                 (length,) = struct.unpack("<Q", header[:8])
                 if not _header_is_valid(header):
-                    raise DatasetFileError(
-                        f"{path}: record {index}: CRC mismatch in the length header. {_REDOWNLOAD}"
-                    )
+                    raise DatasetFileError(f"{path}: record {index}: CRC mismatch in the length header. {_REDOWNLOAD}")
                 data = _read_exact(f, length)
                 footer = _read_exact(f, 4)
                 if len(data) < length or len(footer) < 4:
@@ -501,8 +496,7 @@ def _iter_records(path: str, compression: str) -> Iterator[tuple[int, bytes]]:
                     )
                 if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
                     raise DatasetFileError(
-                        f"{path}: record {index}: CRC mismatch in the record data ({length} bytes). "
-                        f"{_REDOWNLOAD}"
+                        f"{path}: record {index}: CRC mismatch in the record data ({length} bytes). {_REDOWNLOAD}"
                     )
                 yield index, data
                 index += 1
@@ -529,9 +523,7 @@ def _decode_record(path: str, index: int, data: bytes, spec: DatasetSpec) -> dic
 
     def get(name: str, kind: str) -> object:
         if name not in features:
-            raise DatasetFileError(
-                f"{where}: feature {name!r} is missing (present: {sorted(features)}). {fix}"
-            )
+            raise DatasetFileError(f"{where}: feature {name!r} is missing (present: {sorted(features)}). {fix}")
         got_kind, value = features[name]
         if got_kind != kind:
             raise DatasetFileError(f"{where}: feature {name!r} is a {got_kind} list, expected {kind}. {fix}")

@@ -32,9 +32,7 @@ def _labels(pred_masks: Tensor) -> Tensor:
 def ari(true_labels: Tensor, pred_labels: Tensor, ignore: Tensor | None = None) -> Tensor:
     """ARI per row of int labels [B, N] (any non-negative ids); pixels where ``ignore`` [B, N] is True are dropped."""
     if true_labels.shape != pred_labels.shape or true_labels.dim() != 2:
-        raise ValueError(
-            f"labels must both be [B, N], got {tuple(true_labels.shape)} and {tuple(pred_labels.shape)}"
-        )
+        raise ValueError(f"labels must both be [B, N], got {tuple(true_labels.shape)} and {tuple(pred_labels.shape)}")
     true_labels = true_labels.long()
     pred_labels = pred_labels.long()
     if (true_labels < 0).any() or (pred_labels < 0).any():
@@ -78,14 +76,10 @@ def fg_ari(true_masks: Tensor, pred_masks: Tensor) -> Tensor:
         float64 [B] scores.
     """
     if true_masks.dim() != 3 or true_masks.is_floating_point():
-        raise ValueError(
-            f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}"
-        )
+        raise ValueError(f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}")
     labels = _labels(pred_masks)
     if labels.shape != true_masks.shape:
-        raise ValueError(
-            f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}"
-        )
+        raise ValueError(f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}")
     t = true_masks.reshape(true_masks.shape[0], -1).long()
     p = labels.reshape(labels.shape[0], -1).long()
     return ari(t, p, ignore=t == 0)

@@ -16,7 +16,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slotlab.modules.decoders import SpatialBroadcastDecoder, clevr_layers, full_resolution_layers
+from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import SlotInputEncoder
 from slotlab.modules.slot_attention import SlotAttention
 
@@ -69,21 +69,7 @@ class ObjectDiscoveryModel(nn.Module):
         self.slot_attention = SlotAttention(
             num_slots, dim=slot_dim, iters=iters, hidden_dim=mlp_hidden, **(slot_attention or {})
         )
-        if decoder == "full_resolution":
-            self.decoder = SpatialBroadcastDecoder(
-                slot_dim, self.resolution, full_resolution_layers(decoder_channels), factorize_decoder
-            )
-        elif decoder == "clevr":
-            if self.resolution[0] % 16 or self.resolution[1] % 16:
-                raise ValueError(
-                    f"the 'clevr' decoder upsamples 16x and needs H, W divisible by 16: {resolution}"
-                )
-            small = (self.resolution[0] // 16, self.resolution[1] // 16)
-            self.decoder = SpatialBroadcastDecoder(
-                slot_dim, small, clevr_layers(decoder_channels), factorize_decoder
-            )
-        else:
-            raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {decoder!r}")
+        self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
 
     def forward(
         self,

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from slotlab.metrics.average_precision import FEATURE_DIM
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
 from slotlab.models.set_prediction import PropertyHead, SetPredictionModel, SetPredictionOutput, check_image
-from slotlab.modules.decoders import SpatialBroadcastDecoder, clevr_layers, full_resolution_layers
+from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import CNNEncoder
 
 
@@ -179,17 +179,7 @@ class ObjectDiscoverySlotMLP(nn.Module):
             slot_mlp_grid,
             slot_mlp_hidden,
         )
-        if decoder == "full_resolution":
-            self.decoder = SpatialBroadcastDecoder(
-                slot_dim, self.resolution, full_resolution_layers(decoder_channels), factorize_decoder
-            )
-        elif decoder == "clevr":
-            if self.resolution[0] % 16 or self.resolution[1] % 16:
-                raise ValueError(f"the 'clevr' decoder upsamples 16x and needs H, W divisible by 16: {resolution}")
-            small = (self.resolution[0] // 16, self.resolution[1] // 16)
-            self.decoder = SpatialBroadcastDecoder(slot_dim, small, clevr_layers(decoder_channels), factorize_decoder)
-        else:
-            raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {decoder!r}")
+        self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
 
     @property
     def num_slots(self) -> int:

@@ -55,9 +55,7 @@ def _make_layer(spec: LayerSpec, in_channels: int) -> nn.Module:
         return nn.Conv2d(in_channels, spec.out_channels, k, padding=k // 2)
     if spec.kind == "convT":
         # TF 'SAME' transposed conv: output = input * stride.
-        return nn.ConvTranspose2d(
-            in_channels, spec.out_channels, k, stride=s, padding=k // 2, output_padding=s - 1
-        )
+        return nn.ConvTranspose2d(in_channels, spec.out_channels, k, stride=s, padding=k // 2, output_padding=s - 1)
     raise ValueError(f"unknown decoder layer kind {spec.kind!r} (expected 'conv' or 'convT')")
 
 
@@ -133,3 +131,18 @@ class SpatialBroadcastDecoder(nn.Module):
         masks = alpha.softmax(dim=1)
         recon = (recons * masks).sum(dim=1)  # [B, 3, H, W]
         return DecoderOutput(recon=recon, recons=recons, masks=masks)
+
+
+def build_decoder(
+    resolution: tuple[int, int], slot_dim: int, kind: str, channels: int, factorize: bool = True
+) -> SpatialBroadcastDecoder:
+    """The paper's decoder for an image size: ``"full_resolution"`` (broadcast at (H, W), stride-1 convs; the
+    small datasets) or ``"clevr"`` (broadcast at (H/16, W/16), 4 stride-2 transposed convs; 128x128)."""
+    if kind == "full_resolution":
+        return SpatialBroadcastDecoder(slot_dim, resolution, full_resolution_layers(channels), factorize)
+    if kind == "clevr":
+        if resolution[0] % 16 or resolution[1] % 16:
+            raise ValueError(f"the 'clevr' decoder upsamples 16x and needs H, W divisible by 16: {resolution}")
+        small = (resolution[0] // 16, resolution[1] // 16)
+        return SpatialBroadcastDecoder(slot_dim, small, clevr_layers(channels), factorize)
+    raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {kind!r}")

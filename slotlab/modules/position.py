@@ -33,7 +33,5 @@ class SoftPositionEmbed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if tuple(x.shape[-2:]) != self.resolution:
-            raise ValueError(
-                f"feature map is {tuple(x.shape[-2:])}, position embedding expects {self.resolution}"
-            )
+            raise ValueError(f"feature map is {tuple(x.shape[-2:])}, position embedding expects {self.resolution}")
         return x + self.embedding().to(x.dtype)

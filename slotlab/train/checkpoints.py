@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from slotlab.config import validate
-from slotlab.models.object_discovery import ObjectDiscoveryModel
+from slotlab.config import defaults_for, validate
 from slotlab.train.object_discovery import build_model
 
 
@@ -27,9 +28,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises many kinds for corrupt files
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise CheckpointError(
-            f"{path} is not a slotlab/Lightning checkpoint (no state_dict / hyper_parameters)"
-        )
+        raise CheckpointError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / hyper_parameters)")
     ckpt["_path"] = str(path)
     return ckpt
 
@@ -40,27 +39,38 @@ def checkpoint_task(path: str | Path) -> str:
     return cfg.get("task", "object_discovery") if isinstance(cfg, dict) else "unknown"
 
 
-def load_object_discovery(path: str | Path) -> tuple[ObjectDiscoveryModel, dict[str, Any], dict[str, Any]]:
-    """-> (model in eval mode on CPU, validated config, checkpoint dict)."""
+def load_task_checkpoint(
+    path: str | Path, task: str, build: Callable[[dict[str, Any], dict[str, Any]], nn.Module]
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """-> (model of ``task`` in eval mode on CPU, validated config, checkpoint dict).
+
+    ``build(cfg, hyper_parameters)`` makes the model the checkpoint's config describes; the weights must fit it.
+    """
     ckpt = load_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     cfg = hp.get("config")
-    if not isinstance(cfg, dict) or cfg.get("task") != "object_discovery":
-        task = cfg.get("task") if isinstance(cfg, dict) else None
-        raise CheckpointError(f"{ckpt['_path']} holds a {task!r} model, not an object-discovery model")
-    cfg = validate(cfg)
-    model = build_model(cfg["model"], tuple(hp["image_size"]))
+    if not isinstance(cfg, dict) or cfg.get("task", "object_discovery") != task:
+        found = cfg.get("task") if isinstance(cfg, dict) else None
+        wanted = {"object_discovery": "an object-discovery", "set_prediction": "a set-prediction"}[task]
+        raise CheckpointError(f"{ckpt['_path']} holds a {found!r} model, not {wanted} model")
+    cfg = validate(cfg, defaults_for(task))
+    model = build(cfg, hp)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # size mismatches
         first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
-        raise CheckpointError(
-            f"{ckpt['_path']} does not match the model its config describes: {first.strip()}"
-        ) from e
+        raise CheckpointError(f"{ckpt['_path']} does not match the model its config describes: {first.strip()}") from e
     if missing or unexpected:
         raise CheckpointError(
             f"{ckpt['_path']} does not match the model its config describes: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
     return model.eval(), cfg, ckpt
+
+
+def load_object_discovery(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """-> (object-discovery model in eval mode on CPU, validated config, checkpoint dict)."""
+    return load_task_checkpoint(
+        path, "object_discovery", lambda cfg, hp: build_model(cfg["model"], tuple(hp["image_size"]))
+    )

@@ -145,6 +145,16 @@ def object_discovery_callbacks(cfg: dict[str, Any], run_dir: Path) -> list[L.Cal
     return callbacks
 
 
+def prepare_runtime(cfg: dict[str, Any]) -> None:
+    """Threads, allocator tuning and seeds, as the config says (before building data and model)."""
+    t = cfg["trainer"]
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    if t["tune_malloc"]:
+        tune_malloc()
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+
+
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str, Any]:
     """Train object discovery as configured; returns the final held-out evaluation and run facts."""
     if cfg["task"] == "set_prediction":
@@ -154,11 +164,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     if cfg["task"] != "object_discovery":
         raise ConfigError(f"unknown task {cfg['task']!r}")
     t = cfg["trainer"]
-    if t["threads"]:
-        torch.set_num_threads(t["threads"])
-    if t["tune_malloc"]:
-        tune_malloc()
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    prepare_runtime(cfg)
     d = cfg["data"]
     data = data_from_config(d)
     channels_last = resolve_channels_last(t["channels_last"])

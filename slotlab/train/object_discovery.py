@@ -14,7 +14,7 @@ from torch import nn
 
 from slotlab.metrics.ari import fg_ari
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
-from slotlab.models.slot_mlp import ObjectDiscoverySlotMLP
+from slotlab.models.slot_mlp import build_object_discovery_slot_mlp
 from slotlab.train.failed_seed import layout_ari
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.schedule import lr_factor
@@ -24,6 +24,19 @@ EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, ima
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or Inf."""
+
+
+def check_and_log_loss(module: L.LightningModule, loss: torch.Tensor) -> torch.Tensor:
+    """Stop with a clear message on a NaN/Inf loss (the last good checkpoint stays); log loss and lr."""
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(
+            f"training loss is {loss.item()} at step {module.global_step}; stopping. The last good checkpoint "
+            "is kept in the run's checkpoints/ folder. Try a lower optim.lr, optim.grad_clip, or "
+            "trainer.precision=32-true."
+        )
+    module.log("train/loss", loss, prog_bar=True)
+    module.log("train/lr", module.optimizers().param_groups[0]["lr"], prog_bar=False)
+    return loss
 
 
 def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Module:
@@ -44,7 +57,7 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Mo
     if model_cfg["kind"] == "slot_attention":
         return ObjectDiscoveryModel(**kwargs)
     if model_cfg["kind"] == "slot_mlp":
-        return ObjectDiscoverySlotMLP(**kwargs)
+        return build_object_discovery_slot_mlp(model_cfg, image_size)
     raise ValueError(f"model.kind must be slot_attention or slot_mlp, got {model_cfg['kind']!r}")
 
 
@@ -70,9 +83,7 @@ def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tens
 
 
 class ObjectDiscoveryTask(L.LightningModule):
-    def __init__(
-        self, config: dict[str, Any], image_size: tuple[int, int], channels_last: bool = False
-    ) -> None:
+    def __init__(self, config: dict[str, Any], image_size: tuple[int, int], channels_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = config
@@ -102,15 +113,7 @@ class ObjectDiscoveryTask(L.LightningModule):
         image = image_to_model(batch["image"], self.channels_last)
         out = run_model(self.model, image, self.training_noise(image.shape[0]))
         loss = self.model.loss(out, image)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at step {self.global_step}; stopping. The last good checkpoint "
-                "is kept in the run's checkpoints/ folder. Try a lower optim.lr, optim.grad_clip, or "
-                "trainer.precision=32-true."
-            )
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=False)
-        return loss
+        return check_and_log_loss(self, loss)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image = image_to_model(batch["image"], self.channels_last)

@@ -24,17 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from slotlab.config import DEFAULTS, ConfigError, validate
+from slotlab.config import DEFAULTS, ConfigError
 from slotlab.data.set_prediction_data import TARGET_ROWS, SetPredictionData, load_split, resize_masks
 from slotlab.metrics.ari import fg_ari
 from slotlab.metrics.average_precision import PAPER_THRESHOLDS, average_precision_table
 from slotlab.models.set_prediction import SetPredictionModel, SetPredictionOutput
 from slotlab.models.slot_mlp import SetPredictionSlotMLP
 from slotlab.train.callbacks import StepTimer
-from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+from slotlab.train.checkpoints import load_task_checkpoint
 from slotlab.train.noise import index_noise, step_noise
-from slotlab.train.object_discovery import EVAL_SEED, NonFiniteLossError, ObjectDiscoveryTask, image_to_model
-from slotlab.train.runtime import resolve_channels_last, tune_malloc
+from slotlab.train.object_discovery import EVAL_SEED, ObjectDiscoveryTask, check_and_log_loss, image_to_model
+from slotlab.train.runtime import resolve_channels_last
 from slotlab.viz import grid_image, save_png, slot_colors, to_unit
 
 # Paper Figure 5 (left), Slot Attention on CLEVR10, AP in % (mean over seeds); attention-mask ARI: Section 4.2.
@@ -223,15 +223,7 @@ class SetPredictionTask(L.LightningModule):
         image = image_to_model(batch["image"], self.channels_last)
         out = self.model(image, noise=self.training_noise(image.shape[0]))
         loss = self.model.loss(out, batch["target"])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at step {self.global_step}; stopping. The last good checkpoint "
-                "is kept in the run's checkpoints/ folder. Try a lower optim.lr, optim.grad_clip, or "
-                "trainer.precision=32-true."
-            )
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=False)
-        return loss
+        return check_and_log_loss(self, loss)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image = image_to_model(batch["image"], self.channels_last)
@@ -345,15 +337,11 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
     if cfg["task"] != "set_prediction":
         raise ConfigError(f"task {cfg['task']!r} is not trainable by train_set_prediction")
     check_set_prediction_config(cfg)
-    from slotlab.train.fit import last_checkpoint, write_json  # lazy: fit.py may import this module
+    from slotlab.train.fit import last_checkpoint, prepare_runtime, write_json  # lazy: fit.py imports this module
 
     run_dir = Path(run_dir)
     t = cfg["trainer"]
-    if t["threads"]:
-        torch.set_num_threads(t["threads"])
-    if t["tune_malloc"]:
-        tune_malloc()
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    prepare_runtime(cfg)
     data = SetPredictionData(cfg["data"])
     channels_last = resolve_channels_last(t["channels_last"])
     task = SetPredictionTask(cfg, channels_last)
@@ -389,22 +377,9 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
 
 def load_set_prediction(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """-> (model in eval mode on CPU, validated config, checkpoint dict) from a .ckpt file or a run folder."""
-    ckpt = load_checkpoint(path)
-    hp = ckpt["hyper_parameters"]
-    cfg = hp.get("config")
-    if not isinstance(cfg, dict) or cfg.get("task") != "set_prediction":
-        task = cfg.get("task") if isinstance(cfg, dict) else None
-        raise CheckpointError(f"{ckpt['_path']} holds a {task!r} model, not a set-prediction model")
-    cfg = validate(cfg, SET_PREDICTION_DEFAULTS)
-    model = build_set_prediction_model(cfg["model"], int(cfg["data"]["image_size"]))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{ckpt['_path']} does not match the model its config describes: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    return model.eval(), cfg, ckpt
+    return load_task_checkpoint(
+        path, "set_prediction", lambda cfg, hp: build_set_prediction_model(cfg["model"], int(cfg["data"]["image_size"]))
+    )
 
 
 def evaluate_set_prediction(
