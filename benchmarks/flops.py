@@ -16,7 +16,7 @@ Decoders:
   and one with the position embedding, both per step, not per image.
 Slot Attention:
 - ``standard``: keys and values projected for all N inputs (Algorithm 1).
-- ``reassociated`` (``slotlab/modules/slot_attention_fast.py``): the projections act on the K queries/updates.
+- ``reassociated`` (slotlab's default, ``SlotAttention(reassociate=True)``): projections act on the K side.
 
 ``--verify`` checks the counts against ``torch.utils.flop_counter.FlopCounterMode`` (which counts matmuls and
 convolutions, forward and backward) on the plain baseline and slotlab's model at batch 1.

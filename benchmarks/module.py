@@ -9,8 +9,8 @@ Weights are copied across (lucidrains' q/k/v biases set to zero, since slotlab's
 the slot-init noise is seeded identically, and the outputs are checked to agree before timing.
 
 The ``slot-attention`` package is only needed for this benchmark (``pip install slot-attention``); it is not a
-slotlab dependency. ``slotlab.modules.slot_attention_fast`` (if present) is benchmarked as a third variant,
-``slotlab_fast`` (re-associated k/v projections, [B, K, N] logits; ``--with-nk`` adds the [B, N, K] layout).
+slotlab dependency. A third variant, ``slotlab_literal``, is slotlab's module with ``reassociate=False`` (keys and
+values of all N inputs materialised, Algorithm 1 literally), to show what the re-association buys.
 
 Usage::
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -51,8 +51,8 @@ def machine_line() -> str:
     )
 
 
-def build_variants(k: int, d: int, iters: int, seed: int, with_nk: bool = False) -> dict[str, nn.Module]:
-    """slotlab's module, lucidrains' (weights copied) and, if importable, slotlab's fast prototype."""
+def build_variants(k: int, d: int, iters: int, seed: int) -> dict[str, nn.Module]:
+    """slotlab's module, lucidrains' (weights copied) and slotlab's module evaluated literally."""
     torch.manual_seed(seed)
     ours = SlotAttention(k, dim=d, iters=iters, hidden_dim=128)
     variants: dict[str, nn.Module] = {"slotlab": ours}
@@ -64,14 +64,9 @@ def build_variants(k: int, d: int, iters: int, seed: int, with_nk: bool = False)
         theirs = LucidSlotAttention(k, d, iters=iters, eps=ours.eps, hidden_dim=128)
         copy_to_lucidrains(ours, theirs)
         variants["lucidrains"] = theirs
-    try:
-        fast_mod = importlib.import_module("slotlab.modules.slot_attention_fast")
-    except ImportError:
-        pass
-    else:
-        variants["slotlab_fast"] = fast_mod.FastSlotAttention.from_slot_attention(ours, layout="kn")
-        if with_nk:
-            variants["slotlab_fast_nk"] = fast_mod.FastSlotAttention.from_slot_attention(ours, layout="nk")
+    literal = copy.deepcopy(ours)
+    literal.reassociate = False
+    variants["slotlab_literal"] = literal
     return variants
 
 
@@ -162,7 +157,6 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16 (autocast)")
     ap.add_argument("--modes", default="fwd+bwd,fwd", help="comma list of fwd+bwd, fwd (no_grad)")
     ap.add_argument("--quick", action="store_true", help="batch 16, 5 rounds, 1 warm-up")
-    ap.add_argument("--with-nk", action="store_true", help="also the prototype with the [B, N, K] logits layout")
     ap.add_argument("--profile", action="store_true", help="torch.profiler table of one fp32 call per variant")
     ap.add_argument("--profile-rows", type=int, default=18)
     args = ap.parse_args()
@@ -178,7 +172,7 @@ def main() -> None:
         f"shape: B={args.batch} N={args.inputs} K={args.slots} D={args.dim} T={args.iters}; "
         f"{args.rounds} interleaved rounds after {args.warmup} warm-up calls; times are medians"
     )
-    variants = build_variants(args.slots, args.dim, args.iters, seed=0, with_nk=args.with_nk)
+    variants = build_variants(args.slots, args.dim, args.iters, seed=0)
     x = torch.randn(args.batch, args.inputs, args.dim)
     check_same_function(variants, x[:4].clone())
     # speed-up columns (time ratios, > 1 means the second is faster): lucidrains / each slotlab variant, and

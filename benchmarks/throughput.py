@@ -9,8 +9,8 @@ Adam step. Variants:
   channels_last on), glibc malloc tuned, factorised decoder. The Lightning loop itself is not included.
 - ``baseline``: ``benchmarks/baseline.py`` (fp32, NCHW, plain decoder, einsum Slot Attention).
 - optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``nocl`` (channels_last off),
-  ``compile`` (``model.compile()``; the first step's extra time is reported as compile time), ``fastsa``
-  (Slot Attention replaced by the re-associated prototype of ``slotlab/modules/slot_attention_fast.py``).
+  ``compile`` (``model.compile()``; the first step's extra time is reported as compile time), ``literalsa``
+  (Slot Attention with ``reassociate=False``: keys and values of all N inputs materialised, Algorithm 1 literally).
 
 All variants of one size run in one process, interleaved (A, B, A, B, ... with the order reversed every other
 round); the table gives medians and the speed-up over the baseline measured in that run. Because glibc malloc
@@ -35,7 +35,7 @@ Usage::
 
     python benchmarks/throughput.py --quick                      # all sizes, small batches (~2-3 min)
     python benchmarks/throughput.py --sizes 35 --batch 64 --rounds 5
-    python benchmarks/throughput.py --sizes 64 --batch 16 --extras bf16,nocl,fastsa --malloc-off
+    python benchmarks/throughput.py --sizes 64 --batch 16 --extras bf16,nocl,literalsa --malloc-off
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from slotlab.train.runtime import (  # noqa: E402
 )
 
 QUICK_BATCH = {"35": 16, "64": 8, "128": 2}
-EXTRAS = ("bf16", "nocl", "compile", "fastsa")
+EXTRAS = ("bf16", "nocl", "compile", "literalsa")
 
 
 class Variant:
@@ -81,7 +81,7 @@ class Variant:
         torch.manual_seed(seed)
         self.image = torch.randint(0, 256, (batch, 3, size.resolution, size.resolution), dtype=torch.uint8)
         self.decoder = "plain" if name == "baseline" else "factorised"
-        self.slot_attention = "reassociated" if name == "slotlab+fastsa" else "standard"
+        self.slot_attention = "standard" if name in ("baseline", "slotlab+literalsa") else "reassociated"
         self.flops = train_flops(size_key, batch, self.decoder, self.slot_attention)
         self.compile_seconds: float | None = None
         if name == "baseline":
@@ -97,10 +97,8 @@ class Variant:
             if name == "slotlab-nocl":
                 self.channels_last = False
             self.model = build_model(cfg["model"], (size.resolution, size.resolution))
-            if name == "slotlab+fastsa":
-                from slotlab.modules.slot_attention_fast import FastSlotAttention
-
-                self.model.slot_attention = FastSlotAttention.from_slot_attention(self.model.slot_attention, "kn")
+            if name == "slotlab+literalsa":
+                self.model.slot_attention.reassociate = False
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
             if name == "slotlab+compile":
@@ -275,12 +273,13 @@ def main() -> None:
         unknown = set(extras) - set(EXTRAS)
         if unknown:
             ap.error(f"unknown extras {sorted(unknown)}; choose from {EXTRAS}")
-        names = ["slotlab", "baseline"] + [
-            {"bf16": "slotlab+bf16", "nocl": "slotlab-nocl", "compile": "slotlab+compile", "fastsa": "slotlab+fastsa"}[
-                e
-            ]
-            for e in extras
-        ]
+        extra_names = {
+            "bf16": "slotlab+bf16",
+            "nocl": "slotlab-nocl",
+            "compile": "slotlab+compile",
+            "literalsa": "slotlab+literalsa",
+        }
+        names = ["slotlab", "baseline"] + [extra_names[e] for e in extras]
     tuned = False
     if not args.no_tune_malloc:
         tuned = tune_malloc()  # as slotlab train does (config default trainer.tune_malloc: true)

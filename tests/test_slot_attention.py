@@ -109,3 +109,22 @@ def test_wrong_input_shape_is_named():
     sa = SlotAttention(num_slots=3, dim=8)
     with pytest.raises(ValueError, match=r"inputs must be \[B, N, 8\]"):
         sa(torch.randn(4, 8))
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"softmax_axis": "inputs"}, {"aggregation": "sum_layernorm"}, {"eps_placement": "denominator"}]
+)
+def test_reassociated_projections_compute_the_same_function(options):
+    """(q W_k) x^T and (attn x) W_v^T (default) equal Algorithm 1's projected keys and values to rounding."""
+    sa = make(**options)
+    x = torch.randn(2, 30, 12, dtype=torch.float64)
+    init = sa.initial_slots(2).double()
+    fast = sa(x, slots=init)
+    sa.reassociate = False
+    literal = sa(x, slots=init)
+    torch.testing.assert_close(fast.slots, literal.slots, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.attn, literal.attn, rtol=0, atol=1e-12)
+    g_fast = torch.autograd.grad(sa(x, slots=init).slots.sum(), sa.project_k.weight)[0]
+    sa.reassociate = True
+    g_lit = torch.autograd.grad(sa(x, slots=init).slots.sum(), sa.project_k.weight)[0]
+    torch.testing.assert_close(g_fast, g_lit, rtol=0, atol=1e-10)

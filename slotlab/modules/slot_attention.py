@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
@@ -59,6 +60,9 @@ class SlotAttention(nn.Module):
             (``attn / (sum + eps)``). Figure 16.
         identity_projections: replace q/k/v by the identity (used by the soft k-means reduction, appendix B;
             requires ``input_dim == dim``).
+        reassociate: evaluation order only, the same function: apply the key/value projections to the K-sized
+            side (``(q W_k) x^T`` and ``(attn x) W_v^T``) instead of projecting all N inputs. Fewer FLOPs and
+            no [B, N, D] key/value tensors; results agree with ``False`` (Algorithm 1 literally) to rounding.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class SlotAttention(nn.Module):
         temperature: float | None = None,
         eps_placement: EpsPlacement = "attn",
         identity_projections: bool = False,
+        reassociate: bool = True,
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
@@ -108,6 +113,7 @@ class SlotAttention(nn.Module):
         self.scale = (1.0 / temperature) if temperature is not None else dim**-0.5
         self.eps_placement = eps_placement
         self.identity_projections = identity_projections
+        self.reassociate = reassociate
 
         init_shape = (1, num_slots if slot_init == "per_slot" else 1, dim)
         self.slots_mu = nn.Parameter(torch.empty(init_shape))
@@ -182,25 +188,34 @@ class SlotAttention(nn.Module):
             raise ValueError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
         init_slots = slots
 
-        inputs = self.norm_inputs(inputs)
-        k = self.project_k(inputs)  # [B, N, D]
-        v = self.project_v(inputs)  # [B, N, D]
-        k = k * self.scale  # scale once here instead of every iteration (same as scaling q)
+        x = self.norm_inputs(inputs)  # [B, N, D_inputs]
+        if self.reassociate:
+            dtype = _autocast_dtype(x.device.type)
+            if dtype is not None:
+                x = x.to(dtype)  # cast once, not in each of the 2T products with x
+            keys = values = x
+        else:  # Algorithm 1 literally: project every input to a key and a value
+            keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
         attns = []
         for _ in range(t_iters):
-            slots, attn = self.step(slots, k, v)
+            slots, attn = self.step(slots, keys, values)
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
 
-    def step(self, slots: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """One iteration of Algorithm 1 on pre-projected (and pre-scaled) keys and values.
+    def step(self, slots: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """One iteration of Algorithm 1. Returns the new slots [B, K, D] and attn [B, K, N].
 
-        slots: [B, K, D]; k, v: [B, N, D]. Returns the new slots [B, K, D] and attn [B, K, N].
+        slots: [B, K, D]. With ``reassociate`` (default) ``keys`` and ``values`` are both the normalised inputs
+        [B, N, D_inputs] and the projections act on the K-sized side:
+        ``q k^T = (q W_k) x^T`` and ``attn v = (attn x) W_v^T``, so no [B, N, D] key/value tensor is formed.
+        Otherwise they are the projected keys and values [B, N, D].
         """
         slots_prev = slots
-        q = self.project_q(self.norm_slots(slots))  # [B, K, D]
-        logits = torch.bmm(q, k.transpose(1, 2))  # [B, K, N]
+        q = self.project_q(self.norm_slots(slots)) * self.scale  # [B, K, D]
+        if self.reassociate and not self.identity_projections:
+            q = q @ self.project_k.weight.to(q.dtype)  # [B, K, D_inputs]
+        logits = torch.bmm(q.to(keys.dtype), keys.transpose(1, 2))  # [B, K, N]
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()
@@ -214,7 +229,9 @@ class SlotAttention(nn.Module):
             denom = weights.sum(dim=-1, keepdim=True) + self.eps
         if self.aggregation == "mean":
             weights = weights / denom
-        updates = torch.bmm(weights.to(v.dtype), v)  # [B, K, D]
+        updates = torch.bmm(weights.to(values.dtype), values)  # [B, K, D_inputs] or [B, K, D]
+        if self.reassociate and not self.identity_projections:
+            updates = F.linear(updates, self.project_v.weight)  # [B, K, D]
         if self.norm_updates is not None:
             updates = self.norm_updates(updates)
 
@@ -226,6 +243,12 @@ class SlotAttention(nn.Module):
         if self.mlp is not None:
             slots = slots + self.mlp(self.norm_mlp(slots))
         return slots, attn
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
 
 
 def soft_kmeans(num_slots: int, dim: int, **kwargs) -> SlotAttention:
