@@ -237,7 +237,17 @@ def eval_set_prediction(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from slotlab.figures import make_figures
+    from slotlab.train.checkpoints import checkpoint_task
 
+    if checkpoint_task(args.checkpoint) == "set_prediction":
+        from slotlab.train.set_prediction import set_prediction_figures
+
+        paths = set_prediction_figures(
+            args.checkpoint, Path(args.out) if args.out else None, args.num_images, args.num_slots, args.iters
+        )
+        for p in paths:
+            print(f"wrote {p}")
+        return 0
     paths = make_figures(
         args.checkpoint,
         Path(args.out) if args.out else None,

@@ -200,6 +200,21 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     ev10 = evaluate_set_prediction(run_dir, num_slots=10, iters=4, num_images=4)
     assert ev10["variant"] == "clevr10" and ev10["num_slots"] == 10 and ev10["iters"] == 4
 
+    # Through the CLI: eval prints the AP table and writes JSON; a sweep over T writes CSV + plot (Figure 5);
+    # `slotlab figures` draws Figure 6 from the checkpoint.
+    from slotlab.cli import main
+
+    assert main(["eval", str(run_dir), "--num-images", "8"]) == 0
+    assert json.loads((run_dir / "eval.json").read_text())["num_images"] == 8
+    assert main(["eval", str(run_dir), "--num-images", "8", "--iters", "1,2"]) == 0
+    rows = (run_dir / "eval_sweep.csv").read_text().splitlines()
+    assert len(rows) == 3 and "ap_inf" in rows[0] and (run_dir / "eval_sweep.png").exists()
+    assert main(["figures", str(run_dir), "--num-images", "2"]) == 0
+    from PIL import Image
+
+    fig = Image.open(run_dir / "figures" / "figure6_attention.png")
+    assert fig.size[0] > 32 * 6 and fig.size[1] > 32 * 2 * 3  # 1 + K tiles per row, T rows per image
+
 
 def _fake_clevr(root, split, counts):
     from PIL import Image

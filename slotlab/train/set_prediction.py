@@ -446,3 +446,28 @@ def format_ap_table(result: dict[str, Any]) -> str:
         )
     lines.append(f"({result.get('num_images', '?')} images, K={result.get('num_slots', '?')})")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def set_prediction_figures(
+    checkpoint: str | Path,
+    out_dir: Path | None = None,
+    num_images: int = 4,
+    num_slots: int | None = None,
+    iters: int | None = None,
+    seed: int = EVAL_SEED,
+) -> list[Path]:
+    """Paper Figure 6 from a set-prediction checkpoint: per held-out image and iteration, the attention mask of
+    every slot over the image. Written to ``out_dir`` (default: <run>/figures/figure6_attention.png)."""
+    model, cfg, ckpt = load_set_prediction(checkpoint)
+    ckpt_path = Path(ckpt["_path"])
+    run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    out_dir = Path(out_dir) if out_dir else run_dir / "figures"
+    data = load_split(cfg["data"], "eval", num_images, ("image",))
+    image = image_to_model(data["image"], channels_last=False)
+    noise = eval_noise(model, torch.arange(num_images), num_slots, seed)
+    out = model(image, num_slots=num_slots, iters=iters, noise=noise)
+    if out.attn.shape[1] == 0:
+        raise ValueError(f"{ckpt_path}: a Slot MLP model has no attention maps to draw")
+    rows = figure6_rows(image, out.attn, model.encoder.feature_resolution)
+    return [save_png(grid_image(rows), out_dir / "figure6_attention.png")]
