@@ -63,14 +63,25 @@ class StepTimer(L.Callback):
     def __init__(self) -> None:
         self.train_seconds = 0.0
         self._t0: float | None = None
+        self.step_seconds: list[float] = []  # the first steps of this process (for the compile-time estimate)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._t0 is not None:
-            self.train_seconds += time.perf_counter() - self._t0
+            dt = time.perf_counter() - self._t0
+            self.train_seconds += dt
+            if len(self.step_seconds) < 21:
+                self.step_seconds.append(dt)
         pl_module.log("time/train_minutes", self.train_seconds / 60.0)
+
+    def first_step_overhead(self) -> float | None:
+        """Seconds the first step took beyond a typical step (torch.compile's compile time, when enabled)."""
+        if len(self.step_seconds) < 3:
+            return None
+        rest = sorted(self.step_seconds[1:])
+        return max(0.0, self.step_seconds[0] - rest[len(rest) // 2])
 
     def state_dict(self) -> dict[str, float]:
         return {"train_seconds": self.train_seconds}

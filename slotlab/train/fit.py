@@ -169,7 +169,6 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     data = data_from_config(d)
     channels_last = resolve_channels_last(t["channels_last"])
     task = ObjectDiscoveryTask(cfg, data.info.image_size, channels_last)
-    compile_seconds = None
     if t["compile"]:
         task.model.compile()
     trainer, facts = build_trainer(cfg, run_dir, extra_callbacks=object_discovery_callbacks(cfg, run_dir))
@@ -180,16 +179,18 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     except FailedSeedError as e:
         return {"run_dir": str(run_dir), "failed_seed": True, "message": str(e), "global_step": trainer.global_step}
     wall = time.perf_counter() - t0
+    timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "global_step": trainer.global_step,
         "wall_seconds": wall,
-        "train_seconds": next(c for c in trainer.callbacks if isinstance(c, StepTimer)).train_seconds,
+        "train_seconds": timer.train_seconds,
         "precision": facts["precision"],
         "accelerator": facts["accelerator"],
         "channels_last": channels_last,
         "compile": t["compile"],
-        "compile_seconds": compile_seconds,
+        # With trainer.compile: the first step's extra time over a typical step (the compilation).
+        "compile_seconds": timer.first_step_overhead() if t["compile"] else None,
         "threads": torch.get_num_threads(),
         "world_size": trainer.world_size,
         "replica_max_diff": getattr(task, "replica_max_diff", None),
