@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from slotlab.metrics.ari import undefined_note
+
 DEFAULT_CONFIG = "tetrominoes_quick"
 
 
@@ -47,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split")
     e.add_argument("--out", default=None, help="JSON (or CSV for sweeps) output path")
     e.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise")
+    e.add_argument(
+        "--ari-undefined",
+        choices=["nan", "one"],
+        default=None,
+        help="FG-ARI where it is 0/0: nan (DeepMind, skipped in means) or one (scikit-learn); default: the run's",
+    )
     e.add_argument(
         "--objects",
         type=_int_list,
@@ -134,7 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "fg_ari_mean" in result:
         print(
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
-            f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f} "
+            f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
+            f"{undefined_note(result.get('fg_ari_undefined', 0))} "
             f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "
             f"{result['wall_seconds'] / 60:.1f} min wall, precision {result['precision']})"
         )
@@ -158,14 +167,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ks = args.num_slots or [cfg["model"]["num_slots"]]
     ts = args.iters or [cfg["model"]["iters"]]
     seed = EVAL_SEED if args.seed is None else args.seed
+    undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
     rows = []
     for k, t in itertools.product(ks, ts):
-        scores = evaluate_fg_ari(model, data["image"], data["mask"], d["eval_batch_size"], k, t, seed=seed)
+        scores = evaluate_fg_ari(
+            model, data["image"], data["mask"], d["eval_batch_size"], k, t, seed=seed, undefined=undefined
+        )
         s = summarize(scores)
         rows.append({"num_slots": k, "iters": t, **s})
         print(
             f"FG-ARI K={k} T={t} on {s['num_images']} {args.split} images of {d['name']}: "
             f"{s['fg_ari_mean']:.4f} +- {s['fg_ari_std']:.4f} (median {s['fg_ari_median']:.4f})"
+            f"{undefined_note(s['fg_ari_undefined'])}"
         )
     ckpt_path = Path(ckpt["_path"])
     base = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
@@ -206,6 +219,7 @@ def eval_set_prediction(args: argparse.Namespace) -> int:
             args.num_images,
             exact_objects=n_obj,
             seed=EVAL_SEED if args.seed is None else args.seed,
+            ari_undefined=args.ari_undefined,
         )
         print(f"K={k or 'train'} T={res.get('iters')} objects={n_obj or 'all'}")
         print(format_ap_table(res))

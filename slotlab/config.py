@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "decoder_channels": 32,
         "position_embedding": True,
         "factorize_decoder": True,
+        "layer_norm_eps": 1e-3,  # Keras' default, used by every LayerNorm of the reference code
         "slot_attention": {
             "aggregation": "mean",
             "softmax_axis": "slots",
@@ -92,6 +93,9 @@ DEFAULTS: dict[str, Any] = {
         "failed_seed_restarts": 2,
     },
     "run": {"root": "runs", "name": None},
+    # FG-ARI where it is 0 / 0: "nan" (DeepMind's segmentation_metrics; means skip those images and say how many)
+    # or "one" (scikit-learn's adjusted_rand_score convention).
+    "eval": {"ari_undefined": "nan"},
 }
 
 # Keys whose value may be None or a value of another type than the default's.
@@ -270,6 +274,8 @@ def check_values(cfg: dict[str, Any]) -> None:
     ):
         if v < 1:
             raise ConfigError(f"{path} must be >= 1, got {v}")
+    if cfg["eval"]["ari_undefined"] not in ("nan", "one"):
+        raise ConfigError(f"eval.ari_undefined must be 'nan' or 'one', got {cfg['eval']['ari_undefined']!r}")
     if o["lr"] <= 0:
         raise ConfigError(f"optim.lr must be > 0, got {o['lr']}")
     if d["batch_size"] > d["train_size"]:

@@ -197,7 +197,8 @@ def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None)
                 (
                     "held-out FG-ARI",
                     f"{_fmt(results['fg_ari_mean'])} +- {_fmt(results.get('fg_ari_std'))} "
-                    f"({results.get('num_images')} images)",
+                    f"({results.get('num_images')} images"
+                    f"{_undefined(results.get('fg_ari_undefined'))})",
                 )
             )
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in items if v is not None)
@@ -332,6 +333,11 @@ def _e(text: str) -> str:
 
 def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
+
+
+def _undefined(count: int | None) -> str:
+    """', N undefined (skipped)' when FG-ARI was undefined (NaN, DeepMind's semantics) for some images."""
+    return f", {count} with undefined ARI skipped" if count else ""
 
 
 def _fmt(v: Any) -> str:

@@ -5,15 +5,26 @@ Predicted masks are turned into labels by argmax over slots (first index on ties
 (true label 0) are ignored, and n counts the foreground pixels only. Vectorised over the batch: one
 contingency table per image from one-hot matmuls, no Python loop over images, pixels or slots.
 
-Degenerate cases: where the ARI denominator is zero (both segmentations a single cluster, every pixel its
-own cluster in both, or fewer than two foreground pixels) the score is 1.0, as scikit-learn's
-``adjusted_rand_score`` returns for these cases.
+Undefined cases (``undefined=``): where the ARI's denominator is zero (fewer than two foreground pixels; one
+true object kept in one predicted segment; every pixel its own cluster in both) the ARI is 0 / 0.
+
+- ``"nan"`` (default, DeepMind's ``adjusted_rand_index``): NaN there, except 1.0 where every pixel,
+  background included, has one true group id and one predicted id. As in DeepMind's code the true group id of a
+  background pixel (an all-zero one-hot row once the background channel is dropped) is 0, the id of the first
+  foreground channel (label 1). Means over images skip the NaN images and say how many were skipped
+  (:func:`nan_summary`).
+- ``"one"`` (scikit-learn's ``adjusted_rand_score`` convention): 1.0 wherever the denominator is zero.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
 import torch
 from torch import Tensor
+
+Undefined = Literal["nan", "one"]
 
 
 def _labels(pred_masks: Tensor) -> Tensor:
@@ -29,8 +40,25 @@ def _labels(pred_masks: Tensor) -> Tensor:
     )
 
 
-def ari(true_labels: Tensor, pred_labels: Tensor, ignore: Tensor | None = None) -> Tensor:
-    """ARI per row of int labels [B, N] (any non-negative ids); pixels where ``ignore`` [B, N] is True are dropped."""
+def _all_equal(labels: Tensor) -> Tensor:
+    return (labels == labels[:, :1]).all(dim=1)  # [B]
+
+
+def ari(
+    true_labels: Tensor,
+    pred_labels: Tensor,
+    ignore: Tensor | None = None,
+    undefined: Undefined = "nan",
+    single_cluster: Tensor | None = None,
+) -> Tensor:
+    """ARI per row of int labels [B, N] (any non-negative ids); pixels where ``ignore`` [B, N] is True are dropped.
+
+    ``undefined``: what a zero denominator gives (see the module docstring). With ``"nan"``, rows where
+    ``single_cluster`` [B] is True score 1.0; by default those where all kept true labels are equal and all kept
+    predicted labels are equal.
+    """
+    if undefined not in ("nan", "one"):
+        raise ValueError(f"undefined must be 'nan' or 'one', got {undefined!r}")
     if true_labels.shape != pred_labels.shape or true_labels.dim() != 2:
         raise ValueError(f"labels must both be [B, N], got {tuple(true_labels.shape)} and {tuple(pred_labels.shape)}")
     true_labels = true_labels.long()
@@ -62,18 +90,29 @@ def ari(true_labels: Tensor, pred_labels: Tensor, ignore: Tensor | None = None) 
     denom = max_index - expected
     degenerate = denom.abs() < 1e-12
     score = (index - expected) / torch.where(degenerate, torch.ones_like(denom), denom)
-    return torch.where(degenerate, torch.ones_like(score), score)  # [B]
+    if undefined == "one":
+        return torch.where(degenerate, torch.ones_like(score), score)  # [B]
+    if single_cluster is None:
+        big = torch.iinfo(torch.long).max
+        t_kept = torch.where(keep, true_labels, true_labels.new_full((), -1))
+        p_kept = torch.where(keep, pred_labels, pred_labels.new_full((), -1))
+        t_min = torch.where(keep, true_labels, true_labels.new_full((), big)).amin(dim=1, keepdim=True)
+        p_min = torch.where(keep, pred_labels, pred_labels.new_full((), big)).amin(dim=1, keepdim=True)
+        single_cluster = ((t_kept == t_min) | ~keep).all(dim=1) & ((p_kept == p_min) | ~keep).all(dim=1)
+    score = torch.where(degenerate, torch.full_like(score, float("nan")), score)
+    return torch.where(single_cluster.to(score.device), torch.ones_like(score), score)  # [B]
 
 
-def fg_ari(true_masks: Tensor, pred_masks: Tensor) -> Tensor:
+def fg_ari(true_masks: Tensor, pred_masks: Tensor, undefined: Undefined = "nan") -> Tensor:
     """Foreground ARI per image.
 
     Args:
         true_masks: int [B, H, W] instance labels, 0 = background (ignored).
         pred_masks: [B, K, H, W] scores (argmax over K; [B, K, 1, H, W] decoder masks are accepted too)
             or int [B, H, W] labels.
+        undefined: ``"nan"`` (DeepMind, default) or ``"one"`` (scikit-learn) where the ARI is 0 / 0.
     Returns:
-        float64 [B] scores.
+        float64 [B] scores (NaN where undefined, with ``"nan"``).
     """
     if true_masks.dim() != 3 or true_masks.is_floating_point():
         raise ValueError(f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}")
@@ -82,4 +121,25 @@ def fg_ari(true_masks: Tensor, pred_masks: Tensor) -> Tensor:
         raise ValueError(f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}")
     t = true_masks.reshape(true_masks.shape[0], -1).long()
     p = labels.reshape(labels.shape[0], -1).long()
-    return ari(t, p, ignore=t == 0)
+    # DeepMind's special case: true group ids over all pixels, background = id of label 1 (argmax of a zero row).
+    single = _all_equal((t - 1).clamp(min=0)) & _all_equal(p)
+    return ari(t, p, ignore=t == 0, undefined=undefined, single_cluster=single)
+
+
+def nan_summary(scores: np.ndarray | Tensor, prefix: str = "fg_ari") -> dict[str, float | int]:
+    """Mean, std, median over the defined (non-NaN) scores, and how many images were undefined (skipped)."""
+    x = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).reshape(-1)
+    ok = x[~np.isnan(x)]
+    nan = float("nan")
+    return {
+        f"{prefix}_mean": float(ok.mean()) if len(ok) else nan,
+        f"{prefix}_std": float(ok.std()) if len(ok) else nan,
+        f"{prefix}_median": float(np.median(ok)) if len(ok) else nan,
+        f"{prefix}_undefined": int(len(x) - len(ok)),
+        "num_images": int(len(x)),
+    }
+
+
+def undefined_note(count: int) -> str:
+    """' (N images where the ARI is undefined skipped)' for a CLI line, '' when none were."""
+    return f" ({count} image{'s' if count != 1 else ''} with undefined ARI skipped)" if count else ""

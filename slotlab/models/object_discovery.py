@@ -45,6 +45,8 @@ class ObjectDiscoveryModel(nn.Module):
         position_embedding: add the soft position embedding to the encoder features (appendix B, Fig. 8).
         factorize_decoder: exact factorisation of the decoder's first layer (speed only; same function).
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
+        layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
+            (Keras' default).
     """
 
     def __init__(
@@ -60,14 +62,25 @@ class ObjectDiscoveryModel(nn.Module):
         position_embedding: bool = True,
         factorize_decoder: bool = True,
         slot_attention: dict[str, Any] | None = None,
+        layer_norm_eps: float = 1e-3,
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder = SlotInputEncoder(
-            self.resolution, encoder_channels, (1,) * len(encoder_channels), slot_dim, position_embedding
+            self.resolution,
+            encoder_channels,
+            (1,) * len(encoder_channels),
+            slot_dim,
+            position_embedding,
+            layer_norm_eps,
         )
         self.slot_attention = SlotAttention(
-            num_slots, dim=slot_dim, iters=iters, hidden_dim=mlp_hidden, **(slot_attention or {})
+            num_slots,
+            dim=slot_dim,
+            iters=iters,
+            hidden_dim=mlp_hidden,
+            layer_norm_eps=layer_norm_eps,
+            **(slot_attention or {}),
         )
         self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
 

@@ -62,6 +62,8 @@ class SetPredictionModel(nn.Module):
         output_dim: size of the property vector (19 for CLEVR).
         position_embedding: add the soft position embedding to the encoder features (appendix B, Fig. 8).
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
+        layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
+            (Keras' default).
     """
 
     def __init__(
@@ -77,14 +79,25 @@ class SetPredictionModel(nn.Module):
         output_dim: int = FEATURE_DIM,
         position_embedding: bool = True,
         slot_attention: dict[str, Any] | None = None,
+        layer_norm_eps: float = 1e-3,
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder = SlotInputEncoder(
-            self.resolution, tuple(encoder_channels), tuple(encoder_strides), slot_dim, position_embedding
+            self.resolution,
+            tuple(encoder_channels),
+            tuple(encoder_strides),
+            slot_dim,
+            position_embedding,
+            layer_norm_eps,
         )
         self.slot_attention = SlotAttention(
-            num_slots, dim=slot_dim, iters=iters, hidden_dim=mlp_hidden, **(slot_attention or {})
+            num_slots,
+            dim=slot_dim,
+            iters=iters,
+            hidden_dim=mlp_hidden,
+            layer_norm_eps=layer_norm_eps,
+            **(slot_attention or {}),
         )
         self.head = PropertyHead(slot_dim, head_hidden, output_dim)
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.modules.position import SoftPositionEmbed
+from slotlab.modules.same import SameConv2d, SameConvTranspose2d
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ def _make_layer(spec: LayerSpec, in_channels: int) -> nn.Module:
     if spec.kind == "conv":
         if s != 1:
             raise ValueError("decoder 'conv' layers must have stride 1")
-        return nn.Conv2d(in_channels, spec.out_channels, k, padding=k // 2)
+        return SameConv2d(in_channels, spec.out_channels, k)
     if spec.kind == "convT":
-        # TF 'SAME' transposed conv: output = input * stride.
-        return nn.ConvTranspose2d(in_channels, spec.out_channels, k, stride=s, padding=k // 2, output_padding=s - 1)
+        # TF 'SAME' transposed conv: output = input * stride, aligned as TF (see slotlab.modules.same).
+        return SameConvTranspose2d(in_channels, spec.out_channels, k, stride=s)
     raise ValueError(f"unknown decoder layer kind {spec.kind!r} (expected 'conv' or 'convT')")
 
 
@@ -95,17 +96,15 @@ class SpatialBroadcastDecoder(nn.Module):
         h, w = self.broadcast_resolution
         d = slots.shape[-1]
         ones = slots.new_ones(1, 1, h, w)
-        if isinstance(layer, nn.Conv2d):
+        if isinstance(layer, SameConv2d):
             o = layer.out_channels
             weight = layer.weight.to(slots.dtype).reshape(o * d, 1, *layer.kernel_size)  # [O*D, 1, kh, kw]
-            m = F.conv2d(ones, weight, padding=layer.padding)  # [1, O*D, H', W']
+            m = layer.conv_same(ones, weight, None)  # [1, O*D, H', W']
             m = m.view(o, d, *m.shape[-2:]).permute(1, 2, 3, 0)  # [D, H', W', O]
         else:
             o = layer.out_channels
             weight = layer.weight.to(slots.dtype).reshape(1, d * o, *layer.kernel_size)  # [1, D*O, kh, kw]
-            m = F.conv_transpose2d(
-                ones, weight, stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding
-            )  # [1, D*O, H', W']
+            m = layer.transpose_same(ones, weight, None)  # [1, D*O, H', W']
             m = m.view(d, o, *m.shape[-2:]).permute(0, 2, 3, 1)  # [D, H', W', O]
         hh, ww = m.shape[1], m.shape[2]
         pos_out = layer(self.pos.embedding().to(slots.dtype))  # [1, O, H', W'] (includes the bias)

@@ -12,10 +12,16 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from slotlab.modules.position import SoftPositionEmbed
+from slotlab.modules.same import SameConv2d
+
+LAYER_NORM_EPS = 1e-3  # Keras' default, used by every LayerNorm of the reference code (torch's default is 1e-5)
 
 
 class CNNEncoder(nn.Module):
-    """Conv(5x5, 'same', ReLU) stack: [B, 3, H, W] -> [B, C, H', W'] (the last layer is followed by ReLU too)."""
+    """Conv(5x5, TF 'SAME', ReLU) stack: [B, 3, H, W] -> [B, C, H', W'] (the last layer is followed by ReLU too).
+
+    Stride-2 layers pad as TF does (1 before, 2 after for kernel 5 on an even size), see :mod:`slotlab.modules.same`.
+    """
 
     def __init__(
         self,
@@ -29,10 +35,8 @@ class CNNEncoder(nn.Module):
             raise ValueError(f"channels {list(channels)} and strides {list(strides)} differ in length")
         layers: list[nn.Module] = []
         c_in = in_channels
-        pad = kernel_size // 2
         for c_out, stride in zip(channels, strides, strict=True):
-            # stride-2 'same' convolution as in TF: output = ceil(H / 2); padding 2 with kernel 5 gives that.
-            layers += [nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=pad), nn.ReLU(inplace=True)]
+            layers += [SameConv2d(c_in, c_out, kernel_size, stride=stride), nn.ReLU(inplace=True)]
             c_in = c_out
         self.net = nn.Sequential(*layers)
         self.out_channels = c_in
@@ -43,9 +47,8 @@ class CNNEncoder(nn.Module):
     def output_resolution(self, resolution: tuple[int, int]) -> tuple[int, int]:
         h, w = resolution
         for m in self.net:
-            if isinstance(m, nn.Conv2d):
-                s, p, k = m.stride[0], m.padding[0], m.kernel_size[0]
-                h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            if isinstance(m, SameConv2d):
+                h, w = m.output_size(h, w)
         return h, w
 
     def forward(self, image: Tensor) -> Tensor:
@@ -62,6 +65,7 @@ class SlotInputEncoder(nn.Module):
         strides: Sequence[int] = (1, 1, 1, 1),
         out_dim: int = 64,
         position_embedding: bool = True,
+        layer_norm_eps: float = LAYER_NORM_EPS,
     ) -> None:
         super().__init__()
         self.cnn = CNNEncoder(3, channels, strides)
@@ -69,7 +73,7 @@ class SlotInputEncoder(nn.Module):
         self.feature_resolution = self.cnn.output_resolution(tuple(resolution))
         # Appendix B (Figure 8): the position embedding can be switched off.
         self.pos = SoftPositionEmbed(c, self.feature_resolution) if position_embedding else None
-        self.norm = nn.LayerNorm(c)
+        self.norm = nn.LayerNorm(c, eps=layer_norm_eps)
         self.mlp = nn.Sequential(nn.Linear(c, out_dim), nn.ReLU(inplace=True), nn.Linear(out_dim, out_dim))
 
     def forward(self, image: Tensor) -> Tensor:

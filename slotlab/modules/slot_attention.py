@@ -63,6 +63,8 @@ class SlotAttention(nn.Module):
         reassociate: evaluation order only, the same function: apply the key/value projections to the K-sized
             side (``(q W_k) x^T`` and ``(attn x) W_v^T``) instead of projecting all N inputs. Fewer FLOPs and
             no [B, N, D] key/value tensors; results agree with ``False`` (Algorithm 1 literally) to rounding.
+        layer_norm_eps: epsilon of every LayerNorm; 1e-3 is Keras' default, which the reference code uses
+            (torch's default would be 1e-5).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class SlotAttention(nn.Module):
         eps_placement: EpsPlacement = "attn",
         identity_projections: bool = False,
         reassociate: bool = True,
+        layer_norm_eps: float = 1e-3,
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
@@ -123,7 +126,9 @@ class SlotAttention(nn.Module):
         nn.init.uniform_(self.slots_mu, -limit, limit)
         nn.init.uniform_(self.slots_log_sigma, -limit, limit)
 
-        norm = nn.LayerNorm if layer_norm else _identity_module
+        def norm(size: int) -> nn.Module:
+            return nn.LayerNorm(size, eps=layer_norm_eps) if layer_norm else nn.Identity()
+
         self.norm_inputs = norm(input_dim)
         self.norm_slots = norm(dim)
         self.norm_mlp = norm(dim)
@@ -139,7 +144,7 @@ class SlotAttention(nn.Module):
             if mlp
             else None
         )
-        self.norm_updates = nn.LayerNorm(dim) if aggregation == "sum_layernorm" else None
+        self.norm_updates = nn.LayerNorm(dim, eps=layer_norm_eps) if aggregation == "sum_layernorm" else None
 
     def initial_slots(
         self, batch_size: int, num_slots: int | None = None, generator=None, noise: Tensor | None = None
@@ -256,10 +261,6 @@ def soft_kmeans(num_slots: int, dim: int, **kwargs) -> SlotAttention:
     options = dict(identity_projections=True, update="direct", layer_norm=False, mlp=False)
     options.update(kwargs)
     return SlotAttention(num_slots, dim=dim, input_dim=dim, **options)
-
-
-def _identity_module(_: int) -> nn.Module:
-    return nn.Identity()
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from slotlab.config import defaults_for, validate
 from slotlab.train.object_discovery import build_model
+from slotlab.train.state import CheckpointFormatError, check_format
 
 
 class CheckpointError(ValueError):
@@ -29,6 +30,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / hyper_parameters)")
+    try:
+        check_format(ckpt, str(path))
+    except CheckpointFormatError as e:
+        raise CheckpointError(str(e)) from e
     ckpt["_path"] = str(path)
     return ckpt
 

@@ -33,7 +33,7 @@ def layout_ari(pred_masks: torch.Tensor) -> torch.Tensor:
     labels = pred_masks.argmax(dim=1).flatten(1)  # [B, H*W]
     if labels.shape[0] < 2:
         return torch.tensor(float("nan"))
-    return ari(labels, labels.roll(1, dims=0)).mean()
+    return ari(labels, labels.roll(1, dims=0), undefined="one").mean()
 
 
 class FailedSeedMonitor(L.Callback):

@@ -27,6 +27,7 @@ from slotlab.train.callbacks import AtomicCheckpointIO, FigureCallback, LastChec
 from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
 from slotlab.train.object_discovery import ObjectDiscoveryTask, evaluate_fg_ari, summarize
 from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
+from slotlab.train.state import CheckpointFormatError, check_format
 
 
 class RunDirError(RuntimeError):
@@ -78,6 +79,12 @@ def last_checkpoint(run_dir: Path) -> Path:
     ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
     if not ckpt.exists():
         raise RunDirError(f"{ckpt} not found: {run_dir} has no checkpoint to resume from")
+    try:
+        check_format(torch.load(ckpt, map_location="cpu", weights_only=True), str(ckpt))
+    except CheckpointFormatError as e:
+        raise RunDirError(str(e)) from e
+    except Exception as e:  # torch raises many kinds for corrupt files
+        raise RunDirError(f"cannot read checkpoint {ckpt}: {type(e).__name__}: {e}") from e
     return ckpt
 
 
@@ -204,6 +211,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
             data.eval["mask"].to(device),
             batch_size=d["eval_batch_size"],
             channels_last=channels_last,
+            undefined=cfg["eval"]["ari_undefined"],
         )
         result.update(summarize(scores))
         result["dataset"] = d["name"]

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from slotlab.metrics.ari import fg_ari
+from slotlab.metrics.ari import fg_ari, nan_summary
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
 from slotlab.models.slot_mlp import build_object_discovery_slot_mlp
 from slotlab.train.failed_seed import layout_ari
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.schedule import lr_factor
+from slotlab.train.state import add_state, restore_state
 
 EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see train/noise.py
 
@@ -52,6 +53,7 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Mo
         decoder_channels=model_cfg["decoder_channels"],
         position_embedding=model_cfg["position_embedding"],
         factorize_decoder=model_cfg["factorize_decoder"],
+        layer_norm_eps=model_cfg["layer_norm_eps"],
         slot_attention=dict(model_cfg["slot_attention"]),
     )
     if model_cfg["kind"] == "slot_attention":
@@ -119,7 +121,7 @@ class ObjectDiscoveryTask(L.LightningModule):
         image = image_to_model(batch["image"], self.channels_last)
         noise = index_noise(EVAL_SEED, batch["index"], *slot_shape(self.model)).to(self.device)
         out = run_model(self.model, image, noise)
-        self._val_scores.append(fg_ari(batch["mask"].long(), out.masks))
+        self._val_scores.append(fg_ari(batch["mask"].long(), out.masks, self.config["eval"]["ari_undefined"]))
         self._val_mse.append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
         self._val_index.append(batch["index"])
         self._val_layout.append(layout_ari(out.masks).reshape(1))
@@ -153,8 +155,11 @@ class ObjectDiscoveryTask(L.LightningModule):
             first = torch.ones_like(index, dtype=torch.bool)
             first[1:] = index[1:] != index[:-1]
             scores, mse = scores[first], mse[first]
-        self.log("val/fg_ari", scores.mean(), prog_bar=True)
-        self.log("val/fg_ari_std", scores.std(unbiased=False))
+        # Means over the images where FG-ARI is defined; the undefined (NaN) ones are counted.
+        defined = scores[~scores.isnan()]
+        self.log("val/fg_ari", defined.mean() if len(defined) else scores.new_tensor(float("nan")), prog_bar=True)
+        self.log("val/fg_ari_std", defined.std(unbiased=False) if len(defined) else scores.new_tensor(float("nan")))
+        self.log("val/fg_ari_undefined", float(len(scores) - len(defined)))
         self.log("val/mse", mse.mean())
         self.log("val/layout_ari", layout, sync_dist=True)
 
@@ -177,14 +182,11 @@ class ObjectDiscoveryTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # The slot-init noise comes from torch's global RNG: save it so a resumed run continues the stream.
-        checkpoint["slotlab_rng"] = {"torch": torch.get_rng_state()}
-        checkpoint["slotlab_task"] = "object_discovery"
+        # Format version, task, and the global RNG states so a resumed run continues the same streams.
+        add_state(checkpoint, "object_discovery")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng = checkpoint.get("slotlab_rng")
-        if rng is not None:
-            torch.set_rng_state(rng["torch"])
+        restore_state(checkpoint)
 
 
 @torch.no_grad()
@@ -197,8 +199,10 @@ def evaluate_fg_ari(
     iters: int | None = None,
     channels_last: bool = False,
     seed: int = EVAL_SEED,
+    undefined: str = "nan",
 ) -> np.ndarray:
-    """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W]."""
+    """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W] (NaN where undefined,
+    with ``undefined="nan"``, DeepMind's semantics)."""
     model.eval()
     k, d = slot_shape(model, num_slots)
     device = images.device
@@ -207,15 +211,13 @@ def evaluate_fg_ari(
         image = image_to_model(images[start : start + batch_size], channels_last)
         noise = index_noise(seed, torch.arange(start, start + len(image)), k, d).to(device)
         out = run_model(model, image, noise, iters=iters) if k else model(image, num_slots=num_slots, iters=iters)
-        scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks))
+        scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks, undefined))
     return torch.cat(scores).cpu().numpy()
 
 
 def summarize(scores: np.ndarray) -> dict[str, float]:
-    return {
-        "fg_ari_mean": float(np.mean(scores)),
-        "fg_ari_std": float(np.std(scores)),
-        "num_images": int(len(scores)),
-        "frac_above_0.9": float(np.mean(scores > 0.9)),
-        "fg_ari_median": float(np.median(scores)) if len(scores) else math.nan,
-    }
+    """Mean / std / median over the images where FG-ARI is defined, and the count of undefined (skipped) ones."""
+    s = nan_summary(scores, prefix="fg_ari")
+    ok = scores[~np.isnan(scores)]
+    s["frac_above_0.9"] = float(np.mean(ok > 0.9)) if len(ok) else math.nan
+    return s

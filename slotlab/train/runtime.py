@@ -35,6 +35,23 @@ def cpu_has_native_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
+def machine_kind() -> str:
+    """One line naming the CPU's bf16 capability and what ``precision: auto`` picks on it."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        kind = "AMX-bf16 (and AVX-512-bf16)" if "avx512_bf16" in flags else "AMX-bf16"
+    elif "avx512_bf16" in flags:
+        kind = "AVX-512-bf16, no AMX"
+    elif "avx512f" in flags:
+        kind = "AVX-512 without bf16"
+    elif "avx2" in flags:
+        kind = "AVX2-only"
+    else:
+        kind = "no AVX2"
+    auto = resolve_precision("auto", resolve_accelerator("auto"))
+    return f"CPU: {kind}; native bf16: {cpu_has_native_bf16()}; precision auto = {auto}; torch {torch.__version__}"
+
+
 def resolve_accelerator(accelerator: str) -> str:
     if accelerator == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"

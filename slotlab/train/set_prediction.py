@@ -26,7 +26,7 @@ from torch import nn
 
 from slotlab.config import DEFAULTS, ConfigError
 from slotlab.data.set_prediction_data import TARGET_ROWS, SetPredictionData, load_split, resize_masks
-from slotlab.metrics.ari import fg_ari
+from slotlab.metrics.ari import fg_ari, nan_summary, undefined_note
 from slotlab.metrics.average_precision import PAPER_THRESHOLDS, average_precision_table
 from slotlab.models.set_prediction import SetPredictionModel, SetPredictionOutput
 from slotlab.models.slot_mlp import SetPredictionSlotMLP
@@ -35,6 +35,7 @@ from slotlab.train.checkpoints import load_task_checkpoint
 from slotlab.train.noise import index_noise, step_noise
 from slotlab.train.object_discovery import EVAL_SEED, ObjectDiscoveryTask, check_and_log_loss, image_to_model
 from slotlab.train.runtime import resolve_channels_last
+from slotlab.train.state import add_state
 from slotlab.viz import grid_image, save_png, slot_colors, to_unit
 
 # Paper Figure 5 (left), Slot Attention on CLEVR10, AP in % (mean over seeds); attention-mask ARI: Section 4.2.
@@ -70,6 +71,7 @@ SET_PREDICTION_DEFAULTS: dict[str, Any] = {
         "encoder_strides": [1, 2, 2, 1],
         "head_hidden": 64,
         "position_embedding": True,
+        "layer_norm_eps": DEFAULTS["model"]["layer_norm_eps"],
         "slot_attention": copy.deepcopy(DEFAULTS["model"]["slot_attention"]),
         "slot_mlp": {"grid": 8, "hidden": 512},
     },
@@ -82,6 +84,7 @@ SET_PREDICTION_DEFAULTS: dict[str, Any] = {
     },
     "trainer": {**copy.deepcopy(DEFAULTS["trainer"]), "max_steps": 150000, "val_every": 5000},
     "run": copy.deepcopy(DEFAULTS["run"]),
+    "eval": copy.deepcopy(DEFAULTS["eval"]),
 }
 
 
@@ -106,6 +109,7 @@ def build_set_prediction_model(model_cfg: dict[str, Any], image_size: int) -> nn
             iters=model_cfg["iters"],
             mlp_hidden=model_cfg["mlp_hidden"],
             position_embedding=model_cfg["position_embedding"],
+            layer_norm_eps=model_cfg["layer_norm_eps"],
             slot_attention=dict(model_cfg["slot_attention"]),
             **common,
         )
@@ -137,15 +141,18 @@ def attention_masks(out: SetPredictionOutput, grid: tuple[int, int]) -> torch.Te
     return a.reshape(a.shape[0], a.shape[1], *grid)  # [B, K, h, w]
 
 
-def attention_ari(out: SetPredictionOutput, mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor | None:
-    """FG-ARI [B] of the last iteration's attention masks vs instance labels [B, S, S] downsampled (nearest)."""
+def attention_ari(
+    out: SetPredictionOutput, mask: torch.Tensor, grid: tuple[int, int], undefined: str = "nan"
+) -> torch.Tensor | None:
+    """FG-ARI [B] of the last iteration's attention masks vs instance labels [B, S, S] downsampled (nearest);
+    NaN where undefined (``undefined="nan"``, DeepMind's semantics) or 1.0 (``"one"``)."""
     a = attention_masks(out, grid)
     if a is None:
         return None
     if grid[0] != grid[1]:
         raise ValueError(f"attention ARI needs a square grid, got {grid}")
     true = resize_masks(mask, grid[0]).long()  # [B, h, w]
-    return fg_ari(true.to(a.device), a.float())
+    return fg_ari(true.to(a.device), a.float(), undefined=undefined)
 
 
 def figure6_rows(image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int = 2) -> list:
@@ -234,7 +241,9 @@ class SetPredictionTask(L.LightningModule):
         self._val["target"].append(target)
         self._val["loss"].append(self.model.loss(out, target).detach().reshape(1))
         if "mask" in batch:
-            ari = attention_ari(out, batch["mask"], self.model.encoder.feature_resolution)
+            ari = attention_ari(
+                out, batch["mask"], self.model.encoder.feature_resolution, self.config["eval"]["ari_undefined"]
+            )
             if ari is not None:
                 self._val["ari"].append(ari)
         if batch_idx == 0:
@@ -254,7 +263,14 @@ class SetPredictionTask(L.LightningModule):
             self.log(f"val/ap_{threshold_name(th)}", float(ap), prog_bar=th in (-1.0, 1.0))
         self.log("val/loss", torch.cat(self._val["loss"]).mean(), sync_dist=True)
         if self._val["ari"]:
-            self.log("val/attn_ari", torch.cat(self._val["ari"]).float().mean(), prog_bar=True, sync_dist=True)
+            scores = torch.cat(self._val["ari"]).float()
+            defined = ~scores.isnan()
+            # Mean over the images where the ARI is defined (NaN images skipped, counted in val/attn_ari_undefined).
+            total = torch.stack([scores.nan_to_num().sum(), defined.sum().float(), (~defined).sum().float()])
+            if self.trainer.world_size > 1:
+                total = self.all_gather(total).sum(dim=0)
+            self.log("val/attn_ari", total[0] / total[1].clamp(min=1), prog_bar=True)
+            self.log("val/attn_ari_undefined", total[2])
         for v in self._val.values():
             v.clear()
 
@@ -263,8 +279,7 @@ class SetPredictionTask(L.LightningModule):
     on_load_checkpoint = ObjectDiscoveryTask.on_load_checkpoint
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["slotlab_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-        checkpoint["slotlab_task"] = "set_prediction"
+        add_state(checkpoint, "set_prediction")
 
 
 def build_set_prediction_trainer(cfg: dict[str, Any], run_dir: Path) -> tuple[L.Trainer, dict[str, Any]]:
@@ -292,9 +307,11 @@ def evaluate_model(
     iters: int | None = None,
     channels_last: bool = False,
     seed: int = EVAL_SEED,
+    ari_undefined: str = "nan",
 ) -> dict[str, Any]:
     """AP table (fractions, keys "inf", "1", ...) and attention-mask FG-ARI of ``model`` on held-out tensors
-    ``data`` (image uint8 [n, 3, S, S], target [n, M, 19], optional mask uint8 [n, S, S])."""
+    ``data`` (image uint8 [n, 3, S, S], target [n, M, 19], optional mask uint8 [n, S, S]). The ARI mean skips
+    images where it is undefined (NaN, ``ari_undefined="nan"``) and counts them in ``attn_ari_undefined``."""
     model.eval()
     device = next(model.parameters()).device
     preds, aris = [], []
@@ -308,7 +325,9 @@ def evaluate_model(
         out = model(image, num_slots=num_slots, iters=iters, noise=None if noise is None else noise.to(device))
         preds.append(out.pred.float().cpu())
         if "mask" in data:
-            ari = attention_ari(out, data["mask"][start : start + batch_size], model.encoder.feature_resolution)
+            ari = attention_ari(
+                out, data["mask"][start : start + batch_size], model.encoder.feature_resolution, ari_undefined
+            )
             if ari is not None:
                 aris.append(ari.cpu())
     pred = torch.cat(preds)  # [n, K, 19]
@@ -322,9 +341,9 @@ def evaluate_model(
     for name, v in result["ap"].items():
         result[f"ap_{name}"] = v
     if aris:
-        scores = torch.cat(aris).double().numpy()
-        result["attn_ari_mean"] = float(scores.mean())
-        result["attn_ari_std"] = float(scores.std())
+        summary = nan_summary(torch.cat(aris), prefix="attn_ari")
+        summary.pop("num_images")
+        result.update(summary)
     return result
 
 
@@ -367,7 +386,13 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
     if trainer.is_global_zero:
         data.setup("validate")
         result.update(
-            evaluate_model(task.model, data.eval, cfg["data"]["eval_batch_size"], channels_last=channels_last)
+            evaluate_model(
+                task.model,
+                data.eval,
+                cfg["data"]["eval_batch_size"],
+                channels_last=channels_last,
+                ari_undefined=cfg["eval"]["ari_undefined"],
+            )
         )
         result["variant"] = cfg["data"]["variant"]
         result["source"] = cfg["data"]["source"]
@@ -393,6 +418,7 @@ def evaluate_set_prediction(
     seed: int = EVAL_SEED,
     batch_size: int | None = None,
     device: str | None = None,
+    ari_undefined: str | None = None,
 ) -> dict[str, Any]:
     """AP table (+ attention-mask ARI) of a checkpoint on the held-out split of its config's data.
 
@@ -404,6 +430,7 @@ def evaluate_set_prediction(
             ``num_slots`` exceeds the config variant's object count (a CLEVR6 model tested with K = 10).
         exact_objects: keep only the images with exactly this many objects (paper Figure 5 right).
         seed: seed of the slot-initialisation noise.
+        ari_undefined: "nan" (DeepMind) or "one" (scikit-learn) where the ARI is 0/0; default: the run's.
     """
     model, cfg, _ = load_set_prediction(checkpoint)
     d = dict(cfg["data"])
@@ -419,7 +446,15 @@ def evaluate_set_prediction(
         data = {k: v[keep] for k, v in data.items()}
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(dev)
-    result = evaluate_model(model, data, int(batch_size or d["eval_batch_size"]), num_slots, iters, seed=seed)
+    result = evaluate_model(
+        model,
+        data,
+        int(batch_size or d["eval_batch_size"]),
+        num_slots,
+        iters,
+        seed=seed,
+        ari_undefined=ari_undefined or cfg["eval"]["ari_undefined"],
+    )
     result.update(
         checkpoint=str(checkpoint),
         variant=variant,
@@ -443,6 +478,7 @@ def format_ap_table(result: dict[str, Any]) -> str:
         lines.append(
             f"attention-mask FG-ARI: {100 * result['attn_ari_mean']:.1f} +- {100 * result['attn_ari_std']:.1f} % "
             f"(paper CLEVR10: {PAPER_ATTN_ARI_CLEVR10:.1f} +- 2.9)"
+            + undefined_note(result.get("attn_ari_undefined", 0))
         )
     lines.append(f"({result.get('num_images', '?')} images, K={result.get('num_slots', '?')})")
     return "\n".join(lines)
