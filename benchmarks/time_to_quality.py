@@ -1,4 +1,4 @@
-"""Time to quality: wall-clock training minutes until held-out FG-ARI first reaches 0.9 and 0.95.
+"""Time to quality: wall-clock training minutes until held-out FG-ARI first reaches 0.9, 0.95 and 0.99.
 
 Runs ``slotlab train --config tetrominoes_quick seed=S run.root=ROOT run.name=seedS [overrides]`` for each seed
 (one fresh subprocess per seed, so threads, the malloc tuning and the RNG start clean; the runs are sequential),
@@ -14,6 +14,13 @@ Usage::
     python benchmarks/time_to_quality.py --seeds 0 --root /tmp/ttq -- trainer.max_steps=4 trainer.val_every=2 \\
         data.train_size=64 data.eval_size=16 data.batch_size=8                # smoke test
     python benchmarks/time_to_quality.py --parse runs/ttq/seed0 runs/ttq/seed1  # only read finished runs
+    python benchmarks/time_to_quality.py --seeds 0,1 --variant implicit -- \
+        model.slot_attention.implicit_differentiation=true
+
+``--markdown`` prints one table row per run (variant, seed, minutes to each threshold, final FG-ARI, failed seed),
+headed by the machine (CPU kind, bf16 capability, precision auto), as benchmarks/RESULTS.md keeps them. A seed
+counts as failed when slotlab's failed-seed monitor flagged it (``results.json``) or its last held-out FG-ARI is
+below 0.5 (stuck in the "stripes" solution the paper names).
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from __future__ import annotations
 import argparse
 import bisect
 import csv
+import json
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -93,8 +103,31 @@ def report_line(label: str, curve: RunCurve, thresholds: list[float]) -> str:
     return " ".join(parts)
 
 
-def train_seed(config: str, seed: int, root: Path, overrides: list[str]) -> Path:
-    name = f"seed{seed}"
+def failed_seed(run_dir: Path, curve: RunCurve) -> bool:
+    """Flagged by the failed-seed monitor, or ended below 0.5 FG-ARI."""
+    results = Path(run_dir) / "results.json"
+    if results.exists() and json.loads(results.read_text()).get("failed_seed"):
+        return True
+    return bool(curve.fg_ari) and curve.fg_ari[-1] < 0.5
+
+
+def markdown_row(variant: str, label: str, run_dir: Path, curve: RunCurve, thresholds: list[float]) -> str:
+    cells = [variant, label]
+    for t in thresholds:
+        hit = first_reach(curve, t)
+        cells.append(f"{hit[1]:.1f} (step {hit[0]})" if hit else "-")
+    last = f"{curve.fg_ari[-1]:.3f} at {curve.minutes[-1]:.1f} min" if curve.steps else "-"
+    cells += [last, "yes" if failed_seed(run_dir, curve) else "no"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown_header(thresholds: list[float]) -> str:
+    cols = ["variant", "seed", *[f"min to {t:g}" for t in thresholds], "last val", "failed seed"]
+    return "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+
+
+def train_seed(config: str, seed: int, root: Path, overrides: list[str], variant: str = "") -> Path:
+    name = f"{variant}-seed{seed}" if variant else f"seed{seed}"
     cmd = [
         sys.executable, "-m", "slotlab.cli", "train", "--config", config,
         f"seed={seed}", f"run.root={root}", f"run.name={name}", "trainer.progress_bar=false", *overrides,
@@ -111,7 +144,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma list of seeds")
     ap.add_argument("--config", default="tetrominoes_quick")
     ap.add_argument("--root", default=None, help="run.root for the runs (default runs/ttq-<date-time>)")
-    ap.add_argument("--thresholds", default="0.9,0.95")
+    ap.add_argument("--thresholds", default="0.9,0.95,0.99")
+    ap.add_argument("--variant", default="", help="a label for the overrides (run names and the table)")
+    ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md table with the machine named")
     ap.add_argument("--parse", nargs="+", default=None, metavar="RUN_DIR", help="only read finished runs")
     ap.add_argument("overrides", nargs="*", help="config overrides passed to slotlab train (after --)")
     args = ap.parse_args()
@@ -122,10 +157,17 @@ def main() -> None:
         root = Path(args.root or f"runs/ttq-{time.strftime('%Y%m%d-%H%M%S')}")
         runs = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            runs.append((f"seed {seed}", train_seed(args.config, seed, root, args.overrides)))
+            runs.append((f"seed {seed}", train_seed(args.config, seed, root, args.overrides, args.variant)))
     print(f"\ntime to quality ({args.config if not args.parse else 'parsed runs'}; training minutes, no validation):")
     for label, run_dir in runs:
         print(report_line(label, read_curve(run_dir), thresholds))
+    if args.markdown:
+        from slotlab.train.runtime import machine_kind
+
+        print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {machine_kind()}")
+        print(markdown_header(thresholds))
+        for label, run_dir in runs:
+            print(markdown_row(args.variant or "-", label, run_dir, read_curve(run_dir), thresholds))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="config overrides such as optim.lr=2e-4 trainer.max_steps=100")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on held-out images (FG-ARI)")
-    e.add_argument("checkpoint", help="a .ckpt file or a run folder (uses its last.ckpt)")
+    e.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder (uses its last.ckpt)")
+    e.add_argument("--pretrained", metavar="NAME", default=None, help="a zoo model instead (see `slotlab models`)")
     e.add_argument("--num-slots", type=_int_list, default=None, help="K at test time; a list sweeps, e.g. 4,6,8")
     e.add_argument("--iters", type=_int_list, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5")
     e.add_argument("--num-images", type=int, default=None, help="held-out images (default: the config's)")
@@ -61,9 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="set prediction: only images with exactly this many objects; a list sweeps (Figure 5)",
     )
+    e.add_argument(
+        "--data-path",
+        default=None,
+        help="real data instead of the config's: a DeepMind .tfrecords file (object discovery; the held-out "
+        "images follow the first data.train_size) or a CLEVR v1.0 folder (set prediction)",
+    )
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
-    f.add_argument("checkpoint", help="a .ckpt file or a run folder")
+    f.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder")
+    f.add_argument("--pretrained", metavar="NAME", default=None, help="a zoo model instead (see `slotlab models`)")
     f.add_argument("--num-images", type=int, default=4)
     f.add_argument("--num-slots", type=int, default=None)
     f.add_argument("--iters", type=int, default=None)
@@ -91,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("list", help="list the built-in datasets")
 
     sub.add_parser("configs", help="list the packaged experiment configs")
+
+    o = sub.add_parser("import-official", help="convert an official Slot Attention TF checkpoint into a run folder")
+    o.add_argument("task", choices=["object_discovery", "set_prediction"])
+    o.add_argument("checkpoint", help="folder with the TF `checkpoint` file (its latest is used) or a ckpt-N prefix")
+    o.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write (new or empty)")
+    o.add_argument("--resolution", type=int, default=128, help="image size (default 128, the official one)")
+    o.add_argument("--num-slots", type=int, default=None, help="K (default: the official 7 / 10)")
+    o.add_argument("--iters", type=int, default=None, help="T (default: the official 3)")
+
+    sub.add_parser("models", help="list the trained models shipped in the zoo (name, task, dataset, score, size)")
+    sg = sub.add_parser("segment", help="segment your own PNG/JPEG images with a trained model")
+    sg.add_argument("images", nargs="+", metavar="IMAGE", help="PNG / JPEG files")
+    sg.add_argument("--model", required=True, help="a zoo model name, a run folder or a .ckpt file")
+    sg.add_argument("--out", default="segment_out", help="output folder (default: ./segment_out)")
+    sg.add_argument("--num-slots", type=int, default=None, help="K (default: the training K)")
+    sg.add_argument("--iters", type=int, default=None, help="T (default: the training T)")
+    sg.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise (default: eval's)")
     return p
 
 
@@ -158,10 +183,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from slotlab.train.runtime import tune_malloc
 
     tune_malloc()
+    if (code := use_pretrained(args, "eval")) is not None:
+        return code
     if checkpoint_task(args.checkpoint) == "set_prediction":
         return eval_set_prediction(args)
     model, cfg, ckpt = load_object_discovery(args.checkpoint)
-    d = cfg["data"]
+    d = cfg["data"] if args.data_path is None else {**cfg["data"], "path": args.data_path}
     n = args.num_images or d["eval_size"]
     data = to_tensors(data_from_config(d).load_split(args.split, n))
     ks = args.num_slots or [cfg["model"]["num_slots"]]
@@ -220,6 +247,7 @@ def eval_set_prediction(args: argparse.Namespace) -> int:
             exact_objects=n_obj,
             seed=EVAL_SEED if args.seed is None else args.seed,
             ari_undefined=args.ari_undefined,
+            data=None if args.data_path is None else {"source": "clevr_folder", "path": args.data_path},
         )
         print(f"K={k or 'train'} T={res.get('iters')} objects={n_obj or 'all'}")
         print(format_ap_table(res))
@@ -253,6 +281,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from slotlab.figures import make_figures
     from slotlab.train.checkpoints import checkpoint_task
 
+    if (code := use_pretrained(args, "figures")) is not None:
+        return code
     if checkpoint_task(args.checkpoint) == "set_prediction":
         from slotlab.train.set_prediction import set_prediction_figures
 
@@ -319,6 +349,116 @@ def cmd_configs(_: argparse.Namespace) -> int:
     return 0
 
 
+def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
+    """``--pretrained NAME`` of eval / figures: use the zoo model's checkpoint, and (zoo folders being read-only
+    package data) write to ``--out`` or ``./slotlab_out/NAME/``. Returns an exit status to stop with, else None."""
+    if args.pretrained is None:
+        if args.checkpoint is None:
+            print(f"error: slotlab {command}: give a checkpoint or run folder, or --pretrained NAME", file=sys.stderr)
+            return 2
+        return None
+    if args.checkpoint is not None:
+        print(f"error: give a checkpoint ({args.checkpoint}) or --pretrained NAME, not both", file=sys.stderr)
+        return 2
+    from slotlab.zoo import get_model, output_dir
+
+    entry = get_model(args.pretrained)
+    args.checkpoint = str(entry.checkpoint)
+    if args.out is None:
+        folder = output_dir(entry.name)
+        if command == "eval":
+            lists = [args.num_slots, args.iters] + ([args.objects] if entry.task == "set_prediction" else [])
+            sweep = any(v is not None and len(v) > 1 for v in lists)
+            args.out = str(folder / ("eval_sweep.csv" if sweep else "eval.json"))
+        else:
+            args.out = str(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"zoo model {entry.name} ({entry.source}): writing to {folder}/ (zoo folders are never written to)")
+    return None
+
+
+def cmd_models(_: argparse.Namespace) -> int:
+    from slotlab.zoo import scan_zoo, zoo_dirs
+
+    entries, problems = scan_zoo()
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    if not entries:
+        print(f"no models in the zoo yet (searched: {', '.join(str(d) for d in zoo_dirs())})")
+        return 0
+    print(f"{'name':28s} {'task':17s} {'dataset':18s} {'score':26s} {'size':>8s}  paper")
+    for e in entries:
+        metric, value = e.score()
+        std = (e.card.get("scores") or {}).get("std")
+        score = f"{metric} {value:.4f}" if isinstance(value, int | float) else f"{metric} ?"
+        score += f" +- {std:.4f}" if isinstance(std, int | float) else ""
+        paper = e.card.get("paper") or {}
+        paper_text = f"{paper.get('metric', '')} {paper.get('value', '')}".strip() or "-"
+        where = "" if e.source == "package" else f"  [{e.source}]"
+        print(
+            f"{e.name:28s} {e.task:17s} {e.dataset:18s} {score:26s} {e.size_bytes / 1e6:6.2f} MB  {paper_text}{where}"
+        )
+    print("use: slotlab eval --pretrained NAME, slotlab figures --pretrained NAME, slotlab segment IMAGE --model NAME")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from slotlab.segment import (
+        SegmentInputError,
+        SegmentModelError,
+        check_model_runs,
+        load_segment_model,
+        segment_file,
+        unique_stems,
+    )
+    from slotlab.train.object_discovery import EVAL_SEED
+    from slotlab.zoo import resolve_model
+
+    try:
+        sm = load_segment_model(resolve_model(args.model))
+        check_model_runs(sm, args.num_slots, args.iters)
+    except SegmentModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model: {sm.describe()}")
+    for note in sm.notes:
+        print(f"note: {note}")
+    out = Path(args.out)
+    seed = EVAL_SEED if args.seed is None else args.seed
+    failed = 0
+    for path, stem in zip(args.images, unique_stems(args.images), strict=True):
+        try:
+            res = segment_file(sm, path, out, stem, args.num_slots, args.iters, seed)
+        except SegmentInputError as e:
+            print(f"error: {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as e:
+            print(f"error: {path}: cannot write the output into {out}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: {'; '.join(res.steps)}")
+        print(f"  K={res.num_slots} T={res.iters} -> {', '.join(str(p) for p in res.paths)}")
+    done = len(args.images) - failed
+    print(f"{done} of {len(args.images)} images segmented into {out}/" + (f"; {failed} failed" if failed else ""))
+    return 2 if failed else 0
+
+
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from slotlab.official import OfficialCheckpointError, import_official
+
+    try:
+        run_dir = import_official(args.task, args.checkpoint, args.out, args.resolution, args.num_slots, args.iters)
+    except OfficialCheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    info = json.loads((run_dir / "imported.json").read_text())
+    moments = ", with its Adam moments" if info["adam_moments"] else ""
+    print(f"imported {info['source']} (step {info['global_step']}{moments}) into {run_dir}")
+    print(f"K={info['num_slots']} T={info['iters']}; evaluate with: slotlab eval {run_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from slotlab.config import ConfigError
@@ -334,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
         "figures": cmd_figures,
         "report": cmd_report,
         "data": cmd_data,
+        "import-official": cmd_import_official,
+        "models": cmd_models,
+        "segment": cmd_segment,
     }
     try:
         return commands[args.command](args)

@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
             "eps": 1e-8,
             "eps_placement": "attn",
             "identity_projections": False,
+            # Not in the paper (Chang et al. 2022): backpropagate through the last iteration only.
+            "implicit_differentiation": False,
         },
         "slot_mlp": {"grid": 8, "hidden": 512},  # the Slot MLP baseline (model.kind: slot_mlp)
     },

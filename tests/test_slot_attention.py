@@ -128,3 +128,27 @@ def test_reassociated_projections_compute_the_same_function(options):
     sa.reassociate = True
     g_lit = torch.autograd.grad(sa(x, slots=init).slots.sum(), sa.project_k.weight)[0]
     torch.testing.assert_close(g_fast, g_lit, rtol=0, atol=1e-10)
+
+
+def test_implicit_differentiation_same_forward_gradient_through_last_iteration_only():
+    torch.manual_seed(0)
+    plain = SlotAttention(num_slots=4, dim=16, iters=3, hidden_dim=32).double()
+    implicit = SlotAttention(num_slots=4, dim=16, iters=3, hidden_dim=32, implicit_differentiation=True).double()
+    implicit.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 30, 16, dtype=torch.double)
+    noise = torch.randn(2, 4, 16, dtype=torch.double)
+    a, b = plain(x, noise=noise), implicit(x, noise=noise)
+    assert torch.equal(a.slots, b.slots) and torch.equal(a.attn, b.attn)  # the forward values are unchanged
+    b.slots.square().sum().backward()
+    # The gradient equals that of one plain iteration started from the (detached) iterate of T-1 iterations,
+    # plus the straight-through path to the initial slots.
+    ref = SlotAttention(num_slots=4, dim=16, iters=1, hidden_dim=32).double()
+    ref.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        start = plain(x, noise=noise, iters=2).slots
+    init = ref.initial_slots(2, noise=noise)
+    one = ref(x, slots=start + (init - init.detach()), iters=1)
+    one.slots.square().sum().backward()
+    for (name, p), q in zip(implicit.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert implicit.slots_mu.grad.abs().sum() > 0 and implicit.slots_log_sigma.grad.abs().sum() > 0

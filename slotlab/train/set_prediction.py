@@ -419,6 +419,7 @@ def evaluate_set_prediction(
     batch_size: int | None = None,
     device: str | None = None,
     ari_undefined: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """AP table (+ attention-mask ARI) of a checkpoint on the held-out split of its config's data.
 
@@ -431,9 +432,10 @@ def evaluate_set_prediction(
         exact_objects: keep only the images with exactly this many objects (paper Figure 5 right).
         seed: seed of the slot-initialisation noise.
         ari_undefined: "nan" (DeepMind) or "one" (scikit-learn) where the ARI is 0/0; default: the run's.
+        data: entries replacing the config's ``data`` ones (e.g. ``source: clevr_folder`` and its ``path``).
     """
     model, cfg, _ = load_set_prediction(checkpoint)
-    d = dict(cfg["data"])
+    d = {**cfg["data"], **(data or {})}
     if variant is None:
         variant = d["variant"]
         if num_slots is not None and num_slots > TARGET_ROWS[variant]:

@@ -1,0 +1,483 @@
+"""Segment one's own images with a trained model (``slotlab segment IMAGE... --model NAME|RUN_DIR``).
+
+Serves the paper's object-discovery results (Section 4.1, Figure 3: per-slot reconstructions, alpha masks and
+attention per iteration) on images outside the training distribution, and draws the attention masks of a
+set-prediction model (Section 4.2, Figure 6).
+
+Each image is read with Pillow, converted to 8-bit RGB (alpha dropped, greyscale / palette / CMYK / 16-bit
+converted, each said), and prepared as the model's training data were prepared:
+
+* CLEVR-like object-discovery models (``clevr6``, ``clevr10``, ``clevr6_greyscale``; trained on 240x320 scenes
+  cropped to rows 29:221, columns 64:256 and resized to 128x128 bilinearly without antialiasing): a 4:3 image
+  gets the same crop (scaled to its size) and resize; greyscale models take the luminance as in training.
+* set-prediction models (the whole 3:2 scene squashed to S x S): a 3:2 image is squashed the same way.
+* every other case (models trained on square images, or an aspect ratio unlike the training images'): the
+  largest centred square is cropped, then resized (bilinear; antialiased when shrinking).
+
+The prepared image is scaled to [-1, 1] as in training (``image_to_model``) and the model runs with a fixed
+slot-initialisation noise (``index_noise(seed, 0)``), so the same image gives the same masks every time.
+Library code only: :func:`segment_file` returns what it did; the CLI prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from torch import nn
+
+from slotlab.data.clevr_render import CROP
+from slotlab.data.files import TFRECORD_NAMES
+from slotlab.train.checkpoints import checkpoint_task, load_object_discovery
+from slotlab.train.noise import index_noise
+from slotlab.train.object_discovery import EVAL_SEED, image_to_model
+from slotlab.viz import _border, _upscale, grid_image, save_png, slot_colors, to_unit
+
+CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
+MAX_UPSCALE = 4  # refuse images whose (cropped) side is more than 4x smaller than the model's input
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+class SegmentInputError(ValueError):
+    """An input image that cannot be segmented (missing, a folder, unreadable, unusable pixel format, too small)."""
+
+
+class SegmentModelError(ValueError):
+    """A model that cannot segment (e.g. a Slot MLP set-prediction model: no decoder and no attention)."""
+
+
+@dataclass
+class SegmentModel:
+    """A loaded model and how its training images were prepared."""
+
+    model: nn.Module
+    cfg: dict[str, Any]
+    task: str  # "object_discovery" | "set_prediction"
+    resolution: tuple[int, int]  # (H, W) of the model's input
+    source: str  # the checkpoint path
+    dataset: str
+    clevr_crop: bool  # object discovery on CLEVR: reference crop before the resize
+    greyscale: bool  # training images were greyscale (luminance in all 3 channels)
+    squash_aspect: float | None  # set prediction: W / H of the training scenes, squashed to the square
+    has_decoder: bool
+    has_attention: bool
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        kind = "object discovery" if self.task == "object_discovery" else "set prediction"
+        h, w = self.resolution
+        sa = getattr(self.model, "slot_attention", None)
+        kt = f"K={sa.num_slots}, T={sa.iters}" if sa is not None else f"K={self.cfg['model']['num_slots']}, Slot MLP"
+        return f"{kind} model trained on {self.dataset}, input {h}x{w}, {kt} ({self.source})"
+
+
+def load_segment_model(checkpoint: str | Path) -> SegmentModel:
+    """Load an object-discovery or set-prediction model from a checkpoint path or run folder."""
+    task = checkpoint_task(checkpoint)
+    notes: list[str] = []
+    if task == "set_prediction":
+        from slotlab.train.set_prediction import load_set_prediction
+
+        model, cfg, ckpt = load_set_prediction(checkpoint)
+        d = cfg["data"]
+        has_attention = getattr(model, "slot_attention", None) is not None
+        if not has_attention:
+            raise SegmentModelError(
+                f"{ckpt['_path']} is a Slot MLP set-prediction model: it has neither a decoder nor attention maps, "
+                "so there is nothing to segment with"
+            )
+        if d.get("source") == "clevr_folder":
+            aspect = 480 / 320
+        else:
+            rh, rw = d.get("render_size") or (160, 240)
+            aspect = rw / rh
+        notes.append(
+            "set-prediction model: no decoder, so no reconstructions; the masks are the last iteration's "
+            f"attention maps on the {model.encoder.feature_resolution[0]}x{model.encoder.feature_resolution[1]} "
+            "encoder grid, upsampled to the image"
+        )
+        return SegmentModel(
+            model, cfg, task, tuple(model.resolution), str(ckpt["_path"]), f"{d.get('variant', '?')} (set prediction)",
+            clevr_crop=False, greyscale=False, squash_aspect=aspect, has_decoder=False, has_attention=True,
+            notes=notes,
+        )  # fmt: skip
+    model, cfg, ckpt = load_object_discovery(checkpoint)
+    name = cfg["data"]["name"]
+    tf_name, _, grey = TFRECORD_NAMES.get(name, (name, None, False))
+    has_attention = getattr(model, "slot_attention", None) is not None
+    if not has_attention:
+        notes.append("Slot MLP baseline: no attention maps to draw")
+    return SegmentModel(
+        model, cfg, task, tuple(model.resolution), str(ckpt["_path"]), name,
+        clevr_crop=tf_name == "clevr_with_masks", greyscale=bool(grey), squash_aspect=None,
+        has_decoder=True, has_attention=has_attention, notes=notes,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading and preparing
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """Read ``path`` with Pillow -> (uint8 RGB [H, W, 3], steps taken). Raises :class:`SegmentInputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise SegmentInputError("no such file")
+    if path.is_dir():
+        raise SegmentInputError("is a directory, not an image file")
+    try:
+        img = Image.open(path)
+        img.load()
+    except UnidentifiedImageError:
+        raise SegmentInputError("not an image Pillow can read (expected PNG or JPEG)") from None
+    except Image.DecompressionBombError as e:
+        raise SegmentInputError(f"refused by Pillow as too large ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise SegmentInputError(f"cannot read the image ({type(e).__name__}: {e})") from None
+    steps = [f"read {img.format or '?'} {img.width}x{img.height} mode {img.mode}"]
+    if getattr(img, "n_frames", 1) > 1:
+        steps.append(f"{img.n_frames} frames: used the first")
+    if _exif_rotation(img):
+        img = ImageOps.exif_transpose(img)
+        steps.append(f"turned upright by its EXIF orientation: {img.width}x{img.height}")
+    return _to_rgb(img, steps), steps
+
+
+def _exif_rotation(img: Image.Image) -> bool:
+    try:
+        return img.getexif().get(0x0112, 1) not in (1, None)
+    except Exception:  # broken EXIF blocks: ignore the orientation
+        return False
+
+
+def _to_rgb(img: Image.Image, steps: list[str]) -> np.ndarray:
+    """Any Pillow mode -> uint8 [H, W, 3], appending what was converted to ``steps``."""
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy()
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        steps.append(f"{mode} -> RGB (alpha / padding channel dropped)")
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    if mode in ("L", "LA", "La", "1"):
+        what = {"1": "1-bit black/white", "L": "greyscale", "LA": "greyscale + alpha", "La": "greyscale + alpha"}
+        steps.append(f"{what[mode]} -> RGB (grey repeated in 3 channels{', alpha dropped' if 'A' in mode else ''})")
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    if mode in ("P", "PA"):
+        alpha = mode == "PA" or "transparency" in img.info
+        steps.append(f"palette ({mode}) -> RGB{' (transparency dropped)' if alpha else ''}")
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 65535:
+            raise SegmentInputError(f"32-bit integer pixels in [{lo:g}, {hi:g}]: not an 8- or 16-bit image")
+        bits = 16 if (mode.startswith("I;16") or hi > 255) else 8
+        grey = np.round(a / 257.0) if bits == 16 else a
+        steps.append(f"{bits}-bit greyscale ({mode}) -> 8-bit RGB" + (" (value / 257)" if bits == 16 else ""))
+        g = grey.clip(0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=-1)
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        steps.append(f"{mode} -> RGB (Pillow's conversion{'; colours approximate' if mode == 'CMYK' else ''})")
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    raise SegmentInputError(f"unsupported pixel format {mode!r} ({len(img.getbands())} channels); save it as RGB")
+
+
+@dataclass
+class Prepared:
+    image: np.ndarray  # uint8 [H, W, 3] at the model's resolution
+    steps: list[str]
+    crop_box: tuple[int, int, int, int]  # (top, left, bottom, right) in the input image
+    input_size: tuple[int, int]  # (H, W) of the input image
+
+
+def _resize(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
+    """uint8 [h, w, 3] -> uint8 [H, W, 3], bilinear with half-pixel centres (as the training data)."""
+    if x.shape[:2] == tuple(size):
+        return x
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()  # [1, 3, h, w]
+    y = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def prepare_image(rgb: np.ndarray, sm: SegmentModel) -> Prepared:
+    """Crop / resize / colour-convert ``rgb`` uint8 [H, W, 3] as ``sm``'s training images were prepared."""
+    h, w = rgb.shape[:2]
+    th, tw = sm.resolution
+    steps: list[str] = []
+    aspect = w / h
+    reference_resize = False  # bilinear without antialiasing, as tf.image.resize in the reference code
+    if sm.clevr_crop and abs(aspect - CLEVR_FRAME[1] / CLEVR_FRAME[0]) < 0.01:
+        fy, fx = h / CLEVR_FRAME[0], w / CLEVR_FRAME[1]
+        top, bottom = round(CROP[0].start * fy), round(CROP[0].stop * fy)
+        left, right = round(CROP[1].start * fx), round(CROP[1].stop * fx)
+        scaled = "" if (h, w) == CLEVR_FRAME else f" (the 240x320 box scaled to {w}x{h})"
+        steps.append(f"CLEVR crop rows {top}:{bottom}, cols {left}:{right} as in training{scaled}")
+        reference_resize = True
+    elif sm.squash_aspect is not None and abs(aspect - sm.squash_aspect) < 0.01:
+        top, left, bottom, right = 0, 0, h, w
+        steps.append(f"whole {w}x{h} image squashed to {tw}x{th}, as the training scenes (no crop)")
+        reference_resize = True
+    else:
+        why = ""
+        if sm.clevr_crop:
+            why = " (not 4:3 like CLEVR, so not the CLEVR crop)"
+        elif sm.squash_aspect is not None:
+            why = f" (not {sm.squash_aspect:.2f}:1 like the training scenes, so not squashed)"
+        side_h, side_w = (min(h, w), min(h, w)) if th == tw else _fit_aspect(h, w, th / tw)
+        top, left = (h - side_h) // 2, (w - side_w) // 2
+        bottom, right = top + side_h, left + side_w
+        if (h, w) == (th, tw):
+            steps.append(f"already {w}x{h}: no crop, no resize")
+        elif (side_h, side_w) == (h, w):
+            steps.append(f"no crop ({w}x{h} has the model's aspect ratio){why}")
+        else:
+            steps.append(f"center-cropped to {side_w}x{side_h} (rows {top}:{bottom}, cols {left}:{right}){why}")
+    ch, cw = bottom - top, right - left
+    need = math.ceil(min(th, tw) / MAX_UPSCALE)
+    if min(ch, cw) < need:
+        raise SegmentInputError(
+            f"image too small: {w}x{h} pixels ({cw}x{ch} after cropping); the model sees {tw}x{th}, so it needs at "
+            f"least {need}x{need} (more than {MAX_UPSCALE}x upscaling would only blur)"
+        )
+    x = rgb[top:bottom, left:right]
+    if sm.greyscale:
+        lum = (x.astype(np.float32) @ LUMA).round().clip(0, 255).astype(np.uint8)
+        x = np.repeat(lum[..., None], 3, axis=-1)
+        steps.append("converted to greyscale (0.299 R + 0.587 G + 0.114 B), as the training images")
+    if (ch, cw) != (th, tw):
+        antialias = not reference_resize and (ch > th or cw > tw)
+        how = "bilinear, no antialiasing, as in training" if reference_resize else "bilinear"
+        how += ", antialiased" if antialias else ""
+        steps.append(f"resized {cw}x{ch} -> {tw}x{th} ({how})")
+        x = _resize(x, (th, tw), antialias)
+    steps.append("scaled to [-1, 1] (x / 127.5 - 1), as in training")
+    return Prepared(np.ascontiguousarray(x), steps, (top, left, bottom, right), (h, w))
+
+
+def _fit_aspect(h: int, w: int, ratio_hw: float) -> tuple[int, int]:
+    """The largest (h', w') inside (h, w) with h' / w' = ratio_hw."""
+    if h / w > ratio_hw:
+        return max(1, round(w * ratio_hw)), w
+    return h, max(1, round(h / ratio_hw))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# running the model
+
+
+@dataclass
+class Segmentation:
+    masks: np.ndarray  # float32 [K, H, W] (alpha masks; set prediction: upsampled attention)
+    labels: np.ndarray  # int64 [H, W] argmax over slots
+    attn: np.ndarray  # float32 [T, K, h, w] attention of every iteration (T = 0 without Slot Attention)
+    recon: np.ndarray | None  # float32 [3, H, W] in [-1, 1] (None: no decoder)
+    recons: np.ndarray | None  # float32 [K, 3, H, W] in [-1, 1]
+    pred: np.ndarray | None  # float32 [K, 19] set-prediction properties
+
+
+@torch.no_grad()
+def run_segmentation(
+    sm: SegmentModel, image: np.ndarray, num_slots: int | None = None, iters: int | None = None, seed: int = EVAL_SEED
+) -> Segmentation:
+    """Run ``sm`` on a prepared uint8 image [H, W, 3] with the fixed slot-init noise of (seed, index 0)."""
+    x = image_to_model(torch.from_numpy(image).permute(2, 0, 1)[None], channels_last=False)  # [1, 3, H, W]
+    model = sm.model
+    sa = getattr(model, "slot_attention", None)
+    noise = index_noise(seed, torch.zeros(1, dtype=torch.long), num_slots or sa.num_slots, sa.dim) if sa else None
+    if sa is None:
+        out = model(x, num_slots=num_slots, iters=iters)
+    else:
+        out = model(x, num_slots=num_slots, iters=iters, noise=noise)
+    grid = model.encoder.feature_resolution
+    attn = out.attn[0].float()  # [T, K, N]
+    attn_maps = attn.reshape(attn.shape[0], attn.shape[1], *grid).numpy()  # [T, K, h, w]
+    if sm.has_decoder:
+        masks = out.masks[0, :, 0].float().numpy()  # [K, H, W]
+        recon, recons, pred = out.recon[0].float().numpy(), out.recons[0].float().numpy(), None
+    else:
+        last = attn[-1].reshape(1, attn.shape[1], *grid)  # [1, K, h, w]
+        masks = F.interpolate(last, size=sm.resolution, mode="bilinear", align_corners=False)[0]
+        masks = (masks / masks.sum(0, keepdim=True).clamp_min(1e-8)).numpy()  # [K, H, W], sums to 1
+        recon = recons = None
+        pred = out.pred[0].float().numpy()
+    return Segmentation(masks.astype(np.float32), masks.argmax(0), attn_maps.astype(np.float32), recon, recons, pred)
+
+
+def check_model_runs(sm: SegmentModel, num_slots: int | None, iters: int | None) -> None:
+    """Fail early (SegmentModelError) when the requested K / T cannot be used with this model."""
+    try:
+        run_segmentation(sm, np.zeros((*sm.resolution, 3), np.uint8), num_slots, iters)
+    except ValueError as e:
+        raise SegmentModelError(f"cannot run the model with --num-slots {num_slots} --iters {iters}: {e}") from e
+
+
+# ----------------------------------------------------------------------------------------------------------
+# drawing and writing
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _labelled(canvas: np.ndarray, tile: tuple[int, int], pad: int, headers: list[str], rows: list[str]) -> np.ndarray:
+    """Add a header strip (one label per column) and a left strip (one label per row) to a grid image."""
+    th, tw = tile
+    size = max(10, min(14, tw // 9))
+    font = _font(size)
+    left = max((int(font.getlength(r)) for r in rows if r), default=0) + (8 if any(rows) else 0)
+    top = size + 8
+    h, w = canvas.shape[:2]
+    img = Image.new("RGB", (w + left, h + top), "white")
+    img.paste(Image.fromarray(canvas), (left, top))
+    draw = ImageDraw.Draw(img)
+    for j, text in enumerate(headers):
+        x0 = left + pad + j * (tw + pad)
+        draw.text((x0 + max(0, (tw - font.getlength(text)) / 2), 3), text, fill=(0, 0, 0), font=font)
+    for i, text in enumerate(rows):
+        y0 = top + pad + i * (th + pad)
+        draw.text((3, y0 + th / 2 - size / 2), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
+def segment_figure(sm: SegmentModel, prepared: np.ndarray, seg: Segmentation, scale: int | None = None) -> np.ndarray:
+    """One figure, uint8 [H', W', 3]: image | reconstruction | masks | overlay | slot k (reconstruction x mask);
+    then one row per iteration t: the argmax of the attention and each slot's attention map (paper Figure 3).
+    Set prediction: image | overlay | each slot's attention mask over the image, per iteration (Figure 6)."""
+    h, w = sm.resolution
+    s = max(1, math.ceil(128 / max(1, min(h, w)))) if scale is None else int(scale)
+    img = prepared.astype(np.float32) / 255.0  # [H, W, 3]
+    k = seg.masks.shape[0]
+    colors = slot_colors(k)
+    seg_tile = colors[seg.labels]  # [H, W, 3]
+    overlay = 0.5 * img + 0.5 * seg_tile
+    up = lambda t: _upscale(t, s)  # noqa: E731
+    border = max(1, s)
+    blank = np.ones((h * s, w * s, 3), np.float32)
+    t_count, _, gh, gw = seg.attn.shape
+
+    iy, ix = np.arange(h) * gh // h, np.arange(w) * gw // w  # nearest upsampling of the grid to the image
+
+    def attn_tiles(t: int) -> list[np.ndarray]:
+        a = seg.attn[t][:, iy][:, :, ix]  # [K, H, W]
+        arg = colors[a.argmax(0)]  # [H, W, 3]
+        maps = []
+        for j in range(k):
+            m = (a[j] / max(float(a[j].max()), 1e-8))[..., None]  # [H, W, 1]
+            maps.append(np.repeat(m, 3, -1) if sm.has_decoder else img * m + (1 - m))
+        return [0.5 * img + 0.5 * arg, *maps]
+
+    rows: list[list[np.ndarray]] = []
+    row_labels: list[str] = []
+    if sm.has_decoder:
+        recon = to_unit(torch.from_numpy(seg.recon))  # [H, W, 3]
+        recons = to_unit(torch.from_numpy(seg.recons))  # [K, H, W, 3]
+        per_slot = recons * seg.masks[..., None] + (1 - seg.masks[..., None])  # white where the slot is absent
+        headers = ["image", "reconstruction", "masks (argmax)", "overlay"] + [f"slot {j + 1}" for j in range(k)]
+        rows.append([up(img), up(recon), up(seg_tile), up(overlay)])
+        rows[0] += [_border(up(per_slot[j]), colors[j], border) for j in range(k)]
+        row_labels.append("")
+        for t in range(t_count):
+            tiles = attn_tiles(t)
+            rows.append(
+                [blank, blank, blank, up(tiles[0])]
+                + [_border(up(m), colors[j], border) for j, m in enumerate(tiles[1:])]
+            )
+            row_labels.append(f"attention t={t + 1}")
+    else:
+        headers = ["image", "attention argmax"] + [f"slot {j + 1}" for j in range(k)]
+        for t in range(t_count):
+            tiles = attn_tiles(t)
+            rows.append([up(img), up(tiles[0])] + [_border(up(m), colors[j], border) for j, m in enumerate(tiles[1:])])
+            row_labels.append(f"attention t={t + 1}")
+    pad = 2
+    canvas = grid_image(rows, pad=pad)
+    return _labelled(canvas, (h * s, w * s), pad, headers, row_labels)
+
+
+def labels_at_input(prepared: Prepared, labels: np.ndarray) -> np.ndarray:
+    """Argmax labels [H, W] at the model's resolution -> int16 [H0, W0] at the input image's resolution
+    (nearest; -1 outside the crop the model saw)."""
+    top, left, bottom, right = prepared.crop_box
+    out = np.full(prepared.input_size, -1, dtype=np.int16)
+    t = torch.from_numpy(labels.astype(np.float32))[None, None]
+    up = F.interpolate(t, size=(bottom - top, right - left), mode="nearest")[0, 0]
+    out[top:bottom, left:right] = up.numpy().astype(np.int16)
+    return out
+
+
+@dataclass
+class SegmentResult:
+    steps: list[str]
+    paths: list[Path]
+    num_slots: int
+    iters: int
+
+
+def segment_file(
+    sm: SegmentModel,
+    path: str | Path,
+    out_dir: str | Path,
+    stem: str | None = None,
+    num_slots: int | None = None,
+    iters: int | None = None,
+    seed: int = EVAL_SEED,
+) -> SegmentResult:
+    """Read, prepare and segment one image; write ``<stem>_figure.png``, ``<stem>_masks.png`` (colour-coded
+    argmax at the input resolution; black outside the crop) and ``<stem>_masks.npz`` into ``out_dir``.
+    Raises :class:`SegmentInputError` for an unusable input."""
+    path = Path(path)
+    rgb, steps = read_image(path)
+    prepared = prepare_image(rgb, sm)
+    steps += prepared.steps
+    seg = run_segmentation(sm, prepared.image, num_slots, iters, seed)
+    stem = stem or path.stem
+    out = Path(out_dir)
+    fig = segment_figure(sm, prepared.image, seg)
+    full = labels_at_input(prepared, seg.labels)  # [H0, W0]
+    colors = np.concatenate([slot_colors(seg.masks.shape[0]), np.zeros((1, 3), np.float32)])  # -1 -> black
+    mask_png = (colors[full] * 255).round().astype(np.uint8)
+    paths = [save_png(fig, out / f"{stem}_figure.png"), save_png(mask_png, out / f"{stem}_masks.png")]
+    arrays: dict[str, Any] = {
+        "masks": seg.masks,  # [K, H, W] float32
+        "labels": seg.labels.astype(np.int16),  # [H, W]
+        "labels_input": full,  # [H0, W0], -1 outside the crop
+        "attn": seg.attn,  # [T, K, h, w]
+        "image": prepared.image,  # [H, W, 3] uint8, the model's input before scaling to [-1, 1]
+        "crop_box": np.array(prepared.crop_box, dtype=np.int32),  # top, left, bottom, right in the input
+        "steps": np.array("\n".join(steps)),
+        "model": np.array(sm.source),
+    }
+    if seg.recon is not None:
+        arrays["recon"] = seg.recon  # [3, H, W] in [-1, 1]
+    if seg.pred is not None:
+        arrays["pred"] = seg.pred  # [K, 19]
+    npz = out / f"{stem}_masks.npz"
+    tmp = out / f".{stem}_masks.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(npz)
+    paths.append(npz)
+    return SegmentResult(steps, paths, int(seg.masks.shape[0]), int(seg.attn.shape[0]))
+
+
+def unique_stems(paths: list[str | Path]) -> list[str]:
+    """Output stems for the inputs: the file stem, with ``_2``, ``_3``... where two inputs share one."""
+    used: set[str] = set()
+    stems = []
+    for p in paths:
+        base = Path(p).stem or "image"
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}_{n}"
+        used.add(stem)
+        stems.append(stem)
+    return stems

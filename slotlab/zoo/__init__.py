@@ -1,0 +1,388 @@
+"""The model zoo: trained slotlab models shipped inside the package, each with its config and measured score.
+
+Serves the paper's results tables (Table 1 object discovery FG-ARI, Figure 5 set-prediction AP) as
+re-measurable artefacts: every entry can be evaluated (``slotlab eval --pretrained NAME``), drawn
+(``slotlab figures --pretrained NAME``) and used on one's own images (``slotlab segment --model NAME``).
+
+An entry is a folder ``<zoo>/<name>/`` holding
+
+* ``model.ckpt``: a slimmed slotlab checkpoint, only what :func:`slotlab.train.checkpoints.load_checkpoint`
+  needs (``state_dict`` in fp32, ``hyper_parameters`` = config and image size, ``global_step``,
+  ``slotlab_format``, ``slotlab_task``); no optimizer or scheduler state, no RNG state;
+* ``card.yaml`` (or ``card.json``): name, task, dataset, the config, the measured scores with the command that
+  measured them, the machine, the training time and the paper's number.
+
+Zoo folders searched, in order: each folder of ``$SLOTLAB_ZOO`` (``os.pathsep``-separated; a name found there
+shadows a packaged one), then the package's own ``slotlab/zoo/``. :func:`make_entry` builds an entry from a
+finished run folder (``tools/add_to_zoo.py RUN_DIR NAME``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+
+ZOO_ENV = "SLOTLAB_ZOO"
+CHECKPOINT_NAME = "model.ckpt"
+CARD_NAMES = ("card.yaml", "card.json")
+# Every file of an entry; pyproject.toml's [tool.setuptools.package-data] must match these (tested).
+ENTRY_FILES = (CHECKPOINT_NAME, *CARD_NAMES)
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+OUTPUT_ROOT = "slotlab_out"  # where eval / figures write for zoo models (package data are read-only)
+
+# The paper's numbers per dataset (mean +- std over seeds, %), for the cards.
+PAPER_SCORES: dict[str, dict[str, str]] = {
+    "tetrominoes": {"metric": "FG-ARI", "value": "99.5 +- 0.2 %", "where": "Table 1"},
+    "multi_dsprites": {"metric": "FG-ARI", "value": "91.3 +- 0.3 %", "where": "Table 1"},
+    "multi_dsprites_binarized": {"metric": "FG-ARI", "value": "69.4 +- 0.9 % (K=4)", "where": "Section 4.1"},
+    "clevr6": {"metric": "FG-ARI", "value": "98.8 +- 0.3 %", "where": "Table 1"},
+    "clevr6_greyscale": {"metric": "FG-ARI", "value": "98.5 +- 0.3 %", "where": "Section 4.1, Figure 4"},
+    "clevr10_set_prediction": {"metric": "AP_inf", "value": "94.3 %", "where": "Figure 5 (left), CLEVR10"},
+}
+
+
+class UnknownModelError(CheckpointError):
+    """A model name that is neither a zoo entry nor an existing path (the CLI prints it and exits 2)."""
+
+
+class ZooEntryError(ValueError):
+    """An entry that cannot be made (bad name, existing entry, unusable run folder)."""
+
+
+@dataclass
+class ZooEntry:
+    """One zoo model: its folder, checkpoint file and card."""
+
+    name: str
+    folder: Path
+    card: dict[str, Any]
+    source: str  # "package" or the $SLOTLAB_ZOO folder it came from
+    checkpoint: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checkpoint = self.folder / CHECKPOINT_NAME
+
+    @property
+    def size_bytes(self) -> int:
+        return self.checkpoint.stat().st_size
+
+    @property
+    def task(self) -> str:
+        return str(self.card.get("task", "object_discovery"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.card.get("dataset", "?"))
+
+    def score(self) -> tuple[str, float | None]:
+        """(metric name, value) of the card's headline score."""
+        s = self.card.get("scores") or {}
+        return str(s.get("metric", "?")), s.get("value")
+
+
+def package_zoo_dir() -> Path:
+    """The zoo folder inside the installed package (``slotlab/zoo/``)."""
+    return Path(str(resources.files("slotlab") / "zoo"))
+
+
+def zoo_dirs() -> list[Path]:
+    """Folders searched for entries: ``$SLOTLAB_ZOO`` (in order), then the package's zoo."""
+    extra = [Path(p) for p in os.environ.get(ZOO_ENV, "").split(os.pathsep) if p.strip()]
+    return [*extra, package_zoo_dir()]
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """The card of an entry folder (``card.yaml`` or ``card.json``)."""
+    for name in CARD_NAMES:
+        p = folder / name
+        if p.exists():
+            text = p.read_text()
+            card = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+            if not isinstance(card, dict):
+                raise ZooEntryError(f"{p} is not a mapping")
+            return card
+    raise ZooEntryError(f"{folder} has no card.yaml / card.json")
+
+
+def scan_zoo() -> tuple[list[ZooEntry], list[str]]:
+    """All entries (first folder wins for a repeated name), sorted by name, and one line per broken entry."""
+    entries: dict[str, ZooEntry] = {}
+    problems: list[str] = []
+    package = package_zoo_dir()
+    for root in zoo_dirs():
+        if not root.is_dir():
+            if root != package:
+                problems.append(f"{ZOO_ENV} folder {root} does not exist")
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+            if folder.name in entries:
+                continue
+            if not (folder / CHECKPOINT_NAME).exists():
+                problems.append(f"{folder}: no {CHECKPOINT_NAME}")
+                continue
+            try:
+                card = read_card(folder)
+            except (ZooEntryError, ValueError, yaml.YAMLError) as e:
+                problems.append(f"{folder}: unreadable card ({e})")
+                continue
+            source = "package" if root == package else str(root)
+            entries[folder.name] = ZooEntry(folder.name, folder, card, source)
+    return [entries[n] for n in sorted(entries)], problems
+
+
+def list_models() -> list[ZooEntry]:
+    """The usable zoo entries, sorted by name."""
+    return scan_zoo()[0]
+
+
+def get_model(name: str) -> ZooEntry:
+    """The zoo entry ``name``; unknown names raise :class:`UnknownModelError` naming the nearest ones."""
+    entries = {e.name: e for e in list_models()}
+    if name in entries:
+        return entries[name]
+    near = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    if not entries:
+        hint += " The zoo is empty."
+    raise UnknownModelError(f"unknown model {name!r}.{hint} (slotlab models lists them)")
+
+
+def resolve_model(spec: str) -> Path:
+    """A model given as a zoo name, a zoo entry folder, a run folder or a .ckpt file -> a path that
+    :func:`load_checkpoint` reads. Existing paths win over zoo names."""
+    p = Path(spec)
+    if p.is_dir() and (p / CHECKPOINT_NAME).exists():
+        return p / CHECKPOINT_NAME
+    if p.exists():
+        return p
+    if os.sep in spec or spec.endswith(".ckpt"):
+        raise UnknownModelError(f"{spec} does not exist (neither a file nor a folder), and is no zoo model name")
+    return get_model(spec).checkpoint
+
+
+def output_dir(name: str, out: str | Path | None = None) -> Path:
+    """Where eval / figures write for zoo model ``name``: ``out``, else ``./slotlab_out/<name>/``."""
+    return Path(out) if out is not None else Path(OUTPUT_ROOT) / name
+
+
+# ----------------------------------------------------------------------------------------------------------
+# making entries
+
+
+def slim_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Only what slotlab's loader needs: fp32 weights (contiguous copies), config + image size, step, format
+    and task. The config's ``run`` section (paths of the training machine) is reset to the defaults."""
+    state = {}
+    for k, v in ckpt["state_dict"].items():
+        if not k.startswith("model."):
+            continue
+        t = v.detach().cpu()
+        state[k] = (t.float() if t.is_floating_point() else t).contiguous().clone()
+    hp = ckpt["hyper_parameters"]
+    cfg = json.loads(json.dumps(hp["config"]))  # plain copy (no tuples / shared objects)
+    cfg["run"] = {"root": "runs", "name": None}
+    slim_hp: dict[str, Any] = {"config": cfg}
+    if "image_size" in hp:
+        slim_hp["image_size"] = tuple(int(s) for s in hp["image_size"])
+    out: dict[str, Any] = {
+        "state_dict": state,
+        "hyper_parameters": slim_hp,
+        "global_step": int(ckpt.get("global_step", 0)),
+    }
+    for key in ("slotlab_format", "slotlab_task"):
+        if key in ckpt:
+            out[key] = ckpt[key]
+    return out
+
+
+def _checkpoint_in(run: Path, which: str) -> Path:
+    if run.is_file():
+        return run
+    if which in ("last", "best"):
+        folder = run / "checkpoints"
+        if which == "last":
+            return folder / "last.ckpt"
+        best = sorted(folder.glob("best-*.ckpt"))
+        if not best:
+            raise ZooEntryError(f"{folder} has no best-*.ckpt")
+        return best[-1]
+    return Path(which)
+
+
+def measure(checkpoint: str | Path) -> dict[str, Any]:
+    """The default held-out evaluation of a checkpoint, exactly as ``slotlab eval`` runs it (same data, K, T,
+    noise seed, ARI convention): the card's score. Returns ``metric``, ``value``, ``std`` and ``details``."""
+    from slotlab.train.checkpoints import checkpoint_task
+
+    task = checkpoint_task(checkpoint)
+    if task == "set_prediction":
+        from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction
+
+        res = evaluate_set_prediction(checkpoint, seed=EVAL_SEED, device="cpu")
+        details = {k: v for k, v in res.items() if k.startswith(("ap_", "attn_ari")) or k == "num_images"}
+        return {"metric": "AP_inf", "value": float(res["ap_inf"]), "std": None, "details": details}
+    from slotlab.data.datamodule import data_from_config, to_tensors
+    from slotlab.train.checkpoints import load_object_discovery
+    from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
+
+    model, cfg, _ = load_object_discovery(checkpoint)
+    d = cfg["data"]
+    data = to_tensors(data_from_config(d).load_split("eval", d["eval_size"]))
+    k, t = cfg["model"]["num_slots"], cfg["model"]["iters"]
+    scores = evaluate_fg_ari(
+        model,
+        data["image"],
+        data["mask"],
+        d["eval_batch_size"],
+        k,
+        t,
+        seed=EVAL_SEED,
+        undefined=cfg["eval"]["ari_undefined"],
+    )
+    s = summarize(scores)
+    return {"metric": "FG-ARI", "value": float(s["fg_ari_mean"]), "std": float(s["fg_ari_std"]), "details": s}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_entry(
+    run: str | Path,
+    name: str,
+    dest: str | Path | None = None,
+    checkpoint: str = "last",
+    measure_score: bool = True,
+    paper: dict[str, str] | None = None,
+    machine: str | None = None,
+    notes: str | None = None,
+    overwrite: bool = False,
+) -> ZooEntry:
+    """Make zoo entry ``name`` from a finished run folder (or a .ckpt file) into ``dest`` (default: the
+    package's zoo): a slimmed ``model.ckpt`` and a ``card.yaml``.
+
+    Args:
+        run: a run folder (``config.yaml``, ``checkpoints/``, ``results.json``) or a checkpoint file.
+        name: entry name (lower case letters, digits, ``_ . -``).
+        dest: zoo folder to write into; the entry is ``dest/name/``.
+        checkpoint: "last", "best" (the best-by-metric checkpoint of the run) or a path.
+        measure_score: evaluate the slimmed checkpoint as ``slotlab eval --pretrained NAME`` does and put the
+            result on the card (seconds for the small models); False: take ``results.json``'s numbers.
+        paper: the paper's number (``metric``, ``value``, ``where``); default by dataset from
+            :data:`PAPER_SCORES`.
+        machine: what the model was trained on (default: this machine, from ``results.json``'s facts).
+        notes: free text for the card.
+        overwrite: replace an existing entry of that name.
+    """
+    from slotlab.train.runtime import machine_kind
+
+    if not NAME_PATTERN.match(name):
+        raise ZooEntryError(
+            f"zoo name {name!r}: use lower-case letters, digits, '_', '.', '-' (e.g. tetrominoes_quick)"
+        )
+    run = Path(run)
+    src = _checkpoint_in(run, checkpoint)
+    ckpt = load_checkpoint(src)
+    slim = slim_checkpoint(ckpt)
+    cfg = slim["hyper_parameters"]["config"]
+    task = cfg.get("task", "object_discovery")
+    run_dir = run if run.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else src.parent)
+    results_path = run_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+
+    folder = Path(dest if dest is not None else package_zoo_dir()) / name
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise ZooEntryError(f"zoo entry {folder} exists; pass overwrite=True (--overwrite) to replace it")
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt_path = folder / CHECKPOINT_NAME
+    _atomic_save(slim, ckpt_path)
+
+    if task == "set_prediction":
+        dataset = f"{cfg['data'].get('variant', 'clevr10')}_set_prediction"
+        dataset_name = cfg["data"].get("variant", "clevr10")
+    else:
+        dataset = dataset_name = cfg["data"]["name"]
+    if measure_score:
+        scores = measure(ckpt_path)
+        scores["command"] = f"slotlab eval --pretrained {name}"
+        scores["measured_on"] = machine_kind()
+        scores["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    else:
+        metric = "AP_inf" if task == "set_prediction" else "FG-ARI"
+        key = "ap_inf" if task == "set_prediction" else "fg_ari_mean"
+        scores = {
+            "metric": metric,
+            "value": results.get(key),
+            "std": results.get("fg_ari_std"),
+            "details": {k: v for k, v in results.items() if k.startswith(("fg_ari", "ap_", "attn_ari", "num_"))},
+            "command": f"slotlab train (held-out evaluation at the end of training, {results_path})",
+        }
+    training = {
+        k: results[k]
+        for k in ("global_step", "train_seconds", "wall_seconds", "precision", "accelerator", "threads", "world_size")
+        if k in results
+    }
+    if "train_seconds" in training:
+        training["train_minutes"] = round(training["train_seconds"] / 60, 1)
+    card = {
+        "name": name,
+        "task": task,
+        "dataset": dataset_name,
+        "model_kind": cfg["model"].get("kind", "slot_attention"),
+        "image_size": list(slim["hyper_parameters"].get("image_size") or [cfg["data"].get("image_size")] * 2),
+        "num_slots": cfg["model"]["num_slots"],
+        "iters": cfg["model"]["iters"],
+        "scores": scores,
+        "paper": paper or PAPER_SCORES.get(dataset) or PAPER_SCORES.get(dataset_name),
+        "training": {
+            **training,
+            "machine": machine or results.get("machine") or machine_kind(),
+            "run": run_dir.name,
+            "checkpoint": src.name,
+            "checkpoint_step": slim["global_step"],
+        },
+        "checkpoint": {
+            "file": CHECKPOINT_NAME,
+            "bytes": ckpt_path.stat().st_size,
+            "sha256": _sha256(ckpt_path),
+            "parameters": int(sum(v.numel() for v in slim["state_dict"].values())),
+            "dtype": "float32",
+            "slotlab_format": slim.get("slotlab_format"),
+        },
+        "notes": notes,
+        "config": cfg,
+    }
+    text = yaml.safe_dump(json.loads(json.dumps(card, default=str)), sort_keys=False, width=120)
+    (folder / "card.yaml").write_text(text)
+    for stale in CARD_NAMES[1:]:
+        (folder / stale).unlink(missing_ok=True)
+    return ZooEntry(name, folder, card, str(folder.parent))
