@@ -5,12 +5,13 @@ slotlab train --config tetrominoes trainer.max_steps=1000 optim.lr=2e-4
 slotlab train --resume runs/RUN_DIR          # continue from RUN_DIR/checkpoints/last.ckpt
 slotlab eval runs/RUN_DIR/checkpoints/last.ckpt --iters 1,3,5,7 --num-slots 4
 slotlab configs                              # list the packaged experiment configs
+slotlab models                               # the model zoo; eval / figures --pretrained NAME use one
+slotlab segment img.png --model NAME         # segment your own images (zoo name, run folder or .ckpt)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import os
@@ -18,18 +19,20 @@ import sys
 from pathlib import Path
 
 from slotlab.metrics.ari import undefined_note
+from slotlab.validate import (
+    MAX_COUNT,
+    MAX_ITERS,
+    MAX_SLOTS,
+    int_arg,
+    int_list_arg,
+    out_dir_arg,
+    out_file_arg,
+    seed_arg,
+)
 
 DEFAULT_CONFIG = "tetrominoes_quick"
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from e
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"values must be integers >= 1, got {text!r}")
-    return values
+# Flag types: every number is range-checked while parsing (argparse prints `error: ...`, exit status 2).
+_slots, _iters = int_list_arg(1, MAX_SLOTS), int_list_arg(1, MAX_ITERS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint on held-out images (FG-ARI)")
     e.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder (uses its last.ckpt)")
     e.add_argument("--pretrained", metavar="NAME", default=None, help="a zoo model instead (see `slotlab models`)")
-    e.add_argument("--num-slots", type=_int_list, default=None, help="K at test time; a list sweeps, e.g. 4,6,8")
-    e.add_argument("--iters", type=_int_list, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5")
-    e.add_argument("--num-images", type=int, default=None, help="held-out images (default: the config's)")
-    e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split")
-    e.add_argument("--out", default=None, help="JSON (or CSV for sweeps) output path")
-    e.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise")
+    e.add_argument("--num-slots", type=_slots, default=None, help="K at test time; a list sweeps, e.g. 4,6,8")
+    e.add_argument("--iters", type=_iters, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5")
+    e.add_argument(
+        "--num-images", type=int_arg(1, MAX_COUNT), default=None, help="held-out images (default: the config's)"
+    )
+    e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split (recorded)")
+    e.add_argument(
+        "--out",
+        type=out_file_arg,
+        default=None,
+        help="a .json (one setting) or .csv (a sweep) file; default: a file named after the settings in the run "
+        "folder. Every evaluation is also appended to evals.jsonl next to it",
+    )
+    e.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise")
     e.add_argument(
         "--ari-undefined",
         choices=["nan", "one"],
@@ -58,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--objects",
-        type=_int_list,
+        type=int_list_arg(1, 10),
         default=None,
         help="set prediction: only images with exactly this many objects; a list sweeps (Figure 5)",
     )
@@ -72,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder")
     f.add_argument("--pretrained", metavar="NAME", default=None, help="a zoo model instead (see `slotlab models`)")
-    f.add_argument("--num-images", type=int, default=4)
-    f.add_argument("--num-slots", type=int, default=None)
-    f.add_argument("--iters", type=int, default=None)
+    f.add_argument("--num-images", type=int_arg(1, 64), default=4)
+    f.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None)
+    f.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None)
     f.add_argument("--split", default="eval", choices=["eval", "test"])
-    f.add_argument("--out", default=None, help="output folder (default: RUN_DIR/figures)")
+    f.add_argument("--out", type=out_dir_arg, default=None, help="output folder (default: RUN_DIR/figures)")
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
     r.add_argument("run_dir")
@@ -86,16 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = dsub.add_parser("generate", help="generate a split into the on-disk cache (parallel, resumable)")
     g.add_argument("name", help="a built-in dataset name (see `slotlab data list`)")
     g.add_argument("--split", default="train", choices=["train", "eval", "test"])
-    g.add_argument("--num", type=int, required=True, help="number of images")
-    g.add_argument("--out", default=None, help="cache folder (default: $SLOTLAB_CACHE or ~/.cache/slotlab)")
-    g.add_argument("--seed", type=int, default=0, help="data seed")
-    g.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    g.add_argument("--num", type=int_arg(1, MAX_COUNT), required=True, help="number of images")
+    g.add_argument(
+        "--out", type=out_dir_arg, default=None, help="cache folder (default: $SLOTLAB_CACHE or ~/.cache/slotlab)"
+    )
+    g.add_argument("--seed", type=seed_arg, default=0, help="data seed")
+    g.add_argument("--workers", type=int_arg(0, 1024), default=0, help="processes (default: all cores)")
     s_ = dsub.add_parser("show", help="write a PNG grid of images with mask overlays")
     s_.add_argument("source", help="a built-in dataset name or a DeepMind .tfrecords file")
     s_.add_argument("--dataset", default=None, help="for a .tfrecords file: its dataset (e.g. tetrominoes)")
-    s_.add_argument("--num", type=int, default=16)
-    s_.add_argument("--seed", type=int, default=0)
-    s_.add_argument("--out", default=None, help="PNG path (default: <name>.png)")
+    s_.add_argument("--num", type=int_arg(1, 256), default=16)
+    s_.add_argument("--seed", type=seed_arg, default=0)
+    s_.add_argument("--out", type=out_file_arg, default=None, help="PNG path (default: <name>.png)")
     dsub.add_parser("list", help="list the built-in datasets")
 
     sub.add_parser("configs", help="list the packaged experiment configs")
@@ -104,43 +117,66 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("task", choices=["object_discovery", "set_prediction"])
     o.add_argument("checkpoint", help="folder with the TF `checkpoint` file (its latest is used) or a ckpt-N prefix")
     o.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write (new or empty)")
-    o.add_argument("--resolution", type=int, default=128, help="image size (default 128, the official one)")
-    o.add_argument("--num-slots", type=int, default=None, help="K (default: the official 7 / 10)")
-    o.add_argument("--iters", type=int, default=None, help="T (default: the official 3)")
+    o.add_argument(
+        "--resolution", type=int_arg(8, 1024), default=128, help="image size (default 128, the official one)"
+    )
+    o.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None, help="K (default: the official 7 / 10)")
+    o.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the official 3)")
 
     sub.add_parser("models", help="list the trained models shipped in the zoo (name, task, dataset, score, size)")
     sg = sub.add_parser("segment", help="segment your own PNG/JPEG images with a trained model")
     sg.add_argument("images", nargs="+", metavar="IMAGE", help="PNG / JPEG files")
     sg.add_argument("--model", required=True, help="a zoo model name, a run folder or a .ckpt file")
     sg.add_argument("--out", default="segment_out", help="output folder (default: ./segment_out)")
-    sg.add_argument("--num-slots", type=int, default=None, help="K (default: the training K)")
-    sg.add_argument("--iters", type=int, default=None, help="T (default: the training T)")
-    sg.add_argument("--seed", type=int, default=None, help="seed of the slot-init noise (default: eval's)")
+    sg.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None, help="K (default: the training K)")
+    sg.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the training T)")
+    sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
     return p
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from slotlab.config import load_config
     from slotlab.train.fit import RUN_DIR_ENV, launched_rank, new_run_dir, train
+    from slotlab.validate import preflight_train
 
+    first = launched_rank() == 0  # the other processes of a DDP job re-run this command
+    resume: bool | Path = False
     if args.resume:
-        run_dir = Path(args.resume)
-        cfg_path = run_dir / "config.yaml"
-        if not cfg_path.exists():
-            print(f"error: {cfg_path} not found; is {run_dir} a slotlab run folder?", file=sys.stderr)
+        if args.config:
+            print(
+                f"error: --config does not apply with --resume: a resumed run keeps the config it was trained with "
+                f"({Path(args.resume) / 'config.yaml'}); give only overrides such as trainer.max_steps=N",
+                file=sys.stderr,
+            )
             return 2
-        cfg = load_config(str(cfg_path), args.overrides)
-        print(f"resuming {run_dir}")
+        from slotlab.train.resume import plan_resume, record_resume
+
+        plan = plan_resume(args.resume, args.overrides, cleanup=first)
+        for note in plan.notes if first else []:
+            print(f"note: {note}")
+        if plan.finished:
+            print(plan.finished)
+            return 0
+        cfg, run_dir = plan.cfg, plan.run_dir
+        if first:
+            preflight_train(cfg)
+            record_resume(plan)
+            for key, (old, new) in plan.changes.items():
+                print(f"{key}: {old} -> {new} (recorded in {run_dir / 'config.yaml'})")
+        resume = plan.checkpoint if plan.checkpoint is not None else False
+        print(f"resuming {run_dir} from step {plan.step}")
     else:
         name = args.config or DEFAULT_CONFIG
         cfg = load_config(name, args.overrides)
-        run_dir = new_run_dir(cfg, Path(name).stem, secondary=launched_rank() > 0)
+        if first:
+            preflight_train(cfg)
+        run_dir = new_run_dir(cfg, Path(name).stem, secondary=not first)
         print(f"run folder: {run_dir}")
     # Processes that Lightning's DDP launcher starts re-run this command: they find the run folder here.
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
-        result = train(cfg, run_dir, resume=bool(args.resume))
+        result = train(cfg, run_dir, resume=resume)
         for attempt in range(1, cfg["trainer"]["failed_seed_restarts"] + 1):
             if not result.get("failed_seed"):
                 break
@@ -181,6 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from slotlab.train.checkpoints import checkpoint_task, load_object_discovery
     from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
     from slotlab.train.runtime import tune_malloc
+    from slotlab.validate import check_eval_flags, preflight_eval
 
     tune_malloc()
     if (code := use_pretrained(args, "eval")) is not None:
@@ -188,92 +225,164 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if checkpoint_task(args.checkpoint) == "set_prediction":
         return eval_set_prediction(args)
     model, cfg, ckpt = load_object_discovery(args.checkpoint)
+    check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
     d = cfg["data"] if args.data_path is None else {**cfg["data"], "path": args.data_path}
     n = args.num_images or d["eval_size"]
-    data = to_tensors(data_from_config(d).load_split(args.split, n))
+    mlp = cfg["model"]["kind"] == "slot_mlp"
     ks = args.num_slots or [cfg["model"]["num_slots"]]
-    ts = args.iters or [cfg["model"]["iters"]]
+    ts: list[int | None] = [None] if mlp else (args.iters or [cfg["model"]["iters"]])
+    check_out_suffix(args.out, len(ks) * len(ts) > 1)
+    preflight_eval(cfg, n, [None if mlp else k for k in ks], ts)
     seed = EVAL_SEED if args.seed is None else args.seed
     undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
+    data = to_tensors(data_from_config(d).load_split(args.split, n))
     rows = []
     for k, t in itertools.product(ks, ts):
         scores = evaluate_fg_ari(
-            model, data["image"], data["mask"], d["eval_batch_size"], k, t, seed=seed, undefined=undefined
-        )
+            model, data["image"], data["mask"], d["eval_batch_size"], None if mlp else k, t, seed=seed,
+            undefined=undefined,
+        )  # fmt: skip
         s = summarize(scores)
         rows.append({"num_slots": k, "iters": t, **s})
         print(
-            f"FG-ARI K={k} T={t} on {s['num_images']} {args.split} images of {d['name']}: "
+            f"FG-ARI K={k} T={t if t is not None else '-'} on {s['num_images']} {args.split} images of {d['name']}: "
             f"{s['fg_ari_mean']:.4f} +- {s['fg_ari_std']:.4f} (median {s['fg_ari_median']:.4f})"
             f"{undefined_note(s['fg_ari_undefined'])}"
         )
-    ckpt_path = Path(ckpt["_path"])
-    base = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-    sweep = len(rows) > 1
-    out = Path(args.out) if args.out else base / ("eval_sweep.csv" if sweep else "eval.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if sweep:
-        with open(out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+    settings = eval_settings(args, ckpt, seed, undefined)
+    extra = eval_extras(n, d["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"], args.data_path)
+
+    def plot(rows: list[dict], png: Path) -> Path:
         from slotlab.plots import plot_sweep
 
-        png = plot_sweep(rows, out.with_suffix(".png"), metric="fg_ari_mean", title=f"{d['name']}: FG-ARI")
-        print(f"wrote {out} and {png}")
-    else:
-        result = {
-            "checkpoint": str(ckpt_path),
-            "split": args.split,
-            "step": ckpt.get("global_step"),
-            **rows[0],
-        }
-        out.write_text(json.dumps(result, indent=2))
-        print(f"wrote {out}")
+        return plot_sweep(rows, png, metric="fg_ari_mean", title=f"{d['name']}: FG-ARI")
+
+    save_eval(args, ckpt, ks, ts, None, extra, [{**settings, **r} for r in rows], None, plot)
     return 0
+
+
+def check_out_suffix(out: str | Path | None, sweep: bool) -> None:
+    """--out must end in .csv for a sweep and in .json for one setting (checked before evaluating)."""
+    from slotlab.validate import UsageError
+
+    want = ".csv" if sweep else ".json"
+    if out is not None and Path(out).suffix.lower() != want:
+        what = "a sweep (several settings) is written as CSV" if sweep else "one setting is written as JSON"
+        raise UsageError(f"--out {out}: {what}; give a path ending in {want}")
+
+
+def eval_settings(args: argparse.Namespace, ckpt: dict, seed: int, undefined: str) -> dict:
+    """The settings recorded with every evaluated row."""
+    return {
+        "checkpoint": str(ckpt["_path"]),
+        "step": ckpt.get("global_step"),
+        "split": args.split,
+        "seed": seed,
+        "ari_undefined": undefined,
+        "data_path": args.data_path,
+    }
+
+
+def eval_extras(
+    n: int, default_n: int, seed: int, default_seed: int, undefined: str, default_undefined: str, data_path
+) -> dict:
+    """Settings that differ from the run's defaults, for the result file's name."""
+    extra: dict = {}
+    if n != default_n:
+        extra["n"] = n
+    if seed != default_seed:
+        extra["seed"] = seed
+    if undefined != default_undefined:
+        extra["ari"] = undefined
+    if data_path is not None:
+        extra["data-"] = Path(data_path).name
+    return extra
+
+
+def save_eval(
+    args: argparse.Namespace,
+    ckpt: dict,
+    ks: list,
+    ts: list,
+    objects: list | None,
+    extra: dict,
+    records: list[dict],
+    single: dict | None,
+    plot,
+) -> None:
+    """Write the result file (one setting: JSON; a sweep: CSV + PNG) named after the settings, and append every
+    row to evals.jsonl next to it: no earlier result is replaced by another setting's."""
+    from slotlab.eval_output import append_records, eval_tag, write_csv_file, write_json_file
+
+    ckpt_path = Path(ckpt["_path"])
+    base = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    tag = eval_tag(args.split, ckpt.get("global_step"), ks, ts, objects, extra)
+    sweep = len(records) > 1
+    out = Path(args.out) if args.out else base / (f"eval_sweep-{tag}.csv" if sweep else f"eval-{tag}.json")
+    if sweep:
+        replaced = write_csv_file(out, records)
+        png = plot(records, out.with_suffix(".png"))
+        print(f"{'replaced' if replaced else 'wrote'} {out} and {png}")
+    else:
+        replaced = write_json_file(out, single if single is not None else records[0])
+        print(f"{'replaced (same settings)' if replaced else 'wrote'} {out}")
+    print(f"appended {len(records)} row{'s' if sweep else ''} to {append_records(out.parent, records)}")
 
 
 def eval_set_prediction(args: argparse.Namespace) -> int:
     """AP table of a set-prediction checkpoint; lists of K, T or --objects sweep (paper Figure 5)."""
-    from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction, format_ap_table
+    from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction, format_ap_table, load_set_prediction
+    from slotlab.validate import check_eval_flags, preflight_eval
 
-    rows = []
-    for k, t, n_obj in itertools.product(args.num_slots or [None], args.iters or [None], args.objects or [None]):
+    _, cfg, ckpt = load_set_prediction(args.checkpoint)
+    check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
+    data = None if args.data_path is None else {"source": "clevr_folder", "path": args.data_path}
+    mlp = cfg["model"]["kind"] == "slot_mlp"
+    ks, ts, objs = args.num_slots or [None], args.iters or [None], args.objects or [None]
+    check_out_suffix(args.out, len(ks) * len(ts) * len(objs) > 1)
+    n = args.num_images or cfg["data"]["eval_size"]
+    preflight_eval(cfg, n, ks, ts)
+    seed = EVAL_SEED if args.seed is None else args.seed
+    undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
+    settings = eval_settings(args, ckpt, seed, undefined)
+    records = []
+    for k, t, n_obj in itertools.product(ks, ts, objs):
         res = evaluate_set_prediction(
             args.checkpoint,
             k,
             t,
             args.num_images,
             exact_objects=n_obj,
-            seed=EVAL_SEED if args.seed is None else args.seed,
+            seed=seed,
             ari_undefined=args.ari_undefined,
-            data=None if args.data_path is None else {"source": "clevr_folder", "path": args.data_path},
+            data=data,
+            split=args.split,
         )
-        print(f"K={k or 'train'} T={res.get('iters')} objects={n_obj or 'all'}")
+        print(f"K={k or res['num_slots']} T={res.get('iters') or '-'} objects={n_obj or 'all'} split={args.split}")
         print(format_ap_table(res))
-        rows.append(
+        records.append(
             {
-                "num_slots": k,
+                **settings,
+                "variant": res["variant"],
+                "num_images": res["num_images"],
+                "num_slots": res["num_slots"],
                 "iters": res.get("iters"),
                 "objects": n_obj,
                 **{key: v for key, v in res.items() if key.startswith("ap_") or key.startswith("attn_ari")},
             }
         )
-    path = Path(args.checkpoint)
-    base = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    if len(rows) == 1:
-        out = Path(args.out) if args.out else base / "eval.json"
-        out.write_text(json.dumps(res, indent=2, default=str))
-    else:
-        out = Path(args.out) if args.out else base / "eval_sweep.csv"
-        with open(out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+    extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
+                        args.data_path)  # fmt: skip
+    k_names = [k or cfg["model"]["num_slots"] for k in ks]
+    t_names = [None] if mlp else [t or cfg["model"]["iters"] for t in ts]
+
+    def plot(rows: list[dict], png: Path) -> Path:
         from slotlab.plots import plot_ap_sweep
 
-        print(f"wrote {plot_ap_sweep(rows, out.with_suffix('.png'))}")
-    print(f"wrote {out}")
+        return plot_ap_sweep(rows, png)
+
+    single = {**settings, **res} if len(records) == 1 else None
+    save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single, plot)
     return 0
 
 
@@ -283,11 +392,17 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     if (code := use_pretrained(args, "figures")) is not None:
         return code
+    check_figure_flags(args)
     if checkpoint_task(args.checkpoint) == "set_prediction":
         from slotlab.train.set_prediction import set_prediction_figures
 
         paths = set_prediction_figures(
-            args.checkpoint, Path(args.out) if args.out else None, args.num_images, args.num_slots, args.iters
+            args.checkpoint,
+            Path(args.out) if args.out else None,
+            args.num_images,
+            args.num_slots,
+            args.iters,
+            split=args.split,
         )
         for p in paths:
             print(f"wrote {p}")
@@ -303,6 +418,24 @@ def cmd_figures(args: argparse.Namespace) -> int:
     for p in paths:
         print(f"wrote {p}")
     return 0
+
+
+def check_figure_flags(args: argparse.Namespace) -> None:
+    """K / T / split of `slotlab figures` apply to the checkpoint's model, and the model runs with them."""
+    from slotlab.config import defaults_for, validate
+    from slotlab.train.checkpoints import load_checkpoint
+    from slotlab.validate import UsageError, check_eval_flags, preflight_eval
+
+    raw = load_checkpoint(args.checkpoint)["hyper_parameters"].get("config")
+    if not isinstance(raw, dict):
+        return  # load_*_checkpoint names the problem
+    cfg = validate(raw, defaults_for(raw.get("task", "object_discovery")))
+    k = None if args.num_slots is None else [args.num_slots]
+    t = None if args.iters is None else [args.iters]
+    check_eval_flags(cfg, k, t, None, args.split)
+    if cfg["task"] == "set_prediction" and cfg["model"]["kind"] == "slot_mlp":
+        raise UsageError("slotlab figures draws attention maps; the Slot MLP baseline has none")
+    preflight_eval(cfg, args.num_images, [args.num_slots], [args.iters])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -331,10 +464,29 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(f"\r{args.name} {args.split}: [{bar:<{width}}] {done}/{total} shards", end="", flush=True)
 
         folder = build(args.name, args.split, args.num, args.seed, args.out, args.workers, progress)
-        print(f"\n{args.num} images in {folder}")
+        print()
+        print(f"{args.num} images in {folder}")
         return 0
     from slotlab.data.preview import preview
 
+    if args.out is not None and args.out.suffix.lower() != ".png":
+        print(f"error: --out {args.out}: the preview is a PNG image; give a path ending in .png", file=sys.stderr)
+        return 2
+    from slotlab.validate import UsageError
+
+    if args.source in dataset_names():
+        if args.dataset is not None:
+            raise UsageError(f"--dataset applies to a .tfrecords file; {args.source} is a built-in dataset")
+    elif Path(args.source).is_file():
+        from slotlab.data.tfrecord import dataset_spec
+
+        if args.dataset is None:
+            raise UsageError(f"{args.source} is a file: pass --dataset (e.g. tetrominoes, clevr_with_masks)")
+        dataset_spec(args.dataset)  # an unknown name raises DatasetFileError naming the known ones
+    elif Path(args.source).suffix in (".tfrecords", ".tfrecord") or os.sep in args.source:
+        raise UsageError(f"{args.source}: no such file")
+    else:
+        get_dataset(args.source)  # an unknown name: ValueError naming the nearest built-in ones
     out = preview(args.source, args.dataset, args.num, args.seed, args.out)
     print(f"wrote {out}")
     return 0
@@ -481,6 +633,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError, RunDirError, DatasetFileError, NonFiniteLossError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        # Bad input found by library code (ValueError: a value it cannot use; OSError: a file it cannot read or
+        # write, a full disk) is the user's to fix, not a crash: one line, exit status 2. SLOTLAB_DEBUG=1 shows
+        # the traceback instead.
+        if os.environ.get("SLOTLAB_DEBUG"):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -264,38 +264,10 @@ def defaults_for(task: str) -> dict[str, Any]:
 
 
 def check_values(cfg: dict[str, Any]) -> None:
-    m, d, t, o = cfg["model"], cfg["data"], cfg["trainer"], cfg["optim"]
-    for path, v in (
-        ("model.num_slots", m["num_slots"]),
-        ("model.iters", m["iters"]),
-        ("data.batch_size", d["batch_size"]),
-        ("data.train_size", d["train_size"]),
-        ("data.eval_size", d["eval_size"]),
-        ("trainer.max_steps", t["max_steps"]),
-        ("trainer.val_every", t["val_every"]),
-    ):
-        if v < 1:
-            raise ConfigError(f"{path} must be >= 1, got {v}")
-    if cfg["eval"]["ari_undefined"] not in ("nan", "one"):
-        raise ConfigError(f"eval.ari_undefined must be 'nan' or 'one', got {cfg['eval']['ari_undefined']!r}")
-    if o["lr"] <= 0:
-        raise ConfigError(f"optim.lr must be > 0, got {o['lr']}")
-    if d["batch_size"] > d["train_size"]:
-        raise ConfigError(
-            f"data.batch_size ({d['batch_size']}) is larger than the dataset (data.train_size {d['train_size']})"
-        )
+    """Range / choice of every value and the constraints between keys (rules: :mod:`slotlab.validate`)."""
+    from slotlab.validate import check_config_values
 
-    if cfg["task"] == "object_discovery":
-        from slotlab.data.registry import get_dataset
-
-        try:
-            get_dataset(d["name"])
-        except ValueError as e:
-            raise ConfigError(f"data.name: {e}") from e
-    else:
-        from slotlab.train.set_prediction import check_set_prediction_config
-
-        check_set_prediction_config(cfg)
+    check_config_values(cfg)
 
 
 def dump_config(cfg: dict[str, Any], path: Path) -> None:

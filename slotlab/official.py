@@ -217,6 +217,10 @@ def convert(
         got = tuple(ckpt.variables[s.name].shape)
         if got != want:
             problems.append(f"wrong shape of {_key(ckpt.root, s.name)}: {list(got)}, expected {list(want)}")
+    other = {"decoder_cnn/": "object_discovery", "mlp_classifier/": "set_prediction"}
+    for part, other_task in other.items():
+        if any(f"/{part}" in k for k in unknown):
+            problems.append(f"its {part.rstrip('/')} variables say it is for `slotlab import-official {other_task}`")
     if problems:
         raise OfficialCheckpointError(
             f"{ckpt.prefix} does not hold the official model's variables: " + "; ".join(problems)
@@ -354,6 +358,12 @@ def imported_config(task: str, resolution: int, num_slots: int | None, iters: in
         overrides.append(f"model.iters={iters}")
     if task == "set_prediction":
         overrides.append(f"data.image_size={resolution}")
+        from slotlab.data.set_prediction_data import TARGET_ROWS
+
+        # The Hungarian loss matches K slots to K target rows: K = 6 is the CLEVR6 variant.
+        variant = next((v for v, rows in TARGET_ROWS.items() if rows == num_slots), None)
+        if variant is not None:
+            overrides.append(f"data.variant={variant}")
     try:
         return load_config(PACKAGED_CONFIGS[task], overrides)
     except ConfigError as e:
@@ -524,7 +534,7 @@ def import_official(
         "variables": len(specs),
         "model_root": ckpt.root,
         "adam_moments": bool(moments),
-        "adam_step": ckpt.optimizer_step if moments else None,
+        "adam_step": (ckpt.global_step if ckpt.optimizer_step is None else ckpt.optimizer_step) if moments else None,
         "tensorflow": ckpt.tensorflow_version,
         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,7 +1,8 @@
 """A self-contained HTML report of one training run (object discovery, paper Section 4.1 / Table 1, Figure 3).
 
-:func:`write_report` turns a run folder made by ``slotlab train`` into ``<run_dir>/report.html``: run summary,
-metrics table (``results.json``, ``eval.json``, ``eval_sweep.csv``), learning curves drawn from every
+:func:`write_report` turns a run folder made by ``slotlab train`` into ``<run_dir>/report.html``: run summary
+(with every resume of ``resumes.json`` and the overrides it applied), metrics tables (``results.json``, every
+``slotlab eval`` row of ``evals.jsonl``, every ``eval_sweep-*.csv``), learning curves drawn from every
 ``logs/version_*/metrics.csv`` (versions concatenated, so resumed runs give one curve), the latest figures
 (``figures/latest.png``, the latest attention figure, the paper-Figure-3 PNGs of :mod:`slotlab.figures`, the
 test-time sweep plot) and the full config. Images are embedded as base64 PNGs and the styling is inline, so
@@ -65,8 +66,8 @@ def write_report(run_dir: Path) -> Path:
         raise ValueError(f"{run_dir} is not a slotlab run folder (no config.yaml, results.json, checkpoints/ or logs/)")
     cfg_text, cfg = _read_config(run_dir)
     results = _read_json(run_dir / "results.json")
-    evaluation = _read_json(run_dir / "eval.json")
-    sweep = _read_csv(run_dir / "eval_sweep.csv")
+    evaluation = _read_json(run_dir / "eval.json")  # written by slotlab before evals.jsonl existed
+    sweeps = [(p.name, _read_csv(p) or []) for p in sorted(run_dir.glob("eval_sweep*.csv"))]
 
     parts = [f"<h1>slotlab run: {_e(run_dir.name)}</h1>"]
     written = f"{datetime.now():%Y-%m-%d %H:%M}"
@@ -74,7 +75,7 @@ def write_report(run_dir: Path) -> Path:
     parts.append("<h2>Summary</h2>")
     parts.append(_summary(run_dir, cfg, results))
     parts.append("<h2>Metrics</h2>")
-    parts.append(_metrics(results, evaluation, sweep))
+    parts.append(_metrics(results, evaluation, sweeps, _read_jsonl(run_dir / "evals.jsonl")))
     parts.append("<h2>Learning curves</h2>")
     parts.append(_curves(run_dir))
     parts.append("<h2>Figures</h2>")
@@ -118,6 +119,22 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return {"error": f"could not read {path.name}"}
     return data if isinstance(data, dict) else {"value": data}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _read_csv(path: Path) -> list[dict[str, str]] | None:
@@ -185,6 +202,11 @@ def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None)
         ("slots K / iterations T", f"{model.get('num_slots')} / {model.get('iters')}" if model else None),
         ("seed", cfg.get("seed") if cfg else None),
     ]
+    for i, resume in enumerate(_read_json_list(run_dir / "resumes.json"), start=1):
+        changes = resume.get("changes") or {}
+        applied = "; ".join(f"{k} {_fmt(v[0])} -> {_fmt(v[1])}" for k, v in changes.items() if len(v) == 2)
+        items.append((f"resume {i}", f"{resume.get('time')}: from step {resume.get('from_step')} of "
+                      f"{resume.get('checkpoint')}" + (f"; applied {applied}" if applied else "")))  # fmt: skip
     if results:
         steps = results.get("global_step")
         max_steps = trainer.get("max_steps")
@@ -210,27 +232,52 @@ def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None)
     return out
 
 
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def _table(rows: list[dict[str, Any]], drop: tuple[str, ...] = ()) -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols and c not in drop]
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(_cell(r.get(c, "")) for c in cols) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _metrics(
-    results: dict[str, Any] | None, evaluation: dict[str, Any] | None, sweep: list[dict[str, str]] | None
+    results: dict[str, Any] | None,
+    evaluation: dict[str, Any] | None,
+    sweeps: list[tuple[str, list[dict[str, str]]]],
+    records: list[dict[str, Any]],
 ) -> str:
     parts = []
-    for title, data, name in (("Final evaluation", results, "results.json"), ("slotlab eval", evaluation, "eval.json")):
-        if data is None:
-            parts.append(_note(f"no {name}"))
-            continue
-        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in data.items())
-        parts.append(f"<h3>{_e(title)} <span class='sub'>({name})</span></h3><table>{rows}</table>")
-    if sweep is None:
-        parts.append(_note("no eval_sweep.csv (run `slotlab eval CKPT --iters 1,3,5 --num-slots 4,6` for one)"))
-    elif not sweep:
-        parts.append(_note("eval_sweep.csv is empty or unreadable"))
+    if results is None:
+        parts.append(_note("no results.json"))
     else:
-        cols = list(sweep[0])
-        head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(_cell(r.get(c, "")) for c in cols) + "</tr>" for r in sweep)
+        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in results.items())
+        parts.append(f"<h3>Final evaluation <span class='sub'>(results.json)</span></h3><table>{rows}</table>")
+    if records:
         parts.append(
-            f"<h3>Test-time sweep <span class='sub'>(eval_sweep.csv)</span></h3><table><tr>{head}</tr>{body}</table>"
+            "<h3>slotlab eval <span class='sub'>(evals.jsonl: every evaluation, with its settings)</span></h3>"
+            + _table(records, drop=("checkpoint",))
         )
+    elif evaluation is not None:
+        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in evaluation.items())
+        parts.append(f"<h3>slotlab eval <span class='sub'>(eval.json)</span></h3><table>{rows}</table>")
+    else:
+        parts.append(_note("no slotlab eval results (evals.jsonl)"))
+    if not sweeps:
+        parts.append(_note("no eval_sweep-*.csv (run `slotlab eval CKPT --iters 1,3,5 --num-slots 4,6` for one)"))
+    for name, sweep in sweeps:
+        if not sweep:
+            parts.append(_note(f"{name} is empty or unreadable"))
+            continue
+        parts.append(f"<h3>Test-time sweep <span class='sub'>({_e(name)})</span></h3>" + _table(sweep))
     return "\n".join(parts)
 
 
@@ -296,9 +343,8 @@ def _figures(run_dir: Path) -> str:
     for p in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
         if p not in named and not re.match(r"(attention_)?step_\d+\.png$", p.name):
             wanted.append((p, p.name))
-    sweep_png = run_dir / "eval_sweep.png"
-    if sweep_png.exists():
-        wanted.append((sweep_png, "test-time sweep (eval_sweep.png)"))
+    for sweep_png in sorted(run_dir.glob("eval_sweep*.png")):
+        wanted.append((sweep_png, f"test-time sweep ({sweep_png.name})"))
     parts = []
     if not latest.exists():
         parts.append(_note("no figures/latest.png (no validation has run yet, or trainer.figure_every_val is off)"))

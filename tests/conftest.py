@@ -1,9 +1,94 @@
-"""Shared test setup: the machine kind in pytest's header (so a CI failure names the CPU it happened on)."""
+"""Shared test setup: the machine kind in pytest's header (so a CI failure names the CPU it happened on); the
+override lists of tiny runs of both tasks (``TINY_OD``, ``TINY_SP``: seconds per run on a CPU) and, made once per
+session from them, a finished tiny run of each task (fixtures ``tiny_od_run``, ``tiny_sp_run``; copy them before
+changing them: ``copy_run``)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
 
 from slotlab.train.runtime import machine_kind
 
 
 def pytest_report_header(config) -> str:
     return f"slotlab machine: {machine_kind()}"
+
+
+# Object discovery (Tetrominoes) with a tiny model and data; fp32 so results are bit-identical across runs.
+TINY_OD = [
+    "model.encoder_channels=[8,8,8,8]",
+    "model.decoder_channels=8",
+    "model.slot_dim=16",
+    "model.mlp_hidden=16",
+    "data.train_size=64",
+    "data.eval_size=16",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "optim.warmup_steps=5",
+    "trainer.progress_bar=false",
+    "trainer.figure_every_val=false",
+    "trainer.log_every=1",
+    "trainer.precision=32-true",
+]
+
+# Set prediction (CLEVR6-like procedural scenes, 32x32); add data.cache_dir (or set SLOTLAB_CACHE).
+TINY_SP = [
+    "--config",
+    "set_prediction_quick",
+    "data.train_size=12",
+    "data.eval_size=8",
+    "data.batch_size=4",
+    "data.eval_batch_size=4",
+    "data.image_size=32",
+    "data.render_size=[32,48]",
+    "data.shard_size=6",
+    "model.encoder_channels=[8,8,8,8]",
+    "model.slot_dim=16",
+    "model.mlp_hidden=16",
+    "model.head_hidden=16",
+    "trainer.max_minutes=null",
+    "trainer.progress_bar=false",
+    "trainer.precision=32-true",
+    "trainer.accelerator=cpu",
+    "trainer.num_figure_images=2",
+    "trainer.log_every=1",
+]
+
+TINY_STEPS = ["trainer.max_steps=6", "trainer.val_every=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A data cache shared by the tests of a session (set-prediction scenes are rendered once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_od_run(tmp_path_factory) -> Path:
+    """A finished 6-step object-discovery run (checkpoints at steps 3 and 6). Copy it before changing it."""
+    from slotlab.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_runs_od")
+    assert main(["train", *TINY_OD, *TINY_STEPS, f"run.root={root}", "run.name=od"]) == 0
+    return root / "od"
+
+
+@pytest.fixture(scope="session")
+def tiny_sp_run(tmp_path_factory, tiny_cache) -> Path:
+    """A finished 6-step set-prediction run (checkpoints at steps 3 and 6). Copy it before changing it."""
+    from slotlab.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_runs_sp")
+    assert (
+        main(["train", *TINY_SP, *TINY_STEPS, f"data.cache_dir={tiny_cache}", f"run.root={root}", "run.name=sp"]) == 0
+    )
+    return root / "sp"
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of a run folder (``dest``), to change without touching the shared one."""
+    shutil.copytree(run, dest)
+    return dest

@@ -73,9 +73,14 @@ def test_resume_without_checkpoint(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["train", "--resume", str(tmp_path / "run")]) == 2
     assert "config.yaml not found" in capsys.readouterr().err
+    # A config but no checkpoint (a start that failed before its first checkpoint): it starts again from step 0
+    # (test_resume.py::test_failed_start_resumes_cleanly runs it through the CLI).
+    from slotlab.train.resume import plan_resume
+
     (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
-    assert main(["train", "--resume", str(tmp_path / "run")]) == 2
-    assert "has no checkpoint to resume from" in capsys.readouterr().err
+    plan = plan_resume(tmp_path / "run", ["trainer.max_steps=3"])
+    assert plan.checkpoint is None and plan.step == 0 and "from step 0" in plan.notes[-1]
+    assert plan.cfg["trainer"]["max_steps"] == 3 and not plan.finished
 
 
 def test_unknown_dataset_suggests_nearest(capsys):

@@ -41,8 +41,9 @@ def test_eval_prints_and_writes_json(run_dir, capsys):
     assert main(["eval", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
     out = capsys.readouterr().out
     assert "FG-ARI K=4 T=3 on 16 eval images of tetrominoes" in out and "+-" in out
-    res = json.loads((run_dir / "eval.json").read_text())
+    res = json.loads((run_dir / "eval-eval-step4-K4-T3.json").read_text())  # named after its settings
     assert res["num_images"] == 16 and res["num_slots"] == 4 and res["iters"] == 3 and res["step"] == 4
+    assert res["split"] == "eval"
 
 
 def test_eval_with_test_time_k_and_t(run_dir, capsys, tmp_path):
@@ -50,6 +51,32 @@ def test_eval_with_test_time_k_and_t(run_dir, capsys, tmp_path):
     assert main(["eval", str(run_dir), "--num-slots", "6", "--iters", "5", "--out", str(out_json)]) == 0
     res = json.loads(out_json.read_text())
     assert res["num_slots"] == 6 and res["iters"] == 5
+
+
+def test_eval_results_are_never_replaced_by_another_setting(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--num-slots", "6", "--split", "test"]) == 0
+    assert main(["eval", str(run_dir), "--num-slots", "5", "--iters", "2,3"]) == 0
+    assert "FG-ARI K=6 T=3 on 16 test images" in capsys.readouterr().out
+    k4 = json.loads((run_dir / "eval-eval-step4-K4-T3.json").read_text())  # the K=4 result of the test above
+    k6 = json.loads((run_dir / "eval-test-step4-K6-T3.json").read_text())
+    assert (k4["num_slots"], k4["split"]) == (4, "eval") and (k6["num_slots"], k6["split"]) == (6, "test")
+    assert (run_dir / "eval_sweep-eval-step4-K5-T2_3.csv").exists()
+    rows = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert [(r["num_slots"], r["iters"], r["split"]) for r in rows[-3:]] == [
+        (6, 3, "test"),
+        (5, 2, "eval"),
+        (5, 3, "eval"),
+    ]
+    assert all(r["step"] == 4 and r["seed"] == 1234 for r in rows)
+    # The same setting again gives the same numbers: its file is replaced, and the CLI says so.
+    assert main(["eval", str(run_dir), "--num-slots", "6", "--split", "test"]) == 0
+    assert "replaced (same settings)" in capsys.readouterr().out
+    # Flags that do not apply, or values out of range, are errors (not ignored, not a fallback).
+    assert main(["eval", str(run_dir), "--objects", "3"]) == 2
+    assert "--objects applies to set prediction only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["eval", str(run_dir), "--num-images", "0"])
+    assert e.value.code == 2 and "expected an integer from 1 to" in capsys.readouterr().err
 
 
 def test_resume_continues_to_more_steps(run_dir):

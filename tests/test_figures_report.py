@@ -146,10 +146,12 @@ def test_report_concatenates_resumed_logs(run_dir, tmp_path):
 def test_eval_sweep_writes_csv_and_plot(run_dir):
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     assert main(["eval", str(ckpt), "--iters", "1,2", "--num-slots", "3,4", "--num-images", "2"]) == 0
-    with open(run_dir / "eval_sweep.csv", newline="") as f:
+    sweep = run_dir / "eval_sweep-eval-step2-K3_4-T1_2-n2.csv"  # named after its settings
+    with open(sweep, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
     assert {(int(r["num_slots"]), int(r["iters"])) for r in rows} == {(3, 1), (3, 2), (4, 1), (4, 2)}
     assert all(0.0 <= float(r["fg_ari_mean"]) <= 1.0 for r in rows)
-    Image.open(run_dir / "eval_sweep.png").verify()
-    assert "eval_sweep.csv" in write_report(run_dir).read_text()
+    Image.open(sweep.with_suffix(".png")).verify()
+    page = write_report(run_dir).read_text()
+    assert sweep.name in page and "evals.jsonl" in page

@@ -205,10 +205,16 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     from slotlab.cli import main
 
     assert main(["eval", str(run_dir), "--num-images", "8"]) == 0
-    assert json.loads((run_dir / "eval.json").read_text())["num_images"] == 8
+    assert json.loads((run_dir / "eval-eval-step3-K6-T3.json").read_text())["num_images"] == 8
     assert main(["eval", str(run_dir), "--num-images", "8", "--iters", "1,2"]) == 0
-    rows = (run_dir / "eval_sweep.csv").read_text().splitlines()
-    assert len(rows) == 3 and "ap_inf" in rows[0] and (run_dir / "eval_sweep.png").exists()
+    rows = (run_dir / "eval_sweep-eval-step3-K6-T1_2.csv").read_text().splitlines()
+    assert len(rows) == 3 and "ap_inf" in rows[0] and (run_dir / "eval_sweep-eval-step3-K6-T1_2.png").exists()
+    # --split test evaluates the test split (its own images) and records it; nothing earlier is replaced.
+    assert main(["eval", str(run_dir), "--split", "test"]) == 0
+    assert json.loads((run_dir / "eval-test-step3-K6-T3.json").read_text())["split"] == "test"
+    assert list((tmp_path / "cache").glob("procedural-clevr6-test-32px-*"))
+    records = [json.loads(line) for line in (run_dir / "evals.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in records] == ["eval", "eval", "eval", "test"]
     assert main(["figures", str(run_dir), "--num-images", "2"]) == 0
     from PIL import Image
 

@@ -150,7 +150,13 @@ def test_segment_good_and_bad_inputs(zoo, capsys, tmp_path):
     ]:
         assert f"error: {p[bad]}: {why}" in cap.err
     assert "RGBA -> RGB" in cap.out and "16-bit greyscale" in cap.out and "center-cropped to 70x70" in cap.out
-    for stem, size in [("a", (35, 35)), ("b", (70, 105)), ("c_rgba", (35, 35)), ("grey16", (35, 35)), ("a_2", (35, 35))]:
+    for stem, size in [
+        ("a", (35, 35)),
+        ("b", (70, 105)),
+        ("c_rgba", (35, 35)),
+        ("grey16", (35, 35)),
+        ("a_2", (35, 35)),
+    ]:
         assert (out / f"{stem}_figure.png").exists()
         assert Image.open(out / f"{stem}_masks.png").size == size[::-1]  # at the input resolution
         z = np.load(out / f"{stem}_masks.npz")

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     before = f" (run checkpoint {ckpt.stat().st_size / 1e6:.2f} MB)" if ckpt is not None and ckpt.exists() else ""
     metric, value = entry.score()
     print(f"zoo entry {entry.folder}")
-    print(f"  model.ckpt {entry.size_bytes / 1e6:.2f} MB{before}, {entry.card['checkpoint']['parameters']:,} fp32 weights")
+    n = entry.card["checkpoint"]["parameters"]
+    print(f"  model.ckpt {entry.size_bytes / 1e6:.2f} MB{before}, {n:,} fp32 weights")
     print(f"  {metric} {value:.4f} ({entry.card['scores']['command']}) in {time.perf_counter() - t0:.1f} s")
     return 0
 

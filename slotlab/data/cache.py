@@ -26,7 +26,29 @@ KEYS = ("image", "mask", "num_objects")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SLOTLAB_CACHE", Path.home() / ".cache" / "slotlab"))
+    """The one root of every dataset cache (both tasks): $SLOTLAB_CACHE, else $XDG_CACHE_HOME/slotlab, else
+    ~/.cache/slotlab. Never the current directory."""
+    if os.environ.get("SLOTLAB_CACHE"):
+        return Path(os.environ["SLOTLAB_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "slotlab"
+    return Path.home() / ".cache" / "slotlab"
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``cache_dir`` (a config's ``data.cache_dir``) when set, else :func:`default_cache_dir`."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def make_cache_folder(folder: Path) -> None:
+    """Create a cache folder; a folder that cannot be written raises DatasetFileError saying what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatasetFileError(
+            f"cannot write the data cache {folder}: {e.strerror or e}. Set SLOTLAB_CACHE (or data.cache_dir) to a "
+            "writable folder"
+        ) from e
 
 
 def split_folder(cache_dir: str | Path, name: str, split: str, seed: int) -> Path:
@@ -70,8 +92,8 @@ def build(
 
     workers: processes (0 = all CPU cores). progress(done, total) is called after each shard.
     """
-    folder = split_folder(cache_dir or default_cache_dir(), name, split, seed)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = split_folder(cache_root(cache_dir), name, split, seed)
+    make_cache_folder(folder)
     for stale in folder.glob("*.tmp.npz"):  # left by a killed generation
         stale.unlink()
     todo = missing_shards(folder, count)

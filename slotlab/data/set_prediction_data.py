@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from slotlab.data.cache import cache_root, make_cache_folder
 from slotlab.data.clevr_folder import ClevrFolder, collate_clevr, encode_clevr_objects
 from slotlab.data.datamodule import StepBatches, TensorDictDataset
 from slotlab.data.errors import DatasetFileError
@@ -93,8 +94,13 @@ def cache_spec(data_cfg: dict[str, Any], split: str) -> dict[str, Any]:
         raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
     if variant not in TARGET_ROWS:
         raise ValueError(f"data.variant must be one of {sorted(TARGET_ROWS)}, got {variant!r}")
-    if split not in ("train", "eval"):
-        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    if split not in ("train", "eval", "test"):
+        raise ValueError(f"split must be 'train', 'eval' or 'test', got {split!r}")
+    if split == "test" and source == "clevr_folder":
+        raise ValueError(
+            "CLEVR v1.0's test split has no scene annotations, so it cannot be scored; the held-out split of "
+            "data.source clevr_folder is 'eval' (CLEVR's val)"
+        )
     spec: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "source": source,
@@ -225,7 +231,7 @@ def build_cache(folder: Path, spec: dict[str, Any], count: int, shard_size: int 
     folder = Path(folder)
     if cache_status(folder, spec, count) == "complete":
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(folder)
     old = read_manifest(folder)
     (folder / MANIFEST).unlink(missing_ok=True)  # from here on the folder is partial until the manifest is back
     for tmp in folder.glob("*.tmp"):
@@ -284,7 +290,7 @@ def load_cache(folder: Path, count: int | None = None, keys: tuple[str, ...] | N
 def prepare_split(data_cfg: dict[str, Any], split: str, count: int) -> Path:
     """Build (if needed) and return the cache folder of ``count`` images of ``split`` ("train" or "eval")."""
     spec = cache_spec(data_cfg, split)
-    folder = cache_folder(data_cfg["cache_dir"], spec)
+    folder = cache_folder(cache_root(data_cfg["cache_dir"]), spec)
     return build_cache(folder, spec, count, int(data_cfg["shard_size"]), int(data_cfg["workers"]))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,29 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from slotlab.viz import attention_rows, discovery_rows, grid_image, save_png
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (most often: the disk is full); the previous one is intact."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+# What torch.save's zip writer says when a write fails (it hides the OSError): a full disk, mostly.
+_WRITE_FAILED = ("unexpected pos", "file write failed", "No space left")
+
+
+def _disk_full(error: BaseException, free: int | None) -> bool:
+    for e in (error, error.__cause__, error.__context__):
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+    return any(s in str(error) for s in _WRITE_FAILED) or (free is not None and free < 1 << 20)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to ``<path>.tmp`` then renames it over ``path``: a crash (or a full disk) while
-    saving leaves the previous good checkpoint in place."""
+    saving leaves the previous good checkpoint in place. A failed write raises CheckpointWriteError that says
+    so (torch's own message for a full disk is ``unexpected pos``)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
@@ -28,6 +50,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except Exception as e:
+            try:
+                free: int | None = shutil.disk_usage(path.parent).free  # before the partial file is removed
+            except OSError:
+                free = None
+            tmp.unlink(missing_ok=True)
+            run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+            kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint exists"
+            if _disk_full(e, free):
+                raise CheckpointWriteError(
+                    errno.ENOSPC,
+                    f"No space left on device while writing the checkpoint {path} ({(free or 0) >> 20} MiB free on "
+                    f"that file system); the partial file was removed and {kept}. Free some space, then continue "
+                    f"with: slotlab train --resume {run}",
+                ) from e
+            raise CheckpointWriteError(
+                getattr(e, "errno", None) or errno.EIO,
+                f"could not write the checkpoint {path}: {type(e).__name__}: {e}; the partial file was removed and "
+                f"{kept}",
+            ) from e
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -58,12 +100,17 @@ class FigureCallback(L.Callback):
 
 
 class StepTimer(L.Callback):
-    """Logs wall-clock training time (excluding validation) as ``time/train_minutes``."""
+    """Logs wall-clock training time (excluding validation) as ``time/train_minutes``. Its state in checkpoints
+    also carries the wall time of the run up to the checkpoint, so a resumed run reports the time of all its
+    sessions (``wall_seconds_before`` + this session), not only the last one's."""
 
     def __init__(self) -> None:
         self.train_seconds = 0.0
         self._t0: float | None = None
         self.step_seconds: list[float] = []  # the first steps of this process (for the compile-time estimate)
+        self._created = time.perf_counter()  # this session's start (the trainer is built right before fit)
+        self.wall_seconds_before = 0.0  # wall time of earlier sessions, up to the checkpoint resumed from
+        self.resumed_from_step: int | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t0 = time.perf_counter()
@@ -84,10 +131,16 @@ class StepTimer(L.Callback):
         return max(0.0, self.step_seconds[0] - rest[len(rest) // 2])
 
     def state_dict(self) -> dict[str, float]:
-        return {"train_seconds": self.train_seconds}
+        wall = self.wall_seconds_before + time.perf_counter() - self._created
+        return {"train_seconds": self.train_seconds, "wall_seconds": wall}
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self.train_seconds = state_dict.get("train_seconds", 0.0)
+        self.wall_seconds_before = state_dict.get("wall_seconds", 0.0)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.wall_seconds_before or self.train_seconds:
+            self.resumed_from_step = trainer.global_step
 
 
 class LastCheckpoint(L.Callback):

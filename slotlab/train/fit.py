@@ -3,7 +3,7 @@
 A run folder holds ``config.yaml`` (the full, validated config), ``checkpoints/`` (``last.ckpt`` and the
 best by held-out FG-ARI), ``logs/`` (CSV) and ``tb/`` (TensorBoard), ``figures/`` and ``results.json``.
 Resuming (``slotlab train --resume RUN_DIR``) continues from ``checkpoints/last.ckpt`` into new log versions;
-nothing written before is overwritten.
+nothing written before is overwritten (which checkpoint, config and overrides: :mod:`slotlab.train.resume`).
 """
 
 from __future__ import annotations
@@ -59,9 +59,13 @@ def new_run_dir(cfg: dict[str, Any], config_name: str, secondary: bool = False) 
     root = Path(cfg["run"]["root"])
     name = cfg["run"]["name"] or f"{config_name}-seed{cfg['seed']}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = root / name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} exists and is not a folder; choose another run.name or run.root")
     if run_dir.exists() and any(run_dir.iterdir()):
+        started = any((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").is_dir() else False
+        what = "" if started else " (it has no checkpoint: a start that failed or stopped early; resuming restarts it)"
         raise RunDirError(
-            f"run folder {run_dir} already exists and is not empty; choose another run.name, or resume it "
+            f"run folder {run_dir} already exists and is not empty{what}; choose another run.name, or resume it "
             f"with: slotlab train --resume {run_dir}"
         )
     try:
@@ -86,6 +90,13 @@ def last_checkpoint(run_dir: Path) -> Path:
     except Exception as e:  # torch raises many kinds for corrupt files
         raise RunDirError(f"cannot read checkpoint {ckpt}: {type(e).__name__}: {e}") from e
     return ckpt
+
+
+def checkpoint_to_resume(run_dir: Path, resume: bool | str | Path) -> str | None:
+    """The checkpoint ``train`` continues from: ``resume`` itself when it is a path, last.ckpt when True."""
+    if isinstance(resume, (str, Path)):
+        return str(resume)
+    return str(last_checkpoint(run_dir)) if resume else None
 
 
 def build_trainer(
@@ -162,8 +173,9 @@ def prepare_runtime(cfg: dict[str, Any]) -> None:
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
 
-def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    """Train object discovery as configured; returns the final held-out evaluation and run facts."""
+def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:
+    """Train as configured; returns the final held-out evaluation and run facts. ``resume``: True continues
+    from last.ckpt, a path from that checkpoint (``slotlab.train.resume.plan_resume`` picks it)."""
     if cfg["task"] == "set_prediction":
         from slotlab.train.set_prediction import train_set_prediction
 
@@ -179,7 +191,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     if t["compile"]:
         task.model.compile()
     trainer, facts = build_trainer(cfg, run_dir, extra_callbacks=object_discovery_callbacks(cfg, run_dir))
-    ckpt_path = str(last_checkpoint(run_dir)) if resume else None
+    ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
     try:
         trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
@@ -190,7 +202,9 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "global_step": trainer.global_step,
-        "wall_seconds": wall,
+        "wall_seconds": timer.wall_seconds_before + wall,  # all sessions of the run (see StepTimer)
+        "session_wall_seconds": wall,
+        "resumed_from_step": timer.resumed_from_step,
         "train_seconds": timer.train_seconds,
         "precision": facts["precision"],
         "accelerator": facts["accelerator"],
@@ -215,8 +229,28 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str,
         )
         result.update(summarize(scores))
         result["dataset"] = d["name"]
-        write_json(run_dir / "results.json", result)
+        write_results(run_dir, result)
     return result
+
+
+def write_results(run_dir: Path, result: dict[str, Any]) -> Path:
+    """Write ``results.json``; a previous one of another step (a finished run trained longer) is kept as
+    ``results-stepN.json`` rather than overwritten."""
+    path = Path(run_dir) / "results.json"
+    if path.exists():
+        try:
+            old_step = json.loads(path.read_text()).get("global_step")
+        except (OSError, ValueError, AttributeError):
+            old_step = None
+        if old_step != result.get("global_step"):
+            keep = path.with_name(f"results-step{old_step}.json" if isinstance(old_step, int) else "results-old.json")
+            n = 1
+            while keep.exists():
+                n += 1
+                keep = keep.with_name(f"{keep.stem.split('.')[0]}.{n}.json")
+            os.replace(path, keep)
+    write_json(path, result)
+    return path
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -57,7 +57,7 @@ SET_PREDICTION_DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "image_size": 128,  # the full image resized to image_size x image_size (no crop)
         "render_size": [160, 240],  # procedural only: (H, W) rendered before the resize (CLEVR v1.0: 320x480)
-        "cache_dir": "data_cache",  # shard cache of the rendered / decoded images
+        "cache_dir": None,  # shard cache of the rendered / decoded images (default: $SLOTLAB_CACHE or the user cache)
         "shard_size": 1000,
         "workers": 0,  # DataLoader workers decoding CLEVR v1.0 PNGs while building the cache
     },
@@ -347,7 +347,7 @@ def evaluate_model(
     return result
 
 
-def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = False) -> dict[str, Any]:
+def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:
     """Train set prediction as configured (validated config of task 'set_prediction') into ``run_dir``.
 
     Returns the run facts and the final held-out evaluation (``ap`` table, ``ap_inf`` ... ``ap_0.125``,
@@ -356,7 +356,7 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
     if cfg["task"] != "set_prediction":
         raise ConfigError(f"task {cfg['task']!r} is not trainable by train_set_prediction")
     check_set_prediction_config(cfg)
-    from slotlab.train.fit import last_checkpoint, prepare_runtime, write_json  # lazy: fit.py imports this module
+    from slotlab.train.fit import checkpoint_to_resume, prepare_runtime, write_results  # lazy: fit.py imports this
 
     run_dir = Path(run_dir)
     t = cfg["trainer"]
@@ -367,17 +367,20 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
     if t["compile"]:
         task.model.compile()
     trainer, facts = build_set_prediction_trainer(cfg, run_dir)
-    ckpt_path = str(last_checkpoint(run_dir)) if resume else None
+    ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
     wall = time.perf_counter() - t0
+    timer = next(c for c in trainer.callbacks if isinstance(c, StepTimer))
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "task": "set_prediction",
         "model_kind": cfg["model"]["kind"],
         "global_step": trainer.global_step,
-        "wall_seconds": wall,
-        "train_seconds": next(c for c in trainer.callbacks if isinstance(c, StepTimer)).train_seconds,
+        "wall_seconds": timer.wall_seconds_before + wall,  # all sessions of the run (see StepTimer)
+        "session_wall_seconds": wall,
+        "resumed_from_step": timer.resumed_from_step,
+        "train_seconds": timer.train_seconds,
         "precision": facts["precision"],
         "accelerator": facts["accelerator"],
         "channels_last": channels_last,
@@ -396,7 +399,7 @@ def train_set_prediction(cfg: dict[str, Any], run_dir: Path, resume: bool = Fals
         )
         result["variant"] = cfg["data"]["variant"]
         result["source"] = cfg["data"]["source"]
-        write_json(run_dir / "results.json", result)
+        write_results(run_dir, result)
     return result
 
 
@@ -420,6 +423,7 @@ def evaluate_set_prediction(
     device: str | None = None,
     ari_undefined: str | None = None,
     data: dict[str, Any] | None = None,
+    split: str = "eval",
 ) -> dict[str, Any]:
     """AP table (+ attention-mask ARI) of a checkpoint on the held-out split of its config's data.
 
@@ -433,6 +437,7 @@ def evaluate_set_prediction(
         seed: seed of the slot-initialisation noise.
         ari_undefined: "nan" (DeepMind) or "one" (scikit-learn) where the ARI is 0/0; default: the run's.
         data: entries replacing the config's ``data`` ones (e.g. ``source: clevr_folder`` and its ``path``).
+        split: held-out split, "eval" or (procedural data) "test"; recorded in the result.
     """
     model, cfg, _ = load_set_prediction(checkpoint)
     d = {**cfg["data"], **(data or {})}
@@ -442,7 +447,7 @@ def evaluate_set_prediction(
             variant = "clevr10"
     d["variant"] = variant
     n = int(num_images or d["eval_size"])
-    data = load_split(d, "eval", n, ("image", "target", "mask", "num_objects"))
+    data = load_split(d, split, n, ("image", "target", "mask", "num_objects"))
     if exact_objects is not None:
         keep = data["num_objects"] == exact_objects
         data = {k: v[keep] for k, v in data.items()}
@@ -459,6 +464,7 @@ def evaluate_set_prediction(
     )
     result.update(
         checkpoint=str(checkpoint),
+        split=split,
         variant=variant,
         source=d["source"],
         model_kind=cfg["model"]["kind"],
@@ -494,14 +500,16 @@ def set_prediction_figures(
     num_slots: int | None = None,
     iters: int | None = None,
     seed: int = EVAL_SEED,
+    split: str = "eval",
 ) -> list[Path]:
-    """Paper Figure 6 from a set-prediction checkpoint: per held-out image and iteration, the attention mask of
-    every slot over the image. Written to ``out_dir`` (default: <run>/figures/figure6_attention.png)."""
+    """Paper Figure 6 from a set-prediction checkpoint: per held-out image (of ``split``) and iteration, the
+    attention mask of every slot over the image. Written to ``out_dir`` (default: <run>/figures/figure6_attention.png).
+    """
     model, cfg, ckpt = load_set_prediction(checkpoint)
     ckpt_path = Path(ckpt["_path"])
     run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
     out_dir = Path(out_dir) if out_dir else run_dir / "figures"
-    data = load_split(cfg["data"], "eval", num_images, ("image",))
+    data = load_split(cfg["data"], split, num_images, ("image",))
     image = image_to_model(data["image"], channels_last=False)
     noise = eval_noise(model, torch.arange(num_images), num_slots, seed)
     out = model(image, num_slots=num_slots, iters=iters, noise=noise)

@@ -303,8 +303,6 @@ def make_entry(
         notes: free text for the card.
         overwrite: replace an existing entry of that name.
     """
-    from slotlab.train.runtime import machine_kind
-
     if not NAME_PATTERN.match(name):
         raise ZooEntryError(
             f"zoo name {name!r}: use lower-case letters, digits, '_', '.', '-' (e.g. tetrominoes_quick)"
@@ -313,18 +311,48 @@ def make_entry(
     src = _checkpoint_in(run, checkpoint)
     ckpt = load_checkpoint(src)
     slim = slim_checkpoint(ckpt)
-    cfg = slim["hyper_parameters"]["config"]
-    task = cfg.get("task", "object_discovery")
     run_dir = run if run.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else src.parent)
-    results_path = run_dir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-
     folder = Path(dest if dest is not None else package_zoo_dir()) / name
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise ZooEntryError(f"zoo entry {folder} exists; pass overwrite=True (--overwrite) to replace it")
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path = folder / CHECKPOINT_NAME
-    _atomic_save(slim, ckpt_path)
+    try:
+        _atomic_save(slim, ckpt_path)
+        card = _card(name, slim, ckpt_path, src, run_dir, measure_score, paper, machine, notes)
+    except BaseException:
+        if created:  # leave no half-made entry behind (a checkpoint without a card)
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+        raise
+    text = yaml.safe_dump(json.loads(json.dumps(card, default=str)), sort_keys=False, width=120)
+    (folder / "card.yaml").write_text(text)
+    for stale in CARD_NAMES[1:]:
+        (folder / stale).unlink(missing_ok=True)
+    return ZooEntry(name, folder, card, str(folder.parent))
+
+
+def _card(
+    name: str,
+    slim: dict[str, Any],
+    ckpt_path: Path,
+    src: Path,
+    run_dir: Path,
+    measure_score: bool,
+    paper: dict[str, str] | None,
+    machine: str | None,
+    notes: str | None,
+) -> dict[str, Any]:
+    """The card of a new entry: its slimmed checkpoint ``ckpt_path`` (made from ``src`` of run ``run_dir``) is
+    measured here unless ``measure_score`` is False."""
+    from slotlab.train.runtime import machine_kind
+
+    cfg = slim["hyper_parameters"]["config"]
+    task = cfg.get("task", "object_discovery")
+    results_path = run_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
 
     if task == "set_prediction":
         dataset = f"{cfg['data'].get('variant', 'clevr10')}_set_prediction"
@@ -365,7 +393,9 @@ def make_entry(
         "paper": paper or PAPER_SCORES.get(dataset) or PAPER_SCORES.get(dataset_name),
         "training": {
             **training,
-            "machine": machine or results.get("machine") or machine_kind(),
+            "machine": machine
+            or results.get("machine")
+            or (machine_kind() if results else "unknown (no results.json)"),
             "run": run_dir.name,
             "checkpoint": src.name,
             "checkpoint_step": slim["global_step"],
@@ -381,8 +411,7 @@ def make_entry(
         "notes": notes,
         "config": cfg,
     }
-    text = yaml.safe_dump(json.loads(json.dumps(card, default=str)), sort_keys=False, width=120)
-    (folder / "card.yaml").write_text(text)
-    for stale in CARD_NAMES[1:]:
-        (folder / stale).unlink(missing_ok=True)
-    return ZooEntry(name, folder, card, str(folder.parent))
+    imported = run_dir / "imported.json"  # a run made by `slotlab import-official`: keep where it came from
+    if imported.exists():
+        card["imported"] = json.loads(imported.read_text())
+    return card

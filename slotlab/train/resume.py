@@ -1,0 +1,289 @@
+"""What ``slotlab train --resume RUN_DIR [key=value ...]`` does: which checkpoint it continues from, which config,
+which overrides it accepts, and what it records. The rules (also in the README's Reliability section):
+
+- **Checkpoint**: ``checkpoints/last.ckpt``; when it is damaged (a truncated or unreadable file), the newest
+  readable ``best-*.ckpt``, saying so. Leftover ``*.tmp`` files of an interrupted write are deleted (a
+  checkpoint is only ever complete under its final name). A run folder without any checkpoint (a start that
+  failed or was stopped before its first checkpoint) starts from step 0 with its ``config.yaml``; then any
+  override is accepted, as nothing was trained yet.
+- **Config**: the one the checkpoint was trained with (stored in it), so the weights always fit the model.
+- **Overrides** may change only :data:`SAFE_ON_RESUME` keys: how long the run goes and how it is executed, not
+  what it computes. Any other change (data, model, optimiser, seeds, ...) is refused with a message naming
+  every such key, also when it comes from a hand-edited ``config.yaml``. Exception: weights imported by
+  ``slotlab import-official`` and not trained here yet may be fine-tuned with any data / optimiser / trainer
+  settings (``model.*`` must still fit the weights). Accepted changes are written to ``config.yaml`` and every
+  resume is appended to ``resumes.json`` (shown in the report).
+- **A finished run** (its checkpoint at ``trainer.max_steps``, or out of ``trainer.max_minutes``) is not run
+  again and nothing of it is written; raising ``trainer.max_steps`` (or ``max_minutes``) continues it, and the
+  previous ``results.json`` is then kept as ``results-stepN.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from slotlab.config import (
+    _load_yaml,
+    apply_overrides,
+    check_values,
+    defaults_for,
+    parse_override,
+    validate,
+)
+from slotlab.train.fit import RunDirError
+from slotlab.train.state import CheckpointFormatError, check_format
+from slotlab.validate import leaves
+
+#: Keys an override on --resume may change: the length of the run and how it is executed (hardware, logging,
+#: figures), never the data, model, optimiser or seeds. ``data.workers`` / ``data.cache_dir`` only say how and
+#: where the (identical) data are prepared; ``data.eval_batch_size`` only how held-out images are batched.
+SAFE_ON_RESUME = frozenset(
+    {
+        "trainer.max_steps",
+        "trainer.max_minutes",
+        "trainer.val_every",
+        "trainer.log_every",
+        "trainer.progress_bar",
+        "trainer.figure_every_val",
+        "trainer.num_figure_images",
+        "trainer.threads",
+        "trainer.tune_malloc",
+        "trainer.failed_seed",
+        "trainer.failed_seed_threshold",
+        "trainer.failed_seed_after",
+        "trainer.failed_seed_restarts",
+        "trainer.accelerator",
+        "trainer.devices",
+        "trainer.num_nodes",
+        "trainer.strategy",
+        "trainer.precision",
+        "trainer.channels_last",
+        "trainer.compile",
+        "data.workers",
+        "data.cache_dir",
+        "data.eval_batch_size",
+    }
+)
+
+HISTORY = "resumes.json"
+
+
+@dataclass
+class ResumePlan:
+    """What a resume will do; ``finished`` is a message when there is nothing to do."""
+
+    run_dir: Path
+    cfg: dict[str, Any]
+    checkpoint: Path | None  # None: no checkpoint yet, the run starts from step 0
+    step: int
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # key -> (checkpoint's value, new value)
+    notes: list[str] = field(default_factory=list)
+    finished: str | None = None
+
+
+def clean_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete ``*.tmp`` files an interrupted write left in the run folder and its checkpoints/ (they are never
+    complete: every file is written to ``<name>.tmp`` and renamed). Returns the deleted paths."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for tmp in sorted(folder.glob("*.tmp")) if folder.is_dir() else []:
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint loaded as resuming loads it (weights only); RunDirError says why it cannot be used."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for damaged files
+        first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
+        raise RunDirError(f"{path} is damaged or unreadable ({type(e).__name__}: {first})") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
+        raise RunDirError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / global_step)")
+    try:
+        check_format(ckpt, str(path))
+    except CheckpointFormatError as e:
+        raise RunDirError(str(e)) from e
+    return ckpt
+
+
+def _best_step(path: Path) -> int:
+    m = re.search(r"step(\d+)", path.name)
+    return int(m.group(1)) if m else -1
+
+
+def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
+    """(path, loaded checkpoint, notes) of the checkpoint to resume from: last.ckpt, else the newest readable
+    best-*.ckpt; (None, None, []) when the run has no checkpoint at all."""
+    folder = run_dir / "checkpoints"
+    last = folder / "last.ckpt"
+    bests = sorted(folder.glob("best-*.ckpt"), key=_best_step, reverse=True) if folder.is_dir() else []
+    problems = []
+    for path in [last, *bests] if last.exists() else bests:
+        try:
+            ckpt = read_checkpoint(path)
+        except RunDirError as e:
+            if "checkpoint format" in str(e):
+                raise
+            problems.append(str(e))
+            continue
+        notes = []
+        if path != last:
+            why = "; ".join(problems) if problems else f"{last} does not exist"
+            notes.append(
+                f"{why}: resuming from {path.name} (step {ckpt['global_step']}), the newest readable checkpoint"
+            )
+        return path, ckpt, notes
+    if problems:
+        raise RunDirError(f"no readable checkpoint in {folder}: " + "; ".join(problems))
+    return None, None, []
+
+
+def _fmt(v: Any) -> str:
+    return "null" if v is None else json.dumps(v) if isinstance(v, (list, bool)) else str(v)
+
+
+def timer_seconds(ckpt: dict[str, Any]) -> float | None:
+    """Training seconds Lightning's Timer (``trainer.max_minutes``) had counted when ``ckpt`` was written."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if key.startswith("Timer") and isinstance(state, dict):
+            return float((state.get("time_elapsed") or {}).get("train", 0.0))
+    return None
+
+
+def safe_summary(cfg: dict[str, Any]) -> str:
+    """The keys of SAFE_ON_RESUME, with ``trainer.*`` for the trainer section when all its keys are safe."""
+    keys = sorted(k for k in leaves(cfg) if k in SAFE_ON_RESUME)
+    trainer = [k for k in leaves(cfg) if k.startswith("trainer.")]
+    if trainer and all(k in SAFE_ON_RESUME for k in trainer):
+        keys = ["trainer.*"] + [k for k in keys if not k.startswith("trainer.")]
+    return ", ".join(keys)
+
+
+def imported_step(run_dir: Path) -> int | None:
+    """The step of the weights ``slotlab import-official`` put into ``run_dir`` (None for a trained run)."""
+    try:
+        info = json.loads((run_dir / "imported.json").read_text())
+    except (OSError, ValueError):
+        return None
+    step = info.get("global_step") if isinstance(info, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def plan_resume(run_dir: str | Path, overrides: list[str], cleanup: bool = True) -> ResumePlan:
+    """Check a resume and say what it will do (see the module docstring). ``cleanup``: delete stale ``*.tmp``
+    files (only the first process of a job does). Raises RunDirError / ConfigError with what to do."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(
+            f"{run_dir} {'is not a folder' if run_dir.exists() else 'does not exist'}; --resume takes a run folder"
+        )
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise RunDirError(f"{cfg_path} not found; is {run_dir} a slotlab run folder?")
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if keys[0] == "run":
+            raise RunDirError(
+                f"override {text!r}: run.root / run.name cannot change on --resume: the run folder is {run_dir}"
+            )
+    notes = []
+    if cleanup:
+        notes += [f"removed {p} (left by an interrupted write)" for p in clean_stale_temporaries(run_dir)]
+    path, ckpt, ckpt_notes = newest_valid_checkpoint(run_dir)
+    notes += ckpt_notes
+    yaml_raw = _load_yaml(cfg_path)
+    task = yaml_raw.get("task", "object_discovery")
+    from_yaml = validate(yaml_raw, defaults_for(task))
+    saved = from_yaml
+    if ckpt is not None:
+        hp_cfg = (ckpt.get("hyper_parameters") or {}).get("config")
+        if isinstance(hp_cfg, dict):
+            if hp_cfg.get("task", "object_discovery") != task:
+                raise RunDirError(
+                    f"{cfg_path} says task {task!r} but {path} holds a {hp_cfg.get('task')!r} model; "
+                    "config.yaml was changed after training started"
+                )
+            saved = validate(hp_cfg, defaults_for(task))
+    cfg = validate(apply_overrides(from_yaml, overrides), defaults_for(task))
+    cfg["run"] = dict(from_yaml["run"])
+    old, new = leaves(saved), leaves(cfg)
+    changes = {k: (old.get(k), v) for k, v in new.items() if not k.startswith("run.") and old.get(k) != v}
+    step = int(ckpt["global_step"]) if ckpt is not None else 0
+    if ckpt is not None:
+        if imported_step(run_dir) == step:  # weights imported (slotlab import-official), not trained here yet
+            refused = sorted(k for k in changes if k.startswith("model.") or k == "task")
+        else:
+            refused = sorted(k for k in changes if k not in SAFE_ON_RESUME)
+        if refused:
+            edited = [k for k in refused if leaves(from_yaml).get(k) != old.get(k)]
+            listing = ", ".join(f"{k} ({_fmt(changes[k][0])} -> {_fmt(changes[k][1])})" for k in refused)
+            where = f" ({', '.join(edited)} from an edited {cfg_path.name})" if edited else ""
+            sets = " ".join(f"{k}={_fmt(changes[k][1])}" for k in refused)
+            raise RunDirError(
+                f"cannot change {listing} on --resume{where}: the checkpoint at step {step} was trained with the "
+                f"first value, and these keys define what the run computes. Only {safe_summary(cfg)} may change. "
+                f"To train with the new values, start a new run: slotlab train --config {cfg_path} "
+                f"run.name=NEW_NAME {sets}"
+            )
+    check_values(cfg)
+    plan = ResumePlan(run_dir, cfg, path, step, changes, notes)
+    if ckpt is None:
+        plan.notes.append(f"{run_dir} has no checkpoint yet: training it from step 0 with its config.yaml")
+        return plan
+    t = cfg["trainer"]
+    if step >= t["max_steps"]:
+        plan.finished = (
+            f"{run_dir} is finished: its checkpoint is at step {step} and trainer.max_steps is {t['max_steps']}. "
+            f"Nothing was run and nothing was written. To train it longer, raise trainer.max_steps, e.g.: "
+            f"slotlab train --resume {run_dir} trainer.max_steps={max(2 * step, step + 1)}"
+        )
+    else:
+        elapsed = timer_seconds(ckpt)
+        if t["max_minutes"] and elapsed is not None and elapsed >= 60 * t["max_minutes"]:
+            plan.finished = (
+                f"{run_dir} is finished: it trained for its trainer.max_minutes ({t['max_minutes']:g} min; step "
+                f"{step} of {t['max_steps']}). Nothing was run and nothing was written. To train it longer, raise "
+                f"the time budget (it counts all sessions): slotlab train --resume {run_dir} "
+                f"trainer.max_minutes={2 * t['max_minutes']:g} (or trainer.max_minutes=null)"
+            )
+    return plan
+
+
+def record_resume(plan: ResumePlan) -> None:
+    """Write accepted changes to config.yaml (atomically) and append this resume to resumes.json."""
+    if plan.changes:
+        path = plan.run_dir / "config.yaml"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(plan.cfg, sort_keys=False))
+        os.replace(tmp, path)
+    history_path = plan.run_dir / HISTORY
+    try:
+        history = json.loads(history_path.read_text()) if history_path.exists() else []
+    except (OSError, ValueError):
+        history = []
+    if not isinstance(history, list):
+        history = []
+    history.append(
+        {
+            "time": datetime.now().isoformat(timespec="seconds"),
+            "from_step": plan.step,
+            "checkpoint": plan.checkpoint.name if plan.checkpoint else None,
+            "changes": {k: [a, b] for k, (a, b) in plan.changes.items()},
+            "notes": plan.notes,
+        }
+    )
+    tmp = history_path.with_name(history_path.name + ".tmp")
+    tmp.write_text(json.dumps(history, indent=2))
+    os.replace(tmp, history_path)
