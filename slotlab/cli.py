@@ -613,6 +613,9 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from slotlab.train.runtime import tensorboard_without_tensorflow
+
+    tensorboard_without_tensorflow()  # TensorBoard logs need no TensorFlow import (see its docstring)
     from slotlab.config import ConfigError
     from slotlab.data.errors import DatasetFileError
     from slotlab.train.checkpoints import CheckpointError

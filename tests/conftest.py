@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from slotlab.train.runtime import machine_kind
+from slotlab.train.runtime import machine_kind, tensorboard_without_tensorflow
+
+# TensorFlow (the tf extra) and the `tfrecord` package of test_tfrecord.py register the same protobuf messages;
+# TensorBoard logging must not import TensorFlow into the test process (the parity cases run in their own).
+tensorboard_without_tensorflow()
 
 
 def pytest_report_header(config) -> str:

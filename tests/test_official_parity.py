@@ -31,4 +31,4 @@ def test_official_checkpoint_parity_cases():
     )
     print(p.stdout[-6000:])
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
-    assert " passed" in p.stdout and " failed" not in p.stdout
+    assert "PASSED" in p.stdout and "FAILED" not in p.stdout and "ERROR" not in p.stdout

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -33,6 +35,17 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_native_bf16() -> bool:
     flags = cpu_flags()
     return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def tensorboard_without_tensorflow() -> None:
+    """Make TensorBoard's event writer use its own TensorFlow stub even where TensorFlow is installed.
+
+    ``tensorboard.compat.tf`` imports TensorFlow when it can, which costs seconds and memory at the first logged
+    scalar and registers TF's protobuf messages process-wide. slotlab needs TensorFlow only to read official
+    checkpoints (``slotlab import-official``, which imports it directly), so the CLI and the tests mark the
+    stub as wanted: the (documented) ``tensorboard.compat.notf`` module, whose presence selects the stub.
+    """
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 def machine_kind() -> str:
