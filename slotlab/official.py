@@ -281,6 +281,21 @@ def resolve_prefix(path: str | Path, tf: Any) -> str:
     return text
 
 
+def _check_checkpoint_files(path: str | Path) -> None:
+    """The checks of :func:`resolve_prefix` that need no TensorFlow: a folder with checkpoint files, or a prefix."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "checkpoint").exists() and not any(p.glob("*.index")):
+            raise OfficialCheckpointError(f"{p} holds no TF checkpoint (no `checkpoint` file, no *.index files)")
+        return
+    text = re.sub(r"(\.index|\.data-\d+-of-\d+)$", "", str(p))
+    if not Path(text + ".index").exists():
+        raise OfficialCheckpointError(
+            f"{path}: no TF checkpoint there (expected a folder with a `checkpoint` file, or a ckpt-N prefix "
+            f"with a ckpt-N.index file)"
+        )
+
+
 def _trailing_number(stem: str) -> int:
     m = re.search(r"(\d+)$", stem)
     return int(m.group(1)) if m else -1
@@ -288,6 +303,7 @@ def _trailing_number(stem: str) -> int:
 
 def read_official_checkpoint(path: str | Path) -> OfficialCheckpoint:
     """Read the model variables (and Adam moments, global step) of an official checkpoint with TensorFlow."""
+    _check_checkpoint_files(path)  # before importing TensorFlow: a wrong path costs no TF import
     tf = import_tensorflow()
     prefix = resolve_prefix(path, tf)
     try:

@@ -21,6 +21,11 @@ def pytest_report_header(config) -> str:
     return f"slotlab machine: {machine_kind()}"
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The machine line again at the end (the header is hidden under -q): a failure names the CPU kind."""
+    terminalreporter.write_line(f"slotlab machine: {machine_kind()}")
+
+
 # Object discovery (Tetrominoes) with a tiny model and data; fp32 so results are bit-identical across runs.
 TINY_OD = [
     "model.encoder_channels=[8,8,8,8]",
@@ -96,3 +101,17 @@ def copy_run(run: Path, dest: Path) -> Path:
     """A copy of a run folder (``dest``), to change without touching the shared one."""
     shutil.copytree(run, dest)
     return dest
+
+
+@pytest.fixture(autouse=True)
+def _no_tensorflow_in_the_test_process(request):
+    """Name the test that imports TensorFlow into this process (it would break test_tfrecord.py's writer)."""
+    import sys
+
+    yield
+    if request.node.path.name == "official_parity_cases.py":  # runs in its own process, with TensorFlow
+        return
+    assert "tensorflow" not in sys.modules, (
+        f"{request.node.nodeid} imported TensorFlow into the pytest process; TF-using code runs in "
+        "tests/official_parity_cases.py (its own process) only"
+    )

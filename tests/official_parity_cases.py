@@ -436,7 +436,10 @@ def test_errors_name_the_variable(tmp_path, keras, capsys):
 
 def test_missing_tensorflow_says_how_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` raises ImportError
-    assert main(["import-official", "object_discovery", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    folder = tmp_path / "ckpt"  # looks like a checkpoint folder (the file checks come before the TF import)
+    folder.mkdir()
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    assert main(["import-official", "object_discovery", str(folder), "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {TF_MISSING}"
     assert TF_MISSING == 'reading official TF checkpoints needs TensorFlow: pip install "slotlab[tf]"'
 
