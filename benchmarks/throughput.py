@@ -10,7 +10,9 @@ Adam step. Variants:
 - ``baseline``: ``benchmarks/baseline.py`` (fp32, NCHW, plain decoder, einsum Slot Attention).
 - optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``nocl`` (channels_last off),
   ``compile`` (``model.compile()``; the first step's extra time is reported as compile time), ``literalsa``
-  (Slot Attention with ``reassociate=False``: keys and values of all N inputs materialised, Algorithm 1 literally).
+  (Slot Attention with ``reassociate=False``: keys and values of all N inputs materialised, Algorithm 1 literally),
+  ``nophase`` (stride-2 transposed convolutions as PyTorch's ``conv_transpose2d`` + TF crop instead of the exact
+  phase decomposition into one stride-1 convolution + pixel shuffle; 128x128 only).
 
 All variants of one size run in one process, interleaved (A, B, A, B, ... with the order reversed every other
 round); the table gives medians and the speed-up over the baseline measured in that run. Because glibc malloc
@@ -69,7 +71,7 @@ from slotlab.train.runtime import (  # noqa: E402
 )
 
 QUICK_BATCH = {"35": 16, "64": 8, "128": 2}
-EXTRAS = ("bf16", "nocl", "compile", "literalsa")
+EXTRAS = ("bf16", "nocl", "compile", "literalsa", "nophase")
 
 
 class Variant:
@@ -99,6 +101,10 @@ class Variant:
             self.model = build_model(cfg["model"], (size.resolution, size.resolution))
             if name == "slotlab+literalsa":
                 self.model.slot_attention.reassociate = False
+            if name == "slotlab-nophase":
+                for m in self.model.modules():
+                    if hasattr(m, "phase_decomposition"):
+                        m.phase_decomposition = False
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
             if name == "slotlab+compile":
@@ -278,6 +284,7 @@ def main() -> None:
             "nocl": "slotlab-nocl",
             "compile": "slotlab+compile",
             "literalsa": "slotlab+literalsa",
+            "nophase": "slotlab-nophase",
         }
         names = ["slotlab", "baseline"] + [extra_names[e] for e in extras]
     tuned = False
