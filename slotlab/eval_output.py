@@ -85,7 +85,11 @@ def write_csv_file(path: Path, rows: list[dict[str, Any]]) -> bool:
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """The records of ``folder/evals.jsonl`` (unreadable lines skipped)."""
-    path = Path(folder) / RECORDS
+    return read_jsonl(Path(folder) / RECORDS)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one per line (unreadable lines skipped; [] if the file is missing)."""
     out = []
     try:
         lines = path.read_text().splitlines()

@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
+from slotlab.eval_output import read_jsonl  # noqa: E402
 from slotlab.figures import FIGURE_NAMES  # noqa: E402
 
 _CSS = """
@@ -75,7 +76,7 @@ def write_report(run_dir: Path) -> Path:
     parts.append("<h2>Summary</h2>")
     parts.append(_summary(run_dir, cfg, results))
     parts.append("<h2>Metrics</h2>")
-    parts.append(_metrics(results, evaluation, sweeps, _read_jsonl(run_dir / "evals.jsonl")))
+    parts.append(_metrics(results, evaluation, sweeps, read_jsonl(run_dir / "evals.jsonl")))
     parts.append("<h2>Learning curves</h2>")
     parts.append(_curves(run_dir))
     parts.append("<h2>Figures</h2>")
@@ -119,22 +120,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return {"error": f"could not read {path.name}"}
     return data if isinstance(data, dict) else {"value": data}
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _read_csv(path: Path) -> list[dict[str, str]] | None:
