@@ -136,3 +136,26 @@ def test_tfrecord_training_data_too_short(tmp_path, capsys):
 def test_results_json_is_valid(ckpt):
     res = json.loads((ckpt.parent.parent / "results.json").read_text())
     assert res["num_images"] == 8
+
+
+def test_checkpoint_of_the_old_format_is_refused_with_the_reason(tiny_od_run, tmp_path, capsys):
+    """Checkpoints from before the parity fix (no slotlab_format: symmetric stride-2 padding, LayerNorm eps 1e-5)
+    compute another function with this version's layers: eval and resume refuse them, saying why."""
+    from conftest import copy_run
+
+    from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+
+    run = copy_run(tiny_od_run, tmp_path / "old")
+    ckpt_path = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert ckpt["slotlab_format"] == 2
+    del ckpt["slotlab_format"]  # as slotlab 0.1 wrote it
+    torch.save(ckpt, ckpt_path)
+    for best in (run / "checkpoints").glob("best-*.ckpt"):
+        best.unlink()
+    with pytest.raises(CheckpointError, match="before checkpoint format 2.*LayerNorm eps 1e-5"):
+        load_checkpoint(ckpt_path)
+    assert main(["eval", str(run)]) == 2
+    assert "before checkpoint format 2" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "trainer.max_steps=8"]) == 2
+    assert "before checkpoint format 2" in capsys.readouterr().err
