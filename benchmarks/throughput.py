@@ -11,8 +11,9 @@ Adam step. Variants:
 - optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``nocl`` (channels_last off),
   ``compile`` (``model.compile()``; the first step's extra time is reported as compile time), ``literalsa``
   (Slot Attention with ``reassociate=False``: keys and values of all N inputs materialised, Algorithm 1 literally),
-  ``nophase`` (stride-2 transposed convolutions as PyTorch's ``conv_transpose2d`` + TF crop instead of the exact
-  phase decomposition into one stride-1 convolution + pixel shuffle; 128x128 only).
+  ``nophase`` (transposed convolutions as PyTorch's ``conv_transpose2d`` + TF crop instead of the exact phase
+  decomposition: stride 2 as one stride-1 convolution + pixel shuffle, stride 1 as the convolution with the flipped
+  kernel; 128x128 only).
 
 All variants of one size run in one process, interleaved (A, B, A, B, ... with the order reversed every other
 round); the table gives medians and the speed-up over the baseline measured in that run. Because glibc malloc

@@ -31,15 +31,21 @@ def tf_conv_transpose_reference(x, weight, bias, stride):
     return full[..., before : before + n * stride, before : before + m * stride]
 
 
+@pytest.mark.parametrize("shifted", [True, False])
 @pytest.mark.parametrize("size", [(16, 16), (15, 17), (8, 9)])
-@pytest.mark.parametrize("kernel,stride", [(5, 1), (5, 2), (3, 1), (3, 2), (4, 2)])
-def test_same_conv_matches_tf_rule(size, kernel, stride):
+@pytest.mark.parametrize("kernel,stride", [(5, 1), (5, 2), (3, 1), (3, 2), (4, 2), (4, 1), (2, 2), (5, 3)])
+def test_same_conv_matches_tf_rule(size, kernel, stride, shifted):
     torch.manual_seed(0)
-    layer = SameConv2d(3, 4, kernel, stride).double()
-    x = torch.randn(2, 3, *size, dtype=torch.double)
+    layer = SameConv2d(3, 4, kernel, stride, shifted_kernel=shifted).double()
+    x = torch.randn(2, 3, *size, dtype=torch.double, requires_grad=True)
     y = layer(x)
     assert y.shape[-2:] == (math.ceil(size[0] / stride), math.ceil(size[1] / stride))
-    torch.testing.assert_close(y, tf_conv_reference(x, layer.weight, layer.bias, stride), rtol=0, atol=1e-12)
+    ref = tf_conv_reference(x, layer.weight, layer.bias, stride)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), g)
+    for a, b in zip(grads, torch.autograd.grad(ref, (x, layer.weight, layer.bias), g), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
 def test_kernel5_stride2_pads_one_before_two_after():
@@ -78,3 +84,71 @@ def test_phase_decomposition_under_bf16_autocast_is_close_to_fp32():
     ref = tf_conv_transpose_reference(x, layer.weight, layer.bias, 2)
     assert y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), ref, rtol=0.05, atol=0.05)  # bf16 rounding (8-bit mantissa)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (5, 1), (3, 1), (3, 2), (4, 2), (4, 1), (5, 3), (1, 1)])
+def test_phase_conv_transpose_channels_last_matches_tf_rule(channels_last, kernel, stride):
+    """Every stride (stride 1: the flipped-kernel convolution) and both memory layouts; output channels_last for a
+    channels_last input (the phase-major shuffle); gradients of input, weight and bias."""
+    torch.manual_seed(0)
+    layer = SameConvTranspose2d(6, 5, kernel, stride).double()
+    x = torch.randn(3, 6, 7, 6, dtype=torch.double)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = layer(x)
+    ref = tf_conv_transpose_reference(x, layer.weight, layer.bias, stride)
+    assert y.shape == ref.shape == (3, 5, 7 * stride, 6 * stride)
+    if channels_last:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), g)
+    ref_grads = torch.autograd.grad(ref, (x, layer.weight, layer.bias), g)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+def test_phase_major_channels_when_the_convolution_output_is_not_channels_last(monkeypatch):
+    """If the convolution returns another layout for a channels_last input, the phase-major channels are reordered
+    for F.pixel_shuffle: still the TF result."""
+    import slotlab.modules.same as same
+
+    torch.manual_seed(0)
+    layer = SameConvTranspose2d(4, 3, 5, 2).double()
+    x = torch.randn(2, 4, 5, 6, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+    conv2d = F.conv2d
+    monkeypatch.setattr(same.F, "conv2d", lambda *a, **kw: conv2d(*a, **kw).contiguous())
+    y = layer(x)
+    torch.testing.assert_close(y, tf_conv_transpose_reference(x, layer.weight, layer.bias, 2), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (4, 2), (5, 3), (2, 2), (1, 2), (6, 4), (3, 3)])
+def test_phase_kernels_by_slicing_equal_the_index_table(kernel, stride):
+    """The sliced sub-kernels hold exactly the taps of the index table (zero where there is none)."""
+    from slotlab.modules.same import _phase_kernels, _phase_taps, same_transpose_crop
+
+    torch.manual_seed(0)
+    weight = torch.randn(3, 2, kernel, kernel, dtype=torch.double)
+    before, _ = same_transpose_crop(kernel, stride)
+    index, j_min, j_max = _phase_taps(kernel, stride, before)
+    j = j_max - j_min + 1
+    taps = F.pad(weight, (0, 1, 0, 1))  # index == kernel: a zero tap
+    expected = taps[:, :, index[:, :, None, None], index[None, None, :, :]]  # [C, O, s, J, s, J]
+    got = _phase_kernels(_phase_kernels(weight, -2, stride, before, j_min, j), -1, stride, before, j_min, j)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("size", [(8, 8), (7, 5)])
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (5, 1), (3, 1), (3, 2), (4, 2), (5, 3)])
+def test_ones_taps_give_the_response_to_an_all_ones_image(transpose, size, kernel, stride):
+    """The tap tables the decoder's factorisation uses: layer(ones) - bias == sum of the taps that see the image."""
+    torch.manual_seed(0)
+    layer = (SameConvTranspose2d if transpose else SameConv2d)(3, 4, kernel, stride).double()
+    ones = torch.ones(1, 3, *size, dtype=torch.double)
+    rows, cols = layer.ones_taps(*size)
+    pattern = "cokl,hk,wl->ohw" if transpose else "ockl,hk,wl->ohw"
+    expected = torch.einsum(pattern, layer.weight, rows, cols) + layer.bias[:, None, None]
+    torch.testing.assert_close(layer(ones)[0], expected, rtol=0, atol=1e-12)

@@ -8,7 +8,8 @@ Exact factorisation of the first layer (``factorize_first_layer=True``, on by de
 sees ``broadcast(slot) + P`` with P the (slot-independent) position embedding. The layer is linear, so
 ``L(broadcast(s) + P) = L_nobias(broadcast(s)) + L(P)``; and ``L_nobias(broadcast(s))[o, i, j] =
 sum_c s_c * M[c, o, i, j]`` where ``M`` is the layer's response to an all-ones image per input channel
-(zero padding included, so the borders are exact). ``M`` costs one single-image convolution per step, and
+(zero padding included, so the borders are exact). ``M`` is the sum of the kernel taps that see the image at each
+output pixel (:meth:`ones_taps` of the layer: a 0/1 table per axis, one small einsum per step), and
 the per-slot work becomes a [B*K, C] x [C, O*H*W] matmul instead of a full convolution on B*K images.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -95,17 +97,15 @@ class SpatialBroadcastDecoder(nn.Module):
         layer = self.layers[0]
         h, w = self.broadcast_resolution
         d = slots.shape[-1]
-        ones = slots.new_ones(1, 1, h, w)
-        if isinstance(layer, SameConv2d):
-            o = layer.out_channels
-            weight = layer.weight.to(slots.dtype).reshape(o * d, 1, *layer.kernel_size)  # [O*D, 1, kh, kw]
-            m = layer.conv_same(ones, weight, None)  # [1, O*D, H', W']
-            m = m.view(o, d, *m.shape[-2:]).permute(1, 2, 3, 0)  # [D, H', W', O]
-        else:
-            o = layer.out_channels
-            weight = layer.weight.to(slots.dtype).reshape(1, d * o, *layer.kernel_size)  # [1, D*O, kh, kw]
-            m = layer.transpose_same(ones, weight, None)  # [1, D*O, H', W']
-            m = m.view(d, o, *m.shape[-2:]).permute(0, 2, 3, 1)  # [D, H', W', O]
+        o = layer.out_channels
+        # M = the layer's response to an all-ones image per input channel: the sum of the kernel taps that see
+        # the image at each output pixel (a 0/1 tap table per axis; the same sums a convolution of ones forms).
+        rows, cols = (t.to(device=slots.device, dtype=slots.dtype) for t in layer.ones_taps(h, w))
+        weight = layer.weight.to(slots.dtype)
+        if isinstance(layer, SameConv2d):  # weight [O, D, kh, kw]
+            m = torch.einsum("odkl,hk,wl->dhwo", weight, rows, cols)  # [D, H', W', O]
+        else:  # SameConvTranspose2d, weight [D, O, kh, kw]
+            m = torch.einsum("dokl,hk,wl->dhwo", weight, rows, cols)  # [D, H', W', O]
         hh, ww = m.shape[1], m.shape[2]
         pos_out = layer(self.pos.embedding().to(slots.dtype))  # [1, O, H', W'] (includes the bias)
         out = slots @ m.reshape(d, hh * ww * o)  # [BK, H'*W'*O]

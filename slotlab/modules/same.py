@@ -34,10 +34,17 @@ def same_transpose_crop(kernel: int, stride: int) -> tuple[int, int]:
 
 
 class SameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TF "SAME" padding (asymmetric where TF's is: stride 2, even sizes)."""
+    """``nn.Conv2d`` with TF "SAME" padding (asymmetric where TF's is: stride 2, even sizes).
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
+    ``shifted_kernel`` (default on): an asymmetric padding is computed as the kernel with a leading zero tap and
+    symmetric padding (same function, tested in float64; no padded copy of the input); off: ``F.pad`` + convolution.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, shifted_kernel: bool = True
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+        self.shifted_kernel = shifted_kernel
 
     def _pads(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
         return (
@@ -48,11 +55,29 @@ class SameConv2d(nn.Conv2d):
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         return -(-h // self.stride[0]), -(-w // self.stride[1])
 
+    def ones_taps(self, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """Which kernel taps see the image (not the padding) at each output row / column, for an [h, w] input.
+
+        Returns (rows [H', kh], cols [W', kw]) of 0/1: the layer's response to an all-ones image is
+        ``sum_{kh, kw} weight[..., kh, kw] * rows[i, kh] * cols[j, kw]`` (+ bias), exactly.
+        """
+        out = []
+        for n, k, s, (before, _) in zip((h, w), self.kernel_size, self.stride, self._pads(h, w), strict=True):
+            rows = torch.arange(-(-n // s))[:, None] * s - before + torch.arange(k)[None, :]  # input row of each tap
+            out.append(((rows >= 0) & (rows < n)).to(self.weight.dtype))
+        return out[0], out[1]
+
     def conv_same(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """The layer's computation with another weight/bias (used by the decoder's exact factorisation)."""
         (top, bottom), (left, right) = self._pads(*x.shape[-2:])
         if top == bottom and left == right:  # symmetric: let the kernel pad (the fast path)
             return F.conv2d(x, weight, bias, self.stride, (top, left))
+        if self.shifted_kernel:
+            # TF pads one more after than before (kernel 5, stride 2, even size: 1 and 2). A kernel with a leading
+            # zero tap on that axis and the symmetric padding ``after`` computes the same sums: window i starts one
+            # row earlier, on the zero tap. No padded copy of the input; stays on oneDNN's padded fast path.
+            weight = F.pad(weight, (right - left, 0, bottom - top, 0))  # [O, C, kh (+1), kw (+1)]
+            return F.conv2d(x, weight, bias, self.stride, (bottom, right))
         x = F.pad(x, (left, right, top, bottom))  # [B, C, H + pads, W + pads]
         return F.conv2d(x, weight, bias, self.stride, 0)
 
@@ -81,40 +106,104 @@ def _phase_taps(kernel: int, stride: int, before: int) -> tuple[Tensor, int, int
     return index, j_min, j_max
 
 
+def _phase_kernels(weight: Tensor, dim: int, stride: int, before: int, j_min: int, j: int) -> Tensor:
+    """The per-phase sub-kernels of one kernel axis by slicing: axis ``dim`` (size k) -> (phase a, offset j).
+
+    Phase ``a``, offset ``j_min + t`` uses tap ``stride * -(j_min + t) + a + before`` (zero outside the kernel), i.e.
+    every ``stride``-th tap of the flipped kernel: the same values as indexing with :func:`_phase_taps`'s table,
+    but made of flips, pads and strided views, whose backward is cheap (an index's backward is an accumulating
+    scatter). weight [..., k, ...] -> [..., s, J, ...] (the phase axis inserted at ``dim``).
+    """
+    dim = dim % weight.dim()
+    k = weight.shape[dim]
+    flipped = weight.flip(dim)  # flipped tap r = k - 1 - kk
+    starts = [k - 1 - a - before + stride * j_min for a in range(stride)]  # flipped tap of offset j_min
+    lo = max(0, -min(starts))
+    hi = max(0, max(starts) + stride * (j - 1) + 1 - k)
+    pad = [0, 0] * (weight.dim() - 1 - dim) + [lo, hi]
+    flipped = F.pad(flipped, pad)  # zero taps outside the kernel
+    index = [slice(None)] * weight.dim()
+    phases = []
+    for st in starts:
+        index[dim] = slice(st + lo, st + lo + stride * (j - 1) + 1, stride)
+        phases.append(flipped[tuple(index)])
+    return torch.stack(phases, dim)
+
+
+def _interleave_phases(y: Tensor, stride: int, out_channels: int) -> Tensor:
+    """Pixel shuffle of phase-major channels, written channels_last.
+
+    y: [B, s*s*O, n, m] in channels_last memory with channel ``(a * s + b) * O + o`` holding output pixel
+    ``(s * i + a, s * j + b)`` of channel ``o`` -> [B, O, n*s, m*s] (channels_last memory). A pure permutation:
+    in memory [B, n, m, a, b, O] -> [B, n, a, m, b, O], copying runs of ``s * O`` contiguous values, where
+    ``F.pixel_shuffle`` on a channels_last tensor gathers single elements (2-3x slower, forward and backward).
+    """
+    b, _, n, m = y.shape
+    t = y.permute(0, 2, 3, 1).reshape(b, n, m, stride, stride, out_channels)  # view (channels_last memory)
+    t = t.permute(0, 1, 3, 2, 4, 5).reshape(b, n * stride, m * stride, out_channels)  # the one copy
+    return t.permute(0, 3, 1, 2)  # [B, O, n*s, m*s], channels_last memory
+
+
+def _channels_last(x: Tensor) -> bool:
+    """True if x is in channels_last memory and not also plain-contiguous (C == 1 or 1x1 images are both)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def phase_conv_transpose(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:
-    """Exact TF-"SAME" transposed convolution as ONE stride-1 convolution and a pixel shuffle.
+    """Exact TF-"SAME" transposed convolution as ONE stride-1 convolution (and a pixel shuffle if stride > 1).
 
     Each of the ``stride**2`` output phases is a stride-1 correlation of the input with a sub-kernel of the
     transposed kernel (kernel 5, stride 2: 2 or 3 taps per axis); the sub-kernels, zero-padded to a common
-    J x J (3 x 3), become the ``O * stride**2`` output channels of one convolution, and ``pixel_shuffle``
-    interleaves the phases. Same function (tested in float64), but a stride-1 convolution stays on oneDNN's fast
-    path in bf16 where the stride-2 transposed convolution's backward does not.
+    J x J (3 x 3), become the ``O * stride**2`` output channels of one convolution, and a pixel shuffle
+    interleaves the phases. Stride 1 is the one-phase case: the convolution with the flipped kernel, in/out
+    channels swapped. Same function (tested in float64), but a stride-1 convolution stays on oneDNN's fast path
+    in bf16 where PyTorch's transposed convolution does not (stride 1, 64 channels, 128x128: ~3x faster forward +
+    backward in bf16 on AMX). For a channels_last input the phases are ordered phase-major so that the shuffle
+    copies whole pixels (:func:`_interleave_phases`); otherwise ``F.pixel_shuffle``.
     x: [B, C, n, m]; weight: [C, O, k, k] (ConvTranspose2d layout) -> [B, O, n * stride, m * stride].
     """
     k = weight.shape[-1]
     if weight.shape[-2] != k:
         raise ValueError(f"phase_conv_transpose needs a square kernel, got {tuple(weight.shape[-2:])}")
     before, _ = same_transpose_crop(k, stride)
-    index, j_min, j_max = _phase_taps(k, stride, before)
-    index = index.to(weight.device)
     c, o = weight.shape[:2]
-    taps = F.pad(weight, (0, 1, 0, 1))  # [C, O, k + 1, k + 1]: index k is a zero tap
-    w = taps[:, :, index[:, :, None, None], index[None, None, :, :]]  # [C, O, s, J, s, J]
-    j = j_max - j_min + 1
-    w = w.permute(1, 2, 4, 0, 3, 5).reshape(o * stride * stride, c, j, j)  # [O*s*s, C, J, J]
-    b = None if bias is None else bias.repeat_interleave(stride * stride)  # [O*s*s]
+    if stride == 1:
+        # full[p] = sum_i x[i] w[p - i], rows [before, before + n) kept: a correlation with the flipped kernel,
+        # padded k - 1 - before before and ``before`` after.
+        w = weight.flip(-2, -1).transpose(0, 1)  # [O, C, k, k]
+        j_min, j_max = -(k - 1 - before), before
+        b, phase_major = bias, False
+    else:
+        _, j_min, j_max = _phase_taps(k, stride, before)
+        j = j_max - j_min + 1
+        w = _phase_kernels(_phase_kernels(weight, -2, stride, before, j_min, j), -1, stride, before, j_min, j)
+        phase_major = _channels_last(x)
+        # output channels (a, b, o) for the channels_last shuffle, (o, a, b) for F.pixel_shuffle
+        w = w.permute(2, 4, 1, 0, 3, 5) if phase_major else w.permute(1, 2, 4, 0, 3, 5)
+        w = w.reshape(o * stride * stride, c, j, j)  # [O*s*s, C, J, J]
+        if bias is None:
+            b = None
+        else:
+            b = bias.repeat(stride * stride) if phase_major else bias.repeat_interleave(stride * stride)
     if -j_min == j_max:
         y = F.conv2d(x, w, b, padding=j_max)
     else:
         y = F.conv2d(F.pad(x, (-j_min, j_max, -j_min, j_max)), w, b)
+    if stride == 1:
+        return y
+    if phase_major and _channels_last(y):
+        return _interleave_phases(y, stride, o)  # [B, O, n*s, m*s]
+    if phase_major:  # oneDNN chose another layout: bring the (a, b, o) channels to pixel_shuffle's (o, a, b)
+        y = y.view(y.shape[0], stride * stride, o, *y.shape[-2:]).transpose(1, 2).reshape(y.shape)
     return F.pixel_shuffle(y, stride)  # [B, O, n*s, m*s]
 
 
 class SameConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` with TF "SAME" output alignment: [B, C, n, m] -> [B, O, n * s, m * s].
 
-    ``phase_decomposition`` (default on for stride > 1): compute it as :func:`phase_conv_transpose` (same
-    function, faster in bf16); off: PyTorch's transposed convolution with the TF crop.
+    ``phase_decomposition`` (default on): compute it as :func:`phase_conv_transpose` (same function, faster in
+    bf16; for stride 1 a plain convolution with the flipped kernel); off: PyTorch's transposed convolution with
+    the TF crop.
     """
 
     def __init__(
@@ -123,10 +212,24 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
         self.phase_decomposition = phase_decomposition
 
+    def ones_taps(self, h: int, w: int) -> tuple[Tensor, Tensor]:
+        """Which kernel taps reach each output row / column of an all-ones [h, w] input (0/1).
+
+        Returns (rows [h * s, kh], cols [w * s, kw]): the response to an all-ones image is
+        ``sum_{kh, kw} weight[:, :, kh, kw] * rows[p, kh] * cols[q, kw]`` (+ bias), exactly. Output row p is full
+        row ``q = p + before``, which input row i reaches through tap ``q - s * i``.
+        """
+        out = []
+        for n, k, s in zip((h, w), self.kernel_size, self.stride, strict=True):
+            before, _ = same_transpose_crop(k, s)
+            q = torch.arange(n * s)[:, None] + before - torch.arange(k)[None, :]  # s * i for tap kh
+            out.append(((q % s == 0) & (q >= 0) & (q < n * s)).to(self.weight.dtype))
+        return out[0], out[1]
+
     def transpose_same(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """The layer's computation with another weight/bias (used by the decoder's exact factorisation)."""
         s = self.stride[0]
-        if self.phase_decomposition and s > 1 and self.stride[1] == s and self.kernel_size[0] == self.kernel_size[1]:
+        if self.phase_decomposition and self.stride[1] == s and self.kernel_size[0] == self.kernel_size[1]:
             return phase_conv_transpose(x, weight, bias, s)
         (top, bottom), (left, right) = (
             same_transpose_crop(self.kernel_size[0], self.stride[0]),
