@@ -78,7 +78,7 @@ class SlotInputEncoder(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         x = self.cnn(image)  # [B, C, h, w]
+        tokens = x.flatten(2).transpose(1, 2)  # [B, N = h*w, C] (a view for a channels_last map)
         if self.pos is not None:
-            x = self.pos(x)
-        x = x.flatten(2).transpose(1, 2)  # [B, N = h*w, C]
-        return self.mlp(self.norm(x))  # [B, N, D]
+            tokens = self.pos.add_to_tokens(tokens, x.shape[-2:])  # = pos(x) flattened, in the token layout
+        return self.mlp(self.norm(tokens))  # [B, N, D]
