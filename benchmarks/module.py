@@ -1,20 +1,25 @@
 """Slot Attention module benchmark: slotlab vs the ``slot-attention`` package (lucidrains) from PyPI.
 
 Measures forward+backward and forward-only (``torch.no_grad``) time of one Slot Attention call at the
-object-discovery sizes of CLEVR (N = 64 * 64 = 4096 inputs, K = 7 slots, D = 64, T = 3 iterations, batch 64),
-in fp32 and under bf16 autocast. The variants are interleaved in one process (A, B, A, B, ...) and the
-median of each is reported with the ratio ``other / slotlab`` (> 1 means slotlab is faster).
+object-discovery sizes of CLEVR (N = 64 * 64 = 4096 inputs by default; ``--inputs 4096,16384`` adds the paper's
+128x128 encoder grid; K = 7 slots, D = 64, T = 3 iterations, batch 64), in fp32 and under bf16 autocast. The
+variants are interleaved in one process (A, B, A, B, ..., order reversed every other round) and the median of each
+is reported with the ratios ``other / slotlab`` (> 1 means slotlab is faster).
 
-Weights are copied across (lucidrains' q/k/v biases set to zero, since slotlab's projections are bias-free),
-the slot-init noise is seeded identically, and the outputs are checked to agree before timing.
+Weights are copied across (lucidrains' q/k/v biases set to zero, since slotlab's projections are bias-free, and
+its LayerNorm eps set to slotlab's 1e-3), the slot-init noise is seeded identically, and the outputs are checked to
+agree before timing. The allocator is tuned as ``slotlab train`` does (``--malloc default`` for glibc's default),
+which applies to every variant (process-wide).
 
-The ``slot-attention`` package is only needed for this benchmark (``pip install slot-attention``); it is not a
-slotlab dependency. A third variant, ``slotlab_literal``, is slotlab's module with ``reassociate=False`` (keys and
-values of all N inputs materialised, Algorithm 1 literally), to show what the re-association buys.
+The ``slot-attention`` package is only needed for this benchmark (``pip install -e ".[bench]"``); it is not a
+slotlab dependency. Further variants: ``slotlab_unfused`` is slotlab's module with ``fused=False`` (autograd
+through the individual ops instead of the hand-written backward) and ``slotlab_literal`` with
+``reassociate=False`` (keys and values of all N inputs materialised, Algorithm 1 literally).
 
 Usage::
 
     python benchmarks/module.py                 # full sizes, 7 interleaved rounds
+    python benchmarks/module.py --inputs 4096,16384 --variants slotlab,lucidrains --rounds 5
     python benchmarks/module.py --quick         # batch 16, 5 rounds (~1 min)
     python benchmarks/module.py --profile       # also print a torch.profiler table per variant (fp32)
 """
@@ -33,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from slotlab.modules.slot_attention import SlotAttention
-from slotlab.train.runtime import cpu_flags, cpu_has_native_bf16
+from slotlab.train.runtime import cpu_flags, cpu_has_native_bf16, tune_malloc
 
 
 def machine_line() -> str:
@@ -64,6 +69,9 @@ def build_variants(k: int, d: int, iters: int, seed: int) -> dict[str, nn.Module
         theirs = LucidSlotAttention(k, d, iters=iters, eps=ours.eps, hidden_dim=128)
         copy_to_lucidrains(ours, theirs)
         variants["lucidrains"] = theirs
+    unfused = copy.deepcopy(ours)
+    unfused.fused = False
+    variants["slotlab_unfused"] = unfused
     literal = copy.deepcopy(ours)
     literal.reassociate = False
     variants["slotlab_literal"] = literal
@@ -83,6 +91,13 @@ def copy_to_lucidrains(ours: SlotAttention, theirs: nn.Module) -> None:
     theirs.norm_input.load_state_dict(ours.norm_inputs.state_dict())
     theirs.norm_slots.load_state_dict(ours.norm_slots.state_dict())
     theirs.norm_pre_ff.load_state_dict(ours.norm_mlp.state_dict())
+    # slotlab's LayerNorms use the reference code's eps (Keras' 1e-3); lucidrains' use torch's default 1e-5.
+    for src, dst in (
+        (ours.norm_inputs, theirs.norm_input),
+        (ours.norm_slots, theirs.norm_slots),
+        (ours.norm_mlp, theirs.norm_pre_ff),
+    ):
+        dst.eps = src.eps
 
 
 def slots_of(out: Any) -> Tensor:
@@ -147,7 +162,14 @@ def profile(m: nn.Module, fn: Callable[[], None], name: str, rows: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--inputs", type=int, default=4096, help="N (64x64 feature map)")
+    ap.add_argument(
+        "--inputs", default="4096", help="comma list of N (4096: 64x64 grid; 16384: CLEVR's 128x128 encoder grid)"
+    )
+    ap.add_argument(
+        "--variants",
+        default="slotlab,lucidrains,slotlab_unfused,slotlab_literal",
+        help="comma list of slotlab, lucidrains, slotlab_unfused (fused=False), slotlab_literal (reassociate=False)",
+    )
     ap.add_argument("--slots", type=int, default=7)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--iters", type=int, default=3)
@@ -156,6 +178,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16 (autocast)")
     ap.add_argument("--modes", default="fwd+bwd,fwd", help="comma list of fwd+bwd, fwd (no_grad)")
+    ap.add_argument(
+        "--malloc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned: glibc keeps freed blocks (slotlab train's default, trainer.tune_malloc); default: untuned",
+    )
     ap.add_argument("--quick", action="store_true", help="batch 16, 5 rounds, 1 warm-up")
     ap.add_argument("--profile", action="store_true", help="torch.profiler table of one fp32 call per variant")
     ap.add_argument("--profile-rows", type=int, default=18)
@@ -166,36 +194,42 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     if args.threads:
         torch.set_num_threads(args.threads)
+    tuned = args.malloc == "tuned" and tune_malloc()
 
-    print(f"machine: {machine_line()}")
+    print(f"machine: {machine_line()}; malloc tuned: {tuned}")
+    inputs = [int(n) for n in args.inputs.split(",")]
     print(
-        f"shape: B={args.batch} N={args.inputs} K={args.slots} D={args.dim} T={args.iters}; "
+        f"shape: B={args.batch} N={','.join(map(str, inputs))} K={args.slots} D={args.dim} T={args.iters}; "
         f"{args.rounds} interleaved rounds after {args.warmup} warm-up calls; times are medians"
     )
     variants = build_variants(args.slots, args.dim, args.iters, seed=0)
-    x = torch.randn(args.batch, args.inputs, args.dim)
+    variants = {n: variants[n] for n in args.variants.split(",") if n in variants}
+    x = torch.randn(args.batch, inputs[0], args.dim)
     check_same_function(variants, x[:4].clone())
     # speed-up columns (time ratios, > 1 means the second is faster): lucidrains / each slotlab variant, and
-    # slotlab / each prototype variant.
+    # each other slotlab variant / slotlab.
     ours = [n for n in variants if n != "lucidrains"]
     ratios = [("lucidrains", n) for n in ours if "lucidrains" in variants]
-    ratios += [("slotlab", n) for n in ours if n != "slotlab"]
+    ratios += [(n, "slotlab") for n in ours if n != "slotlab" and "slotlab" in variants]
 
-    header = "| precision | mode | " + " | ".join(f"{n} ms" for n in variants)
+    header = "| N | precision | mode | " + " | ".join(f"{n} ms" for n in variants)
     header += "".join(f" | {a} / {b}" for a, b in ratios) + " |"
     print("\n" + header)
-    print("|" + "---|" * (2 + len(variants) + len(ratios)))
-    for prec in args.precisions.split(","):
-        dtype = {"fp32": None, "bf16": torch.bfloat16}[prec]
-        for mode in args.modes.split(","):
-            xi = x.clone().requires_grad_(mode == "fwd+bwd")
-            fns = {n: make_step(m, xi, mode, dtype) for n, m in variants.items()}
-            times = interleaved(fns, args.rounds, args.warmup)
-            med = {n: statistics.median(t) for n, t in times.items()}
-            row = f"| {prec} | {mode} | " + " | ".join(f"{med[n] * 1e3:.1f}" for n in variants)
-            row += "".join(f" | {med[a] / med[b]:.2f}x" for a, b in ratios) + " |"
-            print(row, flush=True)
+    print("|" + "---|" * (3 + len(variants) + len(ratios)))
+    for n_inputs in inputs:
+        x = torch.randn(args.batch, n_inputs, args.dim)
+        for prec in args.precisions.split(","):
+            dtype = {"fp32": None, "bf16": torch.bfloat16}[prec]
+            for mode in args.modes.split(","):
+                xi = x.clone().requires_grad_(mode == "fwd+bwd")
+                fns = {n: make_step(m, xi, mode, dtype) for n, m in variants.items()}
+                times = interleaved(fns, args.rounds, args.warmup)
+                med = {n: statistics.median(t) for n, t in times.items()}
+                row = f"| {n_inputs} | {prec} | {mode} | " + " | ".join(f"{med[n] * 1e3:.1f}" for n in variants)
+                row += "".join(f" | {med[a] / med[b]:.2f}x" for a, b in ratios) + " |"
+                print(row, flush=True)
     if args.profile:
+        x = torch.randn(args.batch, inputs[0], args.dim)
         for n, m in variants.items():
             for mode in args.modes.split(","):
                 xi = x.clone().requires_grad_(mode == "fwd+bwd")

@@ -72,6 +72,12 @@ class SlotAttention(nn.Module):
             fixed point's implicit gradient): more stable training and a cheaper backward. The initial slots
             still receive the gradient that reaches the last iteration's input, straight through (as BO-QSA,
             Jia et al. 2023), so mu and sigma keep learning. The forward values are unchanged.
+        fused: evaluation order only, the same function: with the paper's attention (softmax over slots, ``attn +
+            eps``, weighted mean) and ``reassociate``, one custom autograd function computes the logits, softmax,
+            normalisation and weighted sum of an iteration and its hand-written backward (the softmax and the
+            renormalisation differentiated in closed form, the two [B, N, D] input gradients of an iteration in
+            one product); it saves only the attention and the normalised weights. The forward is bit-identical
+            to ``False`` (autograd through the individual ops); gradients agree to rounding (tested in float64).
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class SlotAttention(nn.Module):
         reassociate: bool = True,
         layer_norm_eps: float = 1e-3,
         implicit_differentiation: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
@@ -126,6 +133,7 @@ class SlotAttention(nn.Module):
         self.identity_projections = identity_projections
         self.reassociate = reassociate
         self.implicit_differentiation = implicit_differentiation
+        self.fused = fused
 
         init_shape = (1, num_slots if slot_init == "per_slot" else 1, dim)
         self.slots_mu = nn.Parameter(torch.empty(init_shape))
@@ -211,21 +219,30 @@ class SlotAttention(nn.Module):
         else:  # Algorithm 1 literally: project every input to a key and a value
             keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
+        grads = None
+        if self._fused_path() and torch.is_grad_enabled() and x.requires_grad:
+            # The input gradients of all iterations are summed in one product by _GatherInputGrad's backward.
+            grads = _InputGradFactors()
+            keys = values = _GatherInputGrad.apply(x, grads)
+            grads.node = keys.grad_fn
+
         attns = []
         free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
         with torch.no_grad() if free_iters < t_iters else contextlib.nullcontext():
             for _ in range(free_iters):
-                slots, attn = self.step(slots, keys, values)
+                slots, attn = self.step(slots, keys, values, grads)
                 attns.append(attn)
         if free_iters < t_iters:
             # The value stays the iterate exactly (init - init.detach() is exactly 0); the gradient of the last
             # iteration's input slots reaches the initial slots straight through.
             slots = slots.detach() + (init_slots - init_slots.detach())
-            slots, attn = self.step(slots, keys, values)
+            slots, attn = self.step(slots, keys, values, grads)
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
 
-    def step(self, slots: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def step(
+        self, slots: Tensor, keys: Tensor, values: Tensor, _grads: _InputGradFactors | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One iteration of Algorithm 1. Returns the new slots [B, K, D] and attn [B, K, N].
 
         slots: [B, K, D]. With ``reassociate`` (default) ``keys`` and ``values`` are both the normalised inputs
@@ -237,6 +254,35 @@ class SlotAttention(nn.Module):
         q = self.project_q(self.norm_slots(slots)) * self.scale  # [B, K, D]
         if self.reassociate and not self.identity_projections:
             q = q @ self.project_k.weight.to(q.dtype)  # [B, K, D_inputs]
+        if self._fused_path():
+            updates, attn = _AttendMean.apply(q.to(keys.dtype), keys, self.eps, _grads)
+        else:
+            updates, attn = self._attend(q, keys, values)
+        if self.reassociate and not self.identity_projections:
+            updates = F.linear(updates, self.project_v.weight)  # [B, K, D]
+        if self.norm_updates is not None:
+            updates = self.norm_updates(updates)
+
+        if self.gru is not None:
+            bk = slots.shape[0] * slots.shape[1]
+            slots = self.gru(updates.reshape(bk, -1), slots_prev.reshape(bk, -1)).view_as(slots_prev)
+        else:
+            slots = updates
+        if self.mlp is not None:
+            slots = slots + self.mlp(self.norm_mlp(slots))
+        return slots, attn
+
+    def _fused_path(self) -> bool:
+        return (
+            self.fused
+            and self.reassociate
+            and self.softmax_axis == "slots"
+            and self.eps_placement == "attn"
+            and self.aggregation == "mean"
+        )
+
+    def _attend(self, q: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Attention [B, K, N] and the aggregated values [B, K, D_values], op by op (autograd differentiates)."""
         logits = torch.bmm(q.to(keys.dtype), keys.transpose(1, 2))  # [B, K, N]
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
         if logits.dtype in (torch.float16, torch.bfloat16):
@@ -252,19 +298,125 @@ class SlotAttention(nn.Module):
         if self.aggregation == "mean":
             weights = weights / denom
         updates = torch.bmm(weights.to(values.dtype), values)  # [B, K, D_inputs] or [B, K, D]
-        if self.reassociate and not self.identity_projections:
-            updates = F.linear(updates, self.project_v.weight)  # [B, K, D]
-        if self.norm_updates is not None:
-            updates = self.norm_updates(updates)
+        return updates, attn
 
-        if self.gru is not None:
-            bk = slots.shape[0] * slots.shape[1]
-            slots = self.gru(updates.reshape(bk, -1), slots_prev.reshape(bk, -1)).view_as(slots_prev)
-        else:
-            slots = updates
-        if self.mlp is not None:
-            slots = slots + self.mlp(self.norm_mlp(slots))
-        return slots, attn
+
+class _AttendMean(torch.autograd.Function):
+    """The N-sized part of one iteration with the paper's attention, forward and backward written out.
+
+    forward(q [B, K, D], x [B, N, D], eps) -> (updates [B, K, D], attn [B, K, N]) with
+    ``attn = softmax_K(q x^T)``, ``w = (attn + eps) / sum_N(attn + eps)``, ``updates = w x``: the same ops in the
+    same order as :meth:`SlotAttention._attend` (the logits' softmax and normalisation in fp32 when ``x`` is
+    half precision, the two products in ``x``'s dtype), so the forward values are bit-identical.
+
+    Backward, with ``s = sum_N(attn + eps)`` and gradients gU (of updates) and gA (of attn):
+    ``gW = gU x^T``; ``g(attn) = (gW - <gU, updates>_D) / s + gA`` (the renormalisation in closed form: the
+    correction term sum_N gW * w equals <gU, updates>, a [B, K] product instead of another [B, K, N] pass);
+    ``gl = attn * (g(attn) - sum_K attn * g(attn))`` (softmax over K); ``gq = gl x``; and the input gradient of
+    both products at once: ``gx = [w; gl]^T [gU; q]`` (one [B, N, D] product with inner size 2K instead of two
+    with inner size K). Saved: q, x (the caller's tensor, no copy), attn, w, s and updates; no [B, N, D] tensor
+    is created in the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, x: Tensor, eps: float, grads: _InputGradFactors | None) -> tuple[Tensor, Tensor]:
+        with _autocast_off(x.device.type):  # explicit dtypes below, as autocast would pick them
+            logits = torch.bmm(q, x.transpose(1, 2))  # [B, K, N]
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()
+            attn = logits.softmax(dim=1)
+            del logits
+            w = attn + eps
+            s = w.sum(dim=-1, keepdim=True)  # [B, K, 1]
+            w = w.div_(s)
+            updates = torch.bmm(w.to(x.dtype), x)  # [B, K, D]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(q, x, attn, w, s, updates)
+        ctx.grads = grads
+        return updates, attn
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_updates: Tensor | None, g_attn: Tensor | None):
+        q, x, attn, w, s, updates = ctx.saved_tensors
+        if g_updates is None and g_attn is None:
+            return None, None, None, None
+        with _autocast_off(x.device.type):
+            ga: Tensor | None = None
+            if g_updates is not None:
+                g_updates = g_updates.to(x.dtype)
+                gw = torch.bmm(g_updates, x.transpose(1, 2)).to(attn.dtype)  # [B, K, N]
+                c = (g_updates.to(attn.dtype) * updates.to(attn.dtype)).sum(dim=-1, keepdim=True)  # [B, K, 1]
+                ga = gw.sub_(c).div_(s)
+            if g_attn is not None:
+                ga = g_attn.to(attn.dtype) if ga is None else ga.add_(g_attn)
+            assert ga is not None
+            gl = ga.sub_((attn * ga).sum(dim=1, keepdim=True)).mul_(attn)  # [B, K, N] gradient of the logits
+            gl_x = gl.to(x.dtype)
+            gq = torch.bmm(gl_x, x) if ctx.needs_input_grad[0] else None
+            gx = None
+            if ctx.needs_input_grad[1]:
+                factors = [(gl_x, q)] if g_updates is None else [(w.to(x.dtype), g_updates), (gl_x, q)]
+                grads = ctx.grads
+                if grads is not None and torch._C._will_engine_execute_node(grads.node):
+                    grads.add(factors)  # summed with the other iterations' by _GatherInputGrad.backward
+                else:
+                    gx = _input_grad(factors)
+        return gq, gx, None, None
+
+
+def _autocast_off(device_type: str):
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()  # e.g. the meta device (config validation runs the model there)
+
+
+def _input_grad(factors: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """sum_i p_i^T g_i for p_i [B, K_i, N] and g_i [B, K_i, D] as one product: [B, N, sum K_i] @ [B, sum K_i, D]."""
+    p = torch.cat([f[0] for f in factors], dim=1).transpose(1, 2)
+    if p.dtype in (torch.float16, torch.bfloat16):
+        p = p.contiguous()  # oneDNN's half-precision kernels are faster with the reduced dimension innermost
+    return torch.bmm(p, torch.cat([f[1] for f in factors], dim=1))
+
+
+class _InputGradFactors:
+    """The factors (p [B, K, N], g [B, K, D]) of the iterations' input gradients, collected during backward."""
+
+    def __init__(self) -> None:
+        self.factors: list[tuple[Tensor, Tensor]] = []
+        self.node = None  # the grad_fn of _GatherInputGrad's output
+
+    def add(self, factors: list[tuple[Tensor, Tensor]]) -> None:
+        self.factors.extend(factors)
+
+    def take(self) -> list[tuple[Tensor, Tensor]]:
+        factors, self.factors = self.factors, []
+        return factors
+
+
+class _GatherInputGrad(torch.autograd.Function):
+    """Identity on the normalised inputs whose backward sums the gradients of all iterations in one product.
+
+    Each _AttendMean backward hands its factors to the shared :class:`_InputGradFactors` (when this node runs in
+    the current backward pass) instead of returning a [B, N, D] gradient; this node runs after all of them (it
+    feeds every iteration) and forms ``sum_t [w_t; gl_t]^T [gU_t; q_t]`` with inner size 2KT: one [B, N, D]
+    output instead of 2T products and their accumulation.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, grads: _InputGradFactors) -> Tensor:
+        ctx.grads = grads
+        ctx.set_materialize_grads(False)
+        return x.view_as(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor | None):
+        factors = ctx.grads.take()
+        gx = _input_grad(factors) if factors else None
+        if g is not None:
+            gx = g if gx is None else gx.add_(g)
+        return gx, None
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
