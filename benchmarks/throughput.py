@@ -22,11 +22,13 @@ tuning is process-wide, the in-process baseline runs with the tuned allocator to
 from a separate, later run: compare them with care).
 
 Achieved GFLOP/s = executed FLOPs of one step (``benchmarks/flops.py``) / median step time, shown as a fraction
-of this machine's fp32 and bf16 matmul peaks (2048^3 ``torch.mm``, best of 3, measured at start-up; a smaller n
-where bf16 is emulated and one 2048^3 call would take ~30 s; or given with ``--peaks FP32,BF16`` in GFLOP/s).
-The same matmuls also run once per interleaved round, between the training steps, and the best of all
-measurements is the peak: so a peak measured while the machine was busier than during the steps cannot make
-the fractions exceed 100%. The table prints, per size, the peaks used.
+of this machine's peak *for the step's precision* (fp32 or bf16): the best GFLOP/s of a sweep of GEMMs and
+channels_last forward convolutions at the models' shapes and larger ones (``benchmarks/peaks.py``; warm-up, best
+of 3, at start-up; or given with ``--peaks FP32,BF16`` in GFLOP/s). The best kernel of each precision also runs
+once per interleaved round, between the training steps, and the best of all measurements is the peak: a peak
+measured while the machine was busier than during the steps cannot make the fractions exceed 100%. (A 2048^3
+``torch.mm`` alone is not the machine's best: channels_last convolutions beat it, and steps made of them showed
+175-209 % "of peak".) The table prints, per size, the peaks used.
 
 Peak memory: each variant runs 2 training steps in a fresh subprocess; reported is the growth of the process's
 peak resident set size (``VmHWM`` of /proc/self/status, reset with /proc/self/clear_refs just before the first
@@ -61,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline import SIZES, PlainObjectDiscovery  # noqa: E402
 from flops import train_flops  # noqa: E402
 from module import machine_line  # noqa: E402
+from peaks import KERNELS, Kernel, measure_peaks  # noqa: E402
 
 from slotlab.config import load_config  # noqa: E402
 from slotlab.train.object_discovery import build_model, image_to_model  # noqa: E402
@@ -131,26 +134,6 @@ class Variant:
         return s + f", {self.decoder} dec" + (", reassoc. SA" if self.slot_attention == "reassociated" else "")
 
 
-def matmul_peak(dtype: torch.dtype, n_max: int = 2048, reps: int = 3, budget_s: float = 0.5) -> tuple[float, int]:
-    """Best-of-``reps`` GFLOP/s of an n^3 matmul, n = ``n_max`` unless one call takes longer than ``budget_s``
-    (emulated bf16 on AVX2 runs at ~1 GFLOP/s; then the largest n under the budget is used). Returns (GFLOP/s, n).
-    """
-    n = 256
-    while True:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        t0 = time.perf_counter()
-        a @ b  # warm-up and size probe
-        if n >= n_max or (time.perf_counter() - t0) * 8 > budget_s:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9, n
-
-
 def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {n: [] for n in steps}
     for r in range(rounds):
@@ -162,19 +145,19 @@ def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: in
     return times
 
 
-def matmul_step(dtype: torch.dtype, n: int) -> Callable[[], None]:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return lambda: a @ b
-
-
 def measure_size(
-    size_key: str, batch: int, names: list[str], rounds: int, per_round: int, peak_sizes: dict[str, int] | None = None
+    size_key: str,
+    batch: int,
+    names: list[str],
+    rounds: int,
+    per_round: int,
+    peak_kernels: dict[str, Kernel] | None = None,
 ) -> dict[str, dict]:
     """Interleaved step times of the variants of one size; returns per-variant results.
 
-    ``peak_sizes`` ({"fp32": n, "bf16": n}): matmuls of these sizes are interleaved with the training steps (one
-    per round), so that the peaks are measured under the same load; their best GFLOP/s are returned as
-    ``results["_peaks"]``.
+    ``peak_kernels`` ({"fp32": kernel, "bf16": kernel}, the best kernels of the start-up peak sweep): each runs once
+    per round, interleaved with the training steps, so that the peaks are also measured under the steps' load;
+    their best GFLOP/s are returned as ``results["_peaks"]``.
     """
     variants = {n: Variant(n, size_key, batch) for n in names}
     results: dict[str, dict] = {}
@@ -186,11 +169,11 @@ def measure_size(
         results[v.name] = {"first_step_s": first}
     steps: dict[str, Callable[[], None]] = {n: v.step for n, v in variants.items()}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    for p, n in (peak_sizes or {}).items():
-        steps[f"_mm_{p}"] = matmul_step(dtypes[p], n)
-        steps[f"_mm_{p}"]()
+    for p, k in (peak_kernels or {}).items():
+        steps[f"_peak_{p}"] = k.make(dtypes[p])
+        steps[f"_peak_{p}"]()
     times = interleaved(steps, rounds, per_round)
-    results["_peaks"] = {p: 2 * n**3 / min(times[f"_mm_{p}"]) / 1e9 for p, n in (peak_sizes or {}).items()}
+    results["_peaks"] = {p: k.flops / min(times[f"_peak_{p}"]) / 1e9 for p, k in (peak_kernels or {}).items()}
     for n, v in variants.items():
         med = statistics.median(times[n])
         results[n].update(
@@ -257,7 +240,7 @@ def main() -> None:
     ap.add_argument("--extras", default="", help=f"comma list of extra variants: {', '.join(EXTRAS)}")
     ap.add_argument("--malloc-off", action="store_true", help="also run slotlab and baseline untuned (child)")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-RSS subprocesses")
-    ap.add_argument("--peaks", default=None, help="FP32,BF16 matmul peaks in GFLOP/s instead of measuring")
+    ap.add_argument("--peaks", default=None, help="FP32,BF16 peaks in GFLOP/s instead of measuring")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as slotlab)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-tune-malloc", action="store_true", help=argparse.SUPPRESS)
@@ -299,16 +282,19 @@ def main() -> None:
 
     print(f"machine: {machine_line()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}; load average {os.getloadavg()[0]:.1f}; malloc tuned: {tuned}")
+    best_kernels: dict[str, Kernel] = {}
     if args.peaks:
         fp32_peak, bf16_peak = (float(x) for x in args.peaks.split(","))
-        n32 = n16 = 0
-        print(f"matmul peaks (given): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
+        print(f"peaks (given): fp32 {fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
     else:
-        (fp32_peak, n32), (bf16_peak, n16) = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+        measured = measure_peaks(("fp32", "bf16"), KERNELS)
+        (fp32_peak, k32), (bf16_peak, k16) = measured["fp32"], measured["bf16"]
+        best_kernels = {"fp32": k32, "bf16": k16}
         print(
-            f"matmul peaks (n^3 torch.mm, best of 3): fp32 {fp32_peak:.1f} GFLOP/s (n={n32}), "
-            f"bf16 {bf16_peak:.1f} GFLOP/s (n={n16}); the same matmuls are also run once per interleaved round and "
-            "the best of all is used"
+            f"peaks (best of a sweep of {len(KERNELS)} GEMM and channels_last conv kernels, benchmarks/peaks.py): "
+            f"fp32 {fp32_peak:.0f} GFLOP/s ({k32.name}), bf16 {bf16_peak:.0f} GFLOP/s ({k16.name}); these two "
+            "kernels also run once per interleaved round and the best of all is used. % of peak = GFLOP/s / the "
+            "peak of the step's precision"
         )
     print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps")
     if not args.no_memory:
@@ -318,8 +304,7 @@ def main() -> None:
     all_results = {}
     peaks = {}
     for s in sizes:
-        in_round = {} if args.peaks else {"fp32": n32, "bf16": n16}
-        all_results[s] = measure_size(s, batches[s], names, rounds, args.steps_per_round, in_round)
+        all_results[s] = measure_size(s, batches[s], names, rounds, args.steps_per_round, best_kernels)
         p = all_results[s].pop("_peaks")
         peaks[s] = (max(fp32_peak, p.get("fp32", 0.0)), max(bf16_peak, p.get("bf16", 0.0)))
         if not args.no_memory:
@@ -359,19 +344,20 @@ def main() -> None:
 
     print(
         "| size | batch | variant | settings | step s | img/s | speed-up vs baseline | GFLOP/step | GFLOP/s "
-        "| % fp32 peak | % bf16 peak | peak RSS +MB | compile s |"
+        "| peak GFLOP/s | % of peak | peak RSS +MB | compile s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in sizes:
         res = all_results[s]
         base = res["baseline"]["step_s"]
-        fp32_peak, bf16_peak = peaks[s]
         for n, r in res.items():
             mem = r.get("peak_rss_delta_mb")
+            prec = "bf16" if r["settings"].startswith("bf16") else "fp32"
+            pk = peaks[s][0] if prec == "fp32" else peaks[s][1]
             print(
                 f"| {SIZES[s].name} | {batches[s]} | {n} | {r['settings']} | {r['step_s']:.3f} | {r['img_s']:.1f} "
                 f"| {base / r['step_s']:.2f}x | {r['gflop']:.1f} | {r['gflop_s']:.1f} "
-                f"| {100 * r['gflop_s'] / fp32_peak:.0f}% | {100 * r['gflop_s'] / bf16_peak:.0f}% "
+                f"| {pk:.0f} ({prec}) | {100 * r['gflop_s'] / pk:.0f}% "
                 f"| {'' if mem is None else f'{mem:.0f}'} | {fmt_opt(r.get('compile_s'))} |"
             )
     for s in sizes:
