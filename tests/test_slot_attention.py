@@ -259,3 +259,20 @@ def test_fused_runs_on_the_meta_device():
         out = sa(x)
         out.slots.float().mean().backward()
     assert out.attn.shape == (2, 3, 4, 30) and x.grad.shape == x.shape
+
+
+def test_fused_module_under_torch_compile_traces_the_op_by_op_path():
+    # trainer.compile=true compiles the model: dynamo cannot trace the fused autograd function's context, so the
+    # module must take the op-by-op path while compiling, and compute the same slots and gradients as eager.
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=3, dim=16, iters=2, hidden_dim=32)
+    assert sa.fused and sa._fused_path()
+    x = torch.randn(2, 10, 16, requires_grad=True)
+    noise = torch.randn(2, 3, 16)
+    slots = sa(x, noise=noise).slots
+    (gx,) = torch.autograd.grad(slots.square().sum(), x)
+    compiled = torch.compile(sa, backend="aot_eager")
+    slots_c = compiled(x, noise=noise).slots
+    (gx_c,) = torch.autograd.grad(slots_c.square().sum(), x)
+    torch.testing.assert_close(slots_c, slots, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gx_c, gx, rtol=1e-5, atol=1e-6)

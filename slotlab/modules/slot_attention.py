@@ -273,8 +273,11 @@ class SlotAttention(nn.Module):
         return slots, attn
 
     def _fused_path(self) -> bool:
+        # Under torch.compile the op-by-op path is traced instead (dynamo cannot trace the custom autograd
+        # function's context; inductor fuses the plain ops itself).
         return (
             self.fused
+            and not torch.compiler.is_compiling()
             and self.reassociate
             and self.softmax_axis == "slots"
             and self.eps_placement == "attn"
