@@ -12,13 +12,11 @@ slotlab segment img.png --model NAME         # segment your own images (zoo name
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
 from pathlib import Path
 
-from slotlab.metrics.ari import undefined_note
 from slotlab.validate import (
     MAX_COUNT,
     MAX_ITERS,
@@ -136,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from slotlab.config import load_config
-    from slotlab.train.fit import RUN_DIR_ENV, launched_rank, new_run_dir, train
+    from slotlab.runs import RUN_DIR_ENV, launched_rank, new_run_dir
+    from slotlab.tasks import get_task
+    from slotlab.train.fit import train
     from slotlab.validate import preflight_train
 
     first = launched_rank() == 0  # the other processes of a DDP job re-run this command
@@ -194,70 +194,48 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.get("failed_seed"):
         print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
         return 2
-    if cfg["task"] == "set_prediction":
-        from slotlab.train.set_prediction import format_ap_table
-
-        print(format_ap_table(result))
+    summary = get_task(cfg["task"]).format_result(result, cfg)
+    if summary:
+        print(summary)
         print(f"(step {result.get('global_step')}; results: {run_dir / 'results.json'})")
-        return 0
-    if "fg_ari_mean" in result:
-        print(
-            f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
-            f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
-            f"{undefined_note(result.get('fg_ari_undefined', 0))} "
-            f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "
-            f"{result['wall_seconds'] / 60:.1f} min wall, precision {result['precision']})"
-        )
-        print(f"results: {run_dir / 'results.json'}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from slotlab.data.datamodule import data_from_config, to_tensors
-    from slotlab.train.checkpoints import checkpoint_task, load_object_discovery
-    from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
+    """Every task: the held-out metrics of a checkpoint; lists of K, T (or --objects) sweep (Figures 2, 5)."""
+    from slotlab.evaluate import evaluate_settings
+    from slotlab.tasks import get_task
+    from slotlab.tasks.base import EVAL_SEED
+    from slotlab.train.checkpoints import load_model
     from slotlab.train.runtime import tune_malloc
     from slotlab.validate import check_eval_flags, preflight_eval
 
     tune_malloc()
     if (code := use_pretrained(args, "eval")) is not None:
         return code
-    if checkpoint_task(args.checkpoint) == "set_prediction":
-        return eval_set_prediction(args)
-    model, cfg, ckpt = load_object_discovery(args.checkpoint)
+    model, cfg, ckpt = load_model(args.checkpoint)
+    task = get_task(cfg["task"])
     check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
-    d = cfg["data"] if args.data_path is None else {**cfg["data"], "path": args.data_path}
-    n = args.num_images or d["eval_size"]
-    mlp = cfg["model"]["kind"] == "slot_mlp"
-    ks = args.num_slots or [cfg["model"]["num_slots"]]
-    ts: list[int | None] = [None] if mlp else (args.iters or [cfg["model"]["iters"]])
-    check_out_suffix(args.out, len(ks) * len(ts) > 1)
-    preflight_eval(cfg, n, [None if mlp else k for k in ks], ts)
+    grid, k_names, t_names = task.eval_grid(cfg, args.num_slots, args.iters, args.objects)
+    check_out_suffix(args.out, len(grid) > 1)
+    n = args.num_images or cfg["data"]["eval_size"]
+    preflight_eval(cfg, n, list(dict.fromkeys(s.num_slots for s in grid)), list(dict.fromkeys(s.iters for s in grid)))
     seed = EVAL_SEED if args.seed is None else args.seed
     undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
-    data = to_tensors(data_from_config(d).load_split(args.split, n))
-    rows = []
-    for k, t in itertools.product(ks, ts):
-        scores = evaluate_fg_ari(
-            model, data["image"], data["mask"], d["eval_batch_size"], None if mlp else k, t, seed=seed,
-            undefined=undefined,
-        )  # fmt: skip
-        s = summarize(scores)
-        rows.append({"num_slots": k, "iters": t, **s})
-        print(
-            f"FG-ARI K={k} T={t if t is not None else '-'} on {s['num_images']} {args.split} images of {d['name']}: "
-            f"{s['fg_ari_mean']:.4f} +- {s['fg_ari_std']:.4f} (median {s['fg_ari_median']:.4f})"
-            f"{undefined_note(s['fg_ari_undefined'])}"
-        )
     settings = eval_settings(args, ckpt, seed, undefined)
-    extra = eval_extras(n, d["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"], args.data_path)
-
-    def plot(rows: list[dict], png: Path) -> Path:
-        from slotlab.plots import plot_sweep
-
-        return plot_sweep(rows, png, metric="fg_ari_mean", title=f"{d['name']}: FG-ARI")
-
-    save_eval(args, ckpt, ks, ts, None, extra, [{**settings, **r} for r in rows], None, plot)
+    results = evaluate_settings(
+        model, cfg, grid, split=args.split, num_images=args.num_images, seed=seed, ari_undefined=undefined,
+        data_path=args.data_path,
+    )  # fmt: skip
+    records = []
+    for setting, res in zip(grid, results, strict=True):
+        print(task.format_eval(res, setting, args.split, cfg))
+        records.append({**settings, **task.eval_record(res, setting, cfg)})
+    extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
+                        args.data_path)  # fmt: skip
+    single = {**settings, **task.eval_file_row(results[0], records[0])} if len(records) == 1 else None
+    save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
+              lambda rows, png: task.plot_sweep(rows, png, cfg))  # fmt: skip
     return 0
 
 
@@ -313,9 +291,9 @@ def save_eval(
     """Write the result file (one setting: JSON; a sweep: CSV + PNG) named after the settings, and append every
     row to evals.jsonl next to it: no earlier result is replaced by another setting's."""
     from slotlab.eval_output import append_records, eval_tag, write_csv_file, write_json_file
+    from slotlab.runs import run_dir_of
 
-    ckpt_path = Path(ckpt["_path"])
-    base = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    base = run_dir_of(ckpt["_path"])
     tag = eval_tag(args.split, ckpt.get("global_step"), ks, ts, objects, extra)
     sweep = len(records) > 1
     out = Path(args.out) if args.out else base / (f"eval_sweep-{tag}.csv" if sweep else f"eval-{tag}.json")
@@ -329,93 +307,14 @@ def save_eval(
     print(f"appended {len(records)} row{'s' if sweep else ''} to {append_records(out.parent, records)}")
 
 
-def eval_set_prediction(args: argparse.Namespace) -> int:
-    """AP table of a set-prediction checkpoint; lists of K, T or --objects sweep (paper Figure 5)."""
-    from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction, format_ap_table, load_set_prediction
-    from slotlab.validate import check_eval_flags, preflight_eval
-
-    _, cfg, ckpt = load_set_prediction(args.checkpoint)
-    check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
-    data = None if args.data_path is None else {"source": "clevr_folder", "path": args.data_path}
-    mlp = cfg["model"]["kind"] == "slot_mlp"
-    ks, ts, objs = args.num_slots or [None], args.iters or [None], args.objects or [None]
-    check_out_suffix(args.out, len(ks) * len(ts) * len(objs) > 1)
-    n = args.num_images or cfg["data"]["eval_size"]
-    preflight_eval(cfg, n, ks, ts)
-    seed = EVAL_SEED if args.seed is None else args.seed
-    undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
-    settings = eval_settings(args, ckpt, seed, undefined)
-    records = []
-    for k, t, n_obj in itertools.product(ks, ts, objs):
-        res = evaluate_set_prediction(
-            args.checkpoint,
-            k,
-            t,
-            args.num_images,
-            exact_objects=n_obj,
-            seed=seed,
-            ari_undefined=args.ari_undefined,
-            data=data,
-            split=args.split,
-        )
-        print(f"K={k or res['num_slots']} T={res.get('iters') or '-'} objects={n_obj or 'all'} split={args.split}")
-        print(format_ap_table(res))
-        records.append(
-            {
-                **settings,
-                "variant": res["variant"],
-                "num_images": res["num_images"],
-                "num_slots": res["num_slots"],
-                "iters": res.get("iters"),
-                "objects": n_obj,
-                **{key: v for key, v in res.items() if key.startswith("ap_") or key.startswith("attn_ari")},
-            }
-        )
-    extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
-                        args.data_path)  # fmt: skip
-    k_names = [k or cfg["model"]["num_slots"] for k in ks]
-    t_names = [None] if mlp else [t or cfg["model"]["iters"] for t in ts]
-
-    def plot(rows: list[dict], png: Path) -> Path:
-        from slotlab.plots import plot_ap_sweep
-
-        return plot_ap_sweep(rows, png)
-
-    single = {**settings, **res} if len(records) == 1 else None
-    save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single, plot)
-    return 0
-
-
 def cmd_figures(args: argparse.Namespace) -> int:
     from slotlab.figures import make_figures
-    from slotlab.train.checkpoints import checkpoint_task
 
     if (code := use_pretrained(args, "figures")) is not None:
         return code
     check_figure_flags(args)
-    if checkpoint_task(args.checkpoint) == "set_prediction":
-        from slotlab.train.set_prediction import set_prediction_figures
-
-        paths = set_prediction_figures(
-            args.checkpoint,
-            Path(args.out) if args.out else None,
-            args.num_images,
-            args.num_slots,
-            args.iters,
-            split=args.split,
-        )
-        for p in paths:
-            print(f"wrote {p}")
-        return 0
-    paths = make_figures(
-        args.checkpoint,
-        Path(args.out) if args.out else None,
-        args.num_images,
-        args.num_slots,
-        args.iters,
-        args.split,
-    )
-    for p in paths:
+    out = Path(args.out) if args.out else None
+    for p in make_figures(args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split):
         print(f"wrote {p}")
     return 0
 
@@ -563,7 +462,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         segment_file,
         unique_stems,
     )
-    from slotlab.train.object_discovery import EVAL_SEED
+    from slotlab.tasks.base import EVAL_SEED
     from slotlab.zoo import resolve_model
 
     try:
@@ -618,9 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     tensorboard_without_tensorflow()  # TensorBoard logs need no TensorFlow import (see its docstring)
     from slotlab.config import ConfigError
     from slotlab.data.errors import DatasetFileError
+    from slotlab.runs import RunDirError
     from slotlab.train.checkpoints import CheckpointError
-    from slotlab.train.fit import RunDirError
-    from slotlab.train.object_discovery import NonFiniteLossError
+    from slotlab.train.module import NonFiniteLossError
 
     commands = {
         "train": cmd_train,

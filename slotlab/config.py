@@ -1,9 +1,8 @@
 """Experiment configs: YAML files with defaults, inheritance (``base:``), dotted command-line overrides and
 validation (unknown keys get the nearest known key suggested; wrong value types are named).
 
-The defaults below are the paper's / reference code's settings (Section 4.1 and reference_facts.md);
-the YAML files under ``slotlab/configs/`` (also reachable as ``configs/`` at the repository root) only state
-what differs.
+The defaults (the paper's / reference code's settings) are in :mod:`slotlab.defaults`; the YAML files under
+``slotlab/configs/`` (also reachable as ``configs/`` at the repository root) only state what differs.
 """
 
 from __future__ import annotations
@@ -17,103 +16,13 @@ from typing import Any
 
 import yaml
 
+from slotlab.defaults import FLEXIBLE, OBJECT_DISCOVERY, TASK_DEFAULTS
+from slotlab.errors import ConfigError
+from slotlab.validate import check_config_values
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key and what to do."""
-
-
-# Object discovery defaults = paper / reference code (Tetrominoes sizes; CLEVR configs override the model).
-DEFAULTS: dict[str, Any] = {
-    "task": "object_discovery",
-    "seed": 0,
-    "data": {
-        "name": "tetrominoes",
-        "train_size": 60000,
-        "eval_size": 320,
-        "batch_size": 64,
-        "eval_batch_size": 64,
-        "seed": 0,
-        "path": None,
-        "cache_dir": None,
-        "workers": 0,
-    },
-    "model": {
-        "kind": "slot_attention",
-        "num_slots": 4,
-        "iters": 3,
-        "slot_dim": 64,
-        "mlp_hidden": 128,
-        "encoder_channels": [32, 32, 32, 32],
-        "decoder": "full_resolution",
-        "decoder_channels": 32,
-        "position_embedding": True,
-        "factorize_decoder": True,
-        "layer_norm_eps": 1e-3,  # Keras' default, used by every LayerNorm of the reference code
-        "slot_attention": {
-            "aggregation": "mean",
-            "softmax_axis": "slots",
-            "slot_init": "shared",
-            "update": "gru",
-            "layer_norm": True,
-            "mlp": True,
-            "temperature": None,
-            "eps": 1e-8,
-            "eps_placement": "attn",
-            "identity_projections": False,
-            # Not in the paper (Chang et al. 2022): backpropagate through the last iteration only.
-            "implicit_differentiation": False,
-        },
-        "slot_mlp": {"grid": 8, "hidden": 512},  # the Slot MLP baseline (model.kind: slot_mlp)
-    },
-    "optim": {
-        "lr": 4e-4,
-        "warmup_steps": 10000,
-        "decay_rate": 0.5,
-        "decay_steps": 100000,
-        "grad_clip": None,
-    },
-    "trainer": {
-        "max_steps": 500000,
-        "max_minutes": None,
-        "val_every": 5000,
-        "log_every": 50,
-        "precision": "auto",
-        "channels_last": "auto",
-        "compile": False,
-        "accelerator": "auto",
-        "devices": 1,
-        "num_nodes": 1,
-        "strategy": "auto",
-        "progress_bar": True,
-        "figure_every_val": True,
-        "num_figure_images": 8,
-        "tune_malloc": True,
-        "threads": None,
-        "failed_seed": "warn",
-        "failed_seed_threshold": 0.85,
-        "failed_seed_after": None,
-        "failed_seed_restarts": 2,
-    },
-    "run": {"root": "runs", "name": None},
-    # FG-ARI where it is 0 / 0: "nan" (DeepMind's segmentation_metrics; means skip those images and say how many)
-    # or "one" (scikit-learn's adjusted_rand_score convention).
-    "eval": {"ari_undefined": "nan"},
-}
-
-# Keys whose value may be None or a value of another type than the default's.
-_FLEXIBLE = {
-    "model.slot_attention.temperature": (float, int, type(None)),
-    "optim.grad_clip": (float, int, type(None)),
-    "trainer.max_minutes": (float, int, type(None)),
-    "trainer.precision": (str, int),
-    "trainer.channels_last": (str, bool),
-    "trainer.devices": (int, str, list),
-    "trainer.threads": (int, type(None)),
-    "trainer.failed_seed_after": (int, type(None)),
-    "run.name": (str, type(None)),
-    "data.path": (str, type(None)),
-    "data.cache_dir": (str, type(None)),
-}
+# The schemas live in slotlab/defaults.py (one commented block per task); these names are kept for callers.
+DEFAULTS = OBJECT_DISCOVERY
+_FLEXIBLE = FLEXIBLE
 
 
 def config_dir() -> Path:
@@ -196,7 +105,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return cfg
 
 
-def validate(cfg: dict[str, Any], defaults: dict[str, Any] = DEFAULTS, prefix: str = "") -> dict[str, Any]:
+def validate(cfg: dict[str, Any], defaults: dict[str, Any] = OBJECT_DISCOVERY, prefix: str = "") -> dict[str, Any]:
     """Fill in defaults and check every key and value type against them."""
     out = copy.deepcopy(defaults)
     for key, value in cfg.items():
@@ -216,7 +125,7 @@ def validate(cfg: dict[str, Any], defaults: dict[str, Any] = DEFAULTS, prefix: s
 
 
 def _check_type(path: str, value: Any, default: Any) -> Any:
-    allowed = _FLEXIBLE.get(path)
+    allowed = FLEXIBLE.get(path)
     if allowed is None:
         if isinstance(default, bool):
             allowed = (bool,)
@@ -254,21 +163,11 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | None = N
 
 def defaults_for(task: str) -> dict[str, Any]:
     """The schema (with the paper's defaults) of a task: object_discovery or set_prediction."""
-    if task == "object_discovery":
-        return DEFAULTS
-    if task == "set_prediction":
-        from slotlab.train.set_prediction import SET_PREDICTION_DEFAULTS
-
-        return SET_PREDICTION_DEFAULTS
+    if isinstance(task, str) and task in TASK_DEFAULTS:
+        return TASK_DEFAULTS[task]
     raise ConfigError(f"unknown task {task!r}; expected object_discovery or set_prediction")
 
 
 def check_values(cfg: dict[str, Any]) -> None:
     """Range / choice of every value and the constraints between keys (rules: :mod:`slotlab.validate`)."""
-    from slotlab.validate import check_config_values
-
     check_config_values(cfg)
-
-
-def dump_config(cfg: dict[str, Any], path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))

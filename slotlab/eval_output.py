@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from slotlab.atomic import atomic_open, write_json
+
 RECORDS = "evals.jsonl"
 
 
@@ -62,9 +64,7 @@ def append_records(folder: Path, records: list[dict[str, Any]]) -> Path:
 def write_json_file(path: Path, data: dict[str, Any]) -> bool:
     """Write ``data`` as JSON to ``path`` (atomically); True when it replaced an existing file."""
     existed = path.exists()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_json(path, data)
     return existed
 
 
@@ -74,12 +74,10 @@ def write_csv_file(path: Path, rows: list[dict[str, Any]]) -> bool:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
     return existed
 
 

@@ -453,18 +453,11 @@ def lightning_checkpoint(
     the converted weights at ``global_step``: weights, Adam state, lr schedule position and loop counters."""
     import lightning
 
+    from slotlab.train.module import SlotModule
     from slotlab.train.state import add_state
 
-    if task == "object_discovery":
-        from slotlab.train.object_discovery import ObjectDiscoveryTask
-
-        module: Any = ObjectDiscoveryTask(cfg, (resolution, resolution))
-        hyper = {"config": cfg, "image_size": (resolution, resolution), "channels_last": False}
-    else:
-        from slotlab.train.set_prediction import SetPredictionTask
-
-        module = SetPredictionTask(cfg)
-        hyper = {"config": cfg, "channels_last": False}
+    module = SlotModule(cfg, (resolution, resolution))
+    hyper = {"config": cfg, "image_size": (resolution, resolution), "channels_last": False}
     try:
         module.model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -530,14 +523,13 @@ def import_official(
     state, moments = convert(ckpt, specs, expected)
     lightning_ckpt = lightning_checkpoint(task, cfg, resolution, state, moments, ckpt.global_step, ckpt.optimizer_step)
 
-    from slotlab.config import dump_config
+    from slotlab.atomic import atomic_open
+    from slotlab.runs import dump_config
 
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
-    target = out / "checkpoints" / "last.ckpt"
-    tmp = target.with_name(target.name + ".tmp")
-    torch.save(lightning_ckpt, tmp)
-    os.replace(tmp, target)
+    with atomic_open(out / "checkpoints" / "last.ckpt") as f:
+        torch.save(lightning_ckpt, f)
     info = {
         "source": str(Path(ckpt.prefix).resolve()),
         "source_code": "google-research/google-research slot_attention (" + OFFICIAL_CLASSES[task] + ")",
@@ -560,13 +552,8 @@ def import_official(
 
 def _model_shapes(task: str, cfg: dict[str, Any], resolution: int) -> dict[str, torch.Tensor]:
     """The parameters (shapes) of the slotlab model ``cfg`` describes, on the meta device (no memory)."""
+    from slotlab.tasks import get_task  # imported outside the meta-device block (module-level tensors)
+
     with torch.device("meta"):
-        if task == "object_discovery":
-            from slotlab.train.object_discovery import build_model
-
-            model = build_model(cfg["model"], (resolution, resolution))
-        else:
-            from slotlab.train.set_prediction import build_set_prediction_model
-
-            model = build_set_prediction_model(cfg["model"], resolution)
+        model = get_task(task).build_model(cfg, (resolution, resolution))
     return dict(model.state_dict())

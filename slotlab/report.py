@@ -1,11 +1,13 @@
-"""A self-contained HTML report of one training run (object discovery, paper Section 4.1 / Table 1, Figure 3).
+"""A self-contained HTML report of one training run of any task (object discovery: paper Section 4.1 / Table 1,
+Figure 3; set prediction: Section 4.2, Figures 5 and 6).
 
 :func:`write_report` turns a run folder made by ``slotlab train`` into ``<run_dir>/report.html``: run summary
 (with every resume of ``resumes.json`` and the overrides it applied), metrics tables (``results.json``, every
-``slotlab eval`` row of ``evals.jsonl``, every ``eval_sweep-*.csv``), learning curves drawn from every
+``slotlab eval`` row of ``evals.jsonl``, every ``eval_sweep-*.csv``), the task's learning curves (object
+discovery: loss, FG-ARI; set prediction: loss, AP per distance threshold, attention-mask ARI) drawn from every
 ``logs/version_*/metrics.csv`` (versions concatenated, so resumed runs give one curve), the latest figures
-(``figures/latest.png``, the latest attention figure, the paper-Figure-3 PNGs of :mod:`slotlab.figures`, the
-test-time sweep plot) and the full config. Images are embedded as base64 PNGs and the styling is inline, so
+(the per-validation figures, the paper-figure PNGs of :mod:`slotlab.figures`, the test-time sweep plot) and the
+full config. Images are embedded as base64 PNGs and the styling is inline, so
 the page opens offline and can be mailed as one file. Missing pieces are skipped with a note.
 """
 
@@ -28,8 +30,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
+from slotlab.atomic import write_text  # noqa: E402
 from slotlab.eval_output import read_jsonl  # noqa: E402
-from slotlab.figures import FIGURE_NAMES  # noqa: E402
+from slotlab.tasks import TASKS, get_task  # noqa: E402
+from slotlab.tasks.base import Task  # noqa: E402
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
@@ -45,12 +49,18 @@ pre { background: #f7f7f7; border: 1px solid #ddd; padding: 10px; overflow-x: au
 figcaption { color: #555; font-size: 0.9em; margin-top: 4px; } img { max-width: 100%; image-rendering: pixelated; }
 """
 
-# Curves of the learning-curve figure: (title, candidate columns of metrics.csv, y label).
-_CURVES = (
-    ("training loss (MSE)", ("train/loss",), "loss"),
-    ("held-out FG-ARI", ("val/fg_ari",), "FG-ARI"),
-    ("learning rate", ("train/lr", "lr-Adam"), "lr"),
-)
+# Captions of the paper figures ``slotlab figures`` writes, by file name.
+_CAPTIONS = {
+    "figure3a_slots.png": "Figure 3a: image | reconstruction | combined mask | per-slot reconstruction x alpha",
+    "figure3b_attention.png": "Figure 3b: attention masks per iteration (rows) and slot (columns)",
+    "figure3c_iterations.png": "Figure 3c: reconstructions and masks after each iteration, same initial slots",
+    "figure6_attention.png": "Figure 6: per image and iteration, the attention mask of each slot over the image",
+}
+
+
+def _task_of(cfg: dict[str, Any]) -> Task:
+    name = cfg.get("task", "object_discovery") if cfg else "object_discovery"
+    return get_task(name if name in TASKS else "object_discovery")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -78,9 +88,9 @@ def write_report(run_dir: Path) -> Path:
     parts.append("<h2>Metrics</h2>")
     parts.append(_metrics(results, evaluation, sweeps, read_jsonl(run_dir / "evals.jsonl")))
     parts.append("<h2>Learning curves</h2>")
-    parts.append(_curves(run_dir))
+    parts.append(_curves(run_dir, _task_of(cfg)))
     parts.append("<h2>Figures</h2>")
-    parts.append(_figures(run_dir))
+    parts.append(_figures(run_dir, _task_of(cfg)))
     parts.append("<h2>Config</h2>")
     parts.append(f"<pre>{_e(cfg_text)}</pre>" if cfg_text else _note("no config.yaml in the run folder"))
 
@@ -90,11 +100,7 @@ def write_report(run_dir: Path) -> Path:
         + "\n".join(parts)
         + "\n</body></html>\n"
     )
-    out = run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text(run_dir / "report.html", page)
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -199,6 +205,9 @@ def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None)
         items.append(("wall time", _minutes(results.get("wall_seconds"))))
         items.append(("training time", _minutes(results.get("train_seconds"))))
         items.append(("accelerator / precision", f"{results.get('accelerator')} / {results.get('precision')}"))
+        if "ap_inf" in results:
+            aps = ", ".join(f"{k.removeprefix('ap_')} {_fmt(v)}" for k, v in results.items() if k.startswith("ap_"))
+            items.append(("held-out AP per distance threshold", f"{aps} ({results.get('num_images')} images)"))
         if "fg_ari_mean" in results:
             items.append(
                 (
@@ -266,64 +275,66 @@ def _metrics(
     return "\n".join(parts)
 
 
-def _curves(run_dir: Path) -> str:
+def _curves(run_dir: Path, task: Task) -> str:
+    """The task's learning curves; a panel with several columns (AP per threshold) draws one line per column."""
     rows = read_metrics(run_dir)
     if not rows:
         return _note("no logs/version_*/metrics.csv with data: no learning curves")
     resumes = _resume_steps(run_dir)
-    fig, axes = plt.subplots(1, len(_CURVES), figsize=(4.2 * len(_CURVES), 3.2), dpi=110)
+    curves = task.curves
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), dpi=110)
     missing = []
-    for ax, (title, columns, ylabel) in zip(axes, _CURVES, strict=True):
-        col = next((c for c in columns if any(c in r for r in rows)), None)
-        ax.set_title(title)
+    for ax, curve in zip(axes, curves, strict=True):
+        logged = [c for c in curve.columns if any(c in r for r in rows)]
+        # A panel of alternatives (train/lr or lr-Adam) draws the first logged; a panel of thresholds draws all.
+        columns = logged if curve.title.startswith("held-out AP") else logged[:1]
+        ax.set_title(curve.title)
         ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(curve.ylabel)
         ax.grid(alpha=0.3)
-        if col is None:
-            missing.append(title)
+        if not columns:
+            missing.append(curve.title)
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="#999")
             continue
-        pts = sorted((r["step"], r[col]) for r in rows if col in r and math.isfinite(r[col]))
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, lw=1.2)
-        if col == "val/fg_ari":
-            std = {r["step"]: r["val/fg_ari_std"] for r in rows if "val/fg_ari_std" in r and col in r}
+        for col in columns:
+            pts = sorted((r["step"], r[col]) for r in rows if col in r and math.isfinite(r[col]))
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            label = col.replace("val/ap_", "AP ") if len(columns) > 1 else None
+            ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, lw=1.2, label=label)
+            std = {r["step"]: r[curve.band] for r in rows if curve.band and curve.band in r and col in r}
             if std:
                 lo = [y - std.get(x, 0.0) for x, y in pts]
                 hi = [y + std.get(x, 0.0) for x, y in pts]
                 ax.fill_between(xs, lo, hi, alpha=0.2, label="+- std over images")
-                ax.legend(fontsize=7, loc="lower right")
-        if col == "train/loss" and ys and min(ys) > 0:
-            ax.set_yscale("log")
+            if curve.log_scale and ys and min(ys) > 0:
+                ax.set_yscale("log")
+        if len(columns) > 1 or any(curve.band and curve.band in r for r in rows):
+            ax.legend(fontsize=7, loc="lower right")
         for s in resumes:
             ax.axvline(s, color="#999", ls="--", lw=0.8)
     fig.tight_layout()
     out = _img_tag(_fig_png(fig), "learning curves")
     plt.close(fig)
     note = f" Dashed lines: resumed at steps {', '.join(str(int(s)) for s in resumes)}." if resumes else ""
-    out += f"<p class='sub'>From {len(rows)} logged rows of logs/version_*/metrics.csv.{note}</p>"
+    shown = ", ".join(c for curve in curves for c in curve.columns if any(c in r for r in rows))
+    out += f"<p class='sub'>From {len(rows)} logged rows of logs/version_*/metrics.csv ({_e(shown)}).{note}</p>"
     if missing:
         out += _note(f"not logged yet: {', '.join(missing)}")
     return out
 
 
-def _figures(run_dir: Path) -> str:
+def _figures(run_dir: Path, task: Task) -> str:
     fig_dir = run_dir / "figures"
     wanted: list[tuple[Path, str]] = []
-    latest = fig_dir / "latest.png"
-    if latest.exists():
-        wanted.append((latest, "latest validation figure: image | reconstruction | combined mask | slots"))
+    what = {"latest.png": "image | reconstruction | combined mask | slots", "attention_latest.png": "attention"}
+    latest = [fig_dir / n for n in what if (fig_dir / n).exists()]
+    wanted += [(p, f"latest validation figure: {what[p.name]}") for p in latest]
     attention = sorted(fig_dir.glob("attention_step_*.png"))
     if attention:
         wanted.append((attention[-1], f"attention per iteration ({attention[-1].name})"))
-    captions = {
-        FIGURE_NAMES[0]: "Figure 3a: image | reconstruction | combined mask | per-slot reconstruction x alpha",
-        FIGURE_NAMES[1]: "Figure 3b: attention masks per iteration (rows) and slot (columns)",
-        FIGURE_NAMES[2]: "Figure 3c: reconstructions and masks after each iteration, same initial slots",
-    }
-    for name in FIGURE_NAMES:
+    for name in task.figure_names:
         if (fig_dir / name).exists():
-            wanted.append((fig_dir / name, captions[name]))
+            wanted.append((fig_dir / name, _CAPTIONS.get(name, name)))
     named = {p for p, _ in wanted}
     for p in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
         if p not in named and not re.match(r"(attention_)?step_\d+\.png$", p.name):
@@ -331,10 +342,12 @@ def _figures(run_dir: Path) -> str:
     for sweep_png in sorted(run_dir.glob("eval_sweep*.png")):
         wanted.append((sweep_png, f"test-time sweep ({sweep_png.name})"))
     parts = []
-    if not latest.exists():
+    if not latest:
         parts.append(_note("no figures/latest.png (no validation has run yet, or trainer.figure_every_val is off)"))
-    if not any((fig_dir / n).exists() for n in FIGURE_NAMES):
-        parts.append(_note("no Figure 3 PNGs: make them with slotlab.figures.make_figures(checkpoint)"))
+    if not any((fig_dir / n).exists() for n in task.figure_names):
+        parts.append(
+            _note(f"no paper figure PNGs ({', '.join(task.figure_names)}): make them with slotlab figures RUN_DIR")
+        )
     for path, caption in wanted:
         try:
             data = path.read_bytes()

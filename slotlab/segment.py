@@ -34,9 +34,9 @@ from torch import nn
 
 from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
-from slotlab.train.checkpoints import checkpoint_task, load_object_discovery
+from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
+from slotlab.train.checkpoints import load_model
 from slotlab.train.noise import index_noise
-from slotlab.train.object_discovery import EVAL_SEED, image_to_model
 from slotlab.viz import _border, _upscale, grid_image, save_png, slot_colors, to_unit
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
@@ -72,21 +72,19 @@ class SegmentModel:
     def describe(self) -> str:
         kind = "object discovery" if self.task == "object_discovery" else "set prediction"
         h, w = self.resolution
-        sa = getattr(self.model, "slot_attention", None)
+        sa = slot_attention_of(self.model)
         kt = f"K={sa.num_slots}, T={sa.iters}" if sa is not None else f"K={self.cfg['model']['num_slots']}, Slot MLP"
         return f"{kind} model trained on {self.dataset}, input {h}x{w}, {kt} ({self.source})"
 
 
 def load_segment_model(checkpoint: str | Path) -> SegmentModel:
     """Load an object-discovery or set-prediction model from a checkpoint path or run folder."""
-    task = checkpoint_task(checkpoint)
+    model, cfg, ckpt = load_model(checkpoint)
+    task = cfg["task"]
     notes: list[str] = []
     if task == "set_prediction":
-        from slotlab.train.set_prediction import load_set_prediction
-
-        model, cfg, ckpt = load_set_prediction(checkpoint)
         d = cfg["data"]
-        has_attention = getattr(model, "slot_attention", None) is not None
+        has_attention = slot_attention_of(model) is not None
         if not has_attention:
             raise SegmentModelError(
                 f"{ckpt['_path']} is a Slot MLP set-prediction model: it has neither a decoder nor attention maps, "
@@ -107,10 +105,9 @@ def load_segment_model(checkpoint: str | Path) -> SegmentModel:
             clevr_crop=False, greyscale=False, squash_aspect=aspect, has_decoder=False, has_attention=True,
             notes=notes,
         )  # fmt: skip
-    model, cfg, ckpt = load_object_discovery(checkpoint)
     name = cfg["data"]["name"]
     tf_name, _, grey = TFRECORD_NAMES.get(name, (name, None, False))
-    has_attention = getattr(model, "slot_attention", None) is not None
+    has_attention = slot_attention_of(model) is not None
     if not has_attention:
         notes.append("Slot MLP baseline: no attention maps to draw")
     return SegmentModel(
@@ -288,7 +285,7 @@ def run_segmentation(
     """Run ``sm`` on a prepared uint8 image [H, W, 3] with the fixed slot-init noise of (seed, index 0)."""
     x = image_to_model(torch.from_numpy(image).permute(2, 0, 1)[None], channels_last=False)  # [1, 3, H, W]
     model = sm.model
-    sa = getattr(model, "slot_attention", None)
+    sa = slot_attention_of(model)
     noise = index_noise(seed, torch.zeros(1, dtype=torch.long), num_slots or sa.num_slots, sa.dim) if sa else None
     if sa is None:
         out = model(x, num_slots=num_slots, iters=iters)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slotlab.config import ConfigError
+from slotlab.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 MAX_COUNT = 10**9  # images, steps
@@ -340,8 +340,6 @@ def check_config_values(cfg: dict[str, Any]) -> None:
                 f"model.encoder_strides ({m['encoder_strides']}) and model.encoder_channels "
                 f"({m['encoder_channels']}) must have the same length (one stride per encoder layer)"
             )
-        from slotlab.train.set_prediction import check_set_prediction_config
-
         check_set_prediction_config(cfg)
     else:
         from slotlab.data.registry import get_dataset
@@ -352,6 +350,22 @@ def check_config_values(cfg: dict[str, Any]) -> None:
                 f"model.decoder 'clevr' upsamples 16x and needs an image size divisible by 16; {d['name']} images "
                 f"are {h}x{w}: use model.decoder=full_resolution"
             )
+
+
+def check_set_prediction_config(cfg: dict[str, Any]) -> None:
+    """Set-prediction constraints between keys: the variant, K = its number of target rows, a folder to read."""
+    from slotlab.data.set_prediction_data import TARGET_ROWS
+
+    d, m = cfg["data"], cfg["model"]
+    if d["variant"] not in TARGET_ROWS:
+        raise ConfigError(f"data.variant must be one of {sorted(TARGET_ROWS)}, got {d['variant']!r}")
+    if m["num_slots"] != TARGET_ROWS[d["variant"]]:
+        raise ConfigError(
+            f"model.num_slots ({m['num_slots']}) must equal the number of target rows of data.variant "
+            f"{d['variant']!r} ({TARGET_ROWS[d['variant']]}): the Hungarian loss matches K slots to K targets"
+        )
+    if d["source"] == "clevr_folder" and not d["path"]:
+        raise ConfigError("data.source is 'clevr_folder': set data.path to the CLEVR v1.0 folder")
 
 
 # ------------------------------------------------------------------------------------- machine checks
@@ -456,17 +470,13 @@ def model_footprint(
                         self.largest = max(self.largest, x.numel() * x.element_size())
             return out
 
+    from slotlab.tasks import get_task  # imported outside the meta-device block (module-level tensors)
+
+    task = get_task(cfg["task"])
     size = input_size(cfg)
     try:
         with torch.device("meta"):
-            if cfg["task"] == "set_prediction":
-                from slotlab.train.set_prediction import build_set_prediction_model
-
-                model = build_set_prediction_model(cfg["model"], size[0])
-            else:
-                from slotlab.train.object_discovery import build_model
-
-                model = build_model(cfg["model"], size)
+            model = task.build_model(cfg, size)
             image = torch.zeros(1, 3, *size)
             kwargs: dict[str, Any] = {}
             if num_slots is not None:

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from slotlab.atomic import atomic_open
+
 # Distinct slot colours (tab10 + extras), RGB in [0, 1].
 SLOT_COLORS = np.array(
     [
@@ -112,10 +114,33 @@ def attention_rows(image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int
     return rows
 
 
+def figure6_rows(image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int = 2) -> list:
+    """Paper Figure 6: per image and iteration, the image then each slot's attention mask over the image.
+
+    image: [B, 3, H, W] in [-1, 1]; attn: [B, T, K, N]. The masks (softmax over slots, so in [0, 1]) are
+    upsampled to the image size (nearest); the image shows through where the slot attends, white elsewhere.
+    """
+    img = to_unit(image)  # [B, H, W, 3]
+    b, t, k, _ = attn.shape
+    a = attn.detach().float().cpu().view(b, t, k, *grid).numpy()
+    ry, rx = img.shape[1] // grid[0], img.shape[2] // grid[1]
+    colors = slot_colors(k)
+    rows = []
+    for i in range(b):
+        for it in range(t):
+            row = [img[i].repeat(scale, 0).repeat(scale, 1)]
+            for j in range(k):
+                m = a[i, it, j].repeat(ry, 0).repeat(rx, 1)[..., None]  # [H, W, 1]
+                tile = (img[i] * m + (1.0 - m)).repeat(scale, 0).repeat(scale, 1)
+                tile[:scale], tile[-scale:], tile[:, :scale], tile[:, -scale:] = (colors[j],) * 4
+                row.append(tile)
+            rows.append(row)
+    return rows
+
+
 def save_png(array: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(array).save(tmp)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(array).save(f, format="PNG")
     return path

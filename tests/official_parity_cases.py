@@ -31,8 +31,7 @@ tf = pytest.importorskip("tensorflow")  # run through test_official_parity.py (o
 
 from slotlab.cli import main  # noqa: E402
 from slotlab.official import TF_MISSING  # noqa: E402
-from slotlab.train.checkpoints import load_checkpoint, load_object_discovery  # noqa: E402
-from slotlab.train.set_prediction import load_set_prediction  # noqa: E402
+from slotlab.train.checkpoints import load_checkpoint, load_object_discovery, load_set_prediction  # noqa: E402
 
 RESOLUTION = 128  # the official size (the official decoder always outputs 128x128)
 BATCH = 2

@@ -510,7 +510,7 @@ def test_every_packaged_config_loads(name):
     assert validate(cfg, defaults_for(cfg["task"])) == cfg
     if cfg["task"] != "object_discovery" or cfg["model"]["kind"] != "slot_attention":
         return  # other tasks / model kinds are built by their own code
-    from slotlab.train.object_discovery import build_model
+    from slotlab.tasks.object_discovery import build_model
 
     size = KNOWN_SIZES.get(cfg["data"]["name"])
     if _dataset_registered(cfg["data"]["name"]):

@@ -138,7 +138,7 @@ def test_undefined_one_is_sklearns_convention():
 
 
 def test_means_skip_undefined_images_and_count_them():
-    from slotlab.train.object_discovery import summarize
+    from slotlab.tasks.object_discovery import summarize
 
     s = summarize(np.array([1.0, np.nan, 0.5, np.nan]))
     assert s["fg_ari_mean"] == 0.75 and s["fg_ari_undefined"] == 2 and s["num_images"] == 4

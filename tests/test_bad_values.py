@@ -22,7 +22,7 @@ from conftest import TINY_OD, TINY_SP
 
 from slotlab.cli import build_parser, main
 from slotlab.config import _FLEXIBLE, DEFAULTS
-from slotlab.train.set_prediction import SET_PREDICTION_DEFAULTS
+from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
 from slotlab.validate import RULES, leaves
 
 SCHEMAS = {"od": DEFAULTS, "sp": SET_PREDICTION_DEFAULTS}
@@ -32,10 +32,8 @@ BASE = {"od": ["train", *TINY_OD, "trainer.max_steps=2"], "sp": ["train", *TINY_
 WORK = [
     ("slotlab.train.fit", "train"),
     ("slotlab.data.datamodule", "data_from_config"),
-    ("slotlab.train.object_discovery", "evaluate_fg_ari"),
-    ("slotlab.train.set_prediction", "evaluate_set_prediction"),
+    ("slotlab.evaluate", "evaluate_settings"),
     ("slotlab.figures", "make_figures"),
-    ("slotlab.train.set_prediction", "set_prediction_figures"),
     ("slotlab.data.cache", "build"),
     ("slotlab.data.preview", "preview"),
 ]

@@ -77,8 +77,8 @@ def test_make_figures_last_iteration_matches_the_model(run_dir):
     from slotlab.data.datamodule import to_tensors
     from slotlab.data.splits import generate_split
     from slotlab.figures import per_iteration_outputs
+    from slotlab.tasks.base import image_to_model
     from slotlab.train.checkpoints import load_object_discovery
-    from slotlab.train.object_discovery import image_to_model
 
     model, cfg, _ = load_object_discovery(run_dir)
     image = image_to_model(to_tensors(generate_split("tetrominoes", "eval", 2, cfg["data"]["seed"]))["image"], False)
@@ -155,3 +155,44 @@ def test_eval_sweep_writes_csv_and_plot(run_dir):
     Image.open(sweep.with_suffix(".png")).verify()
     page = write_report(run_dir).read_text()
     assert sweep.name in page and "evals.jsonl" in page
+
+
+def test_figures_of_a_tfrecord_run_show_the_files_images(tmp_path):
+    """Issue 10: `slotlab figures` on a run trained from ``data.path`` (a DeepMind TFRecord file) draws the file's
+    held-out images (those after ``data.train_size``), the ones training validated on, not procedural ones."""
+    import numpy as np
+    from conftest import QUIET, TINY_OD_MODEL
+
+    from slotlab.data.splits import generate_split
+    from slotlab.data.tfrecord import read_tfrecords
+
+    path = Path(__file__).parent / "fixtures" / "tetrominoes_plain.tfrecords"  # 3 records
+    data = ["data.train_size=2", "data.eval_size=1", "data.batch_size=2", "data.eval_batch_size=1", f"data.path={path}"]
+    steps = ["trainer.max_steps=1", "trainer.val_every=1", "trainer.precision=32-true"]
+    assert main(["train", *TINY_OD_MODEL, *data, *steps, *QUIET, f"run.root={tmp_path}", "run.name=tf"]) == 0
+    run = tmp_path / "tf"
+    assert main(["figures", str(run), "--num-images", "1"]) == 0
+    figure = np.asarray(Image.open(run / "figures" / FIGURE_NAMES[0]).convert("RGB"))
+    scale = 4  # 35 px images are drawn >= 128 px tall
+    first_tile = figure[PAD : PAD + H * scale, PAD : PAD + W * scale]  # row 1, column 1: the input image
+    held_out = list(read_tfrecords(path, "tetrominoes"))[2]["image"]  # [35, 35, 3]: the record after train_size
+    assert np.array_equal(first_tile, held_out.repeat(scale, 0).repeat(scale, 1))
+    procedural = generate_split("tetrominoes", "eval", 1, 0)["image"][0]
+    assert not np.array_equal(held_out, procedural)  # what the figure showed before the fix
+
+
+def test_report_of_a_set_prediction_run_draws_its_ap_curves(tiny_sp_run, tmp_path):
+    """Issue 10: `slotlab report` on a set-prediction run draws the task's curves from its metrics.csv: AP per
+    distance threshold over steps (and the attention-mask ARI), not object discovery's FG-ARI."""
+    from conftest import copy_run
+
+    run = copy_run(tiny_sp_run, tmp_path / "sp")
+    assert main(["figures", str(run), "--num-images", "1"]) == 0
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "held-out AP per distance threshold" in page
+    for name in ("inf", "1", "0.5", "0.25", "0.125"):
+        assert f"val/ap_{name}" in page  # each threshold's column is drawn (listed under the curves)
+    assert "val/attn_ari" in page and "not logged yet" not in page
+    assert "held-out FG-ARI" not in page  # no object-discovery panel on a set-prediction run
+    assert "Figure 6" in page and "ap_inf" in page  # its figure and its final AP

@@ -13,23 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_OD_AUTO_PRECISION
 
 from slotlab.cli import main
 
-SMALL = [
-    "model.encoder_channels=[8,8,8,8]",
-    "model.decoder_channels=8",
-    "model.slot_dim=16",
-    "model.mlp_hidden=16",
-    "data.train_size=64",
-    "data.eval_size=16",
-    "data.batch_size=8",
-    "data.eval_batch_size=8",
-    "trainer.progress_bar=false",
-    "trainer.figure_every_val=false",
-    "optim.warmup_steps=5",
-    "trainer.log_every=1",
-]
+SMALL = TINY_OD_AUTO_PRECISION  # the machine's precision (bf16 where native), not the fp32 of TINY_OD
 
 
 def losses(run_dir: Path) -> list[float]:

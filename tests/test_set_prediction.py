@@ -19,13 +19,11 @@ from slotlab.data.set_prediction_data import (
     cache_status,
     load_cache,
 )
+from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
+from slotlab.evaluate import evaluate_checkpoint as evaluate_set_prediction
 from slotlab.models.set_prediction import SetPredictionModel
-from slotlab.train.set_prediction import (
-    SET_PREDICTION_DEFAULTS,
-    evaluate_set_prediction,
-    format_ap_table,
-    train_set_prediction,
-)
+from slotlab.tasks.set_prediction import format_ap_table
+from slotlab.train.fit import train
 
 THRESHOLDS = ("inf", "1", "0.5", "0.25", "0.125")
 
@@ -179,7 +177,7 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = train_set_prediction(cfg, run_dir, resume=False)
+    result = train(cfg, run_dir, resume=False)
     assert result["global_step"] == 3
     assert set(result["ap"]) == set(THRESHOLDS)
     assert all(0.0 <= v <= 1.0 for v in result["ap"].values())

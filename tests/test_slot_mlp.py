@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
 from slotlab.models.slot_mlp import (
     ObjectDiscoverySlotMLP,
@@ -12,7 +13,7 @@ from slotlab.models.slot_mlp import (
     SlotMLP,
     build_object_discovery_slot_mlp,
 )
-from slotlab.train.set_prediction import SET_PREDICTION_DEFAULTS, build_set_prediction_model
+from slotlab.tasks.set_prediction import build_set_prediction_model
 
 
 def test_slot_mlp_shapes_and_grid():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import QUIET, TINY_OD_DATA, TINY_OD_MODEL
 from PIL import Image
 
 from slotlab.cli import main
@@ -19,20 +20,7 @@ from slotlab.segment import SegmentModel, prepare_image
 from slotlab.zoo import ENTRY_FILES, ZOO_ENV, get_model, make_entry, package_zoo_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.encoder_channels=[8,8,8,8]",
-    "model.decoder_channels=8",
-    "model.slot_dim=16",
-    "model.mlp_hidden=16",
-    "data.train_size=64",
-    "data.eval_size=16",
-    "data.batch_size=8",
-    "data.eval_batch_size=8",
-    "trainer.max_steps=2",
-    "trainer.val_every=2",
-    "trainer.progress_bar=false",
-    "trainer.figure_every_val=false",
-]
+TINY = [*TINY_OD_MODEL, *TINY_OD_DATA, "trainer.max_steps=2", "trainer.val_every=2", *QUIET]
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +172,7 @@ def test_segment_run_folder_with_test_time_k_and_t(zoo, capsys, tmp_path):
 
 def test_segment_set_prediction_draws_attention_only(tmp_path, capsys):
     from slotlab.config import load_config
-    from slotlab.train.set_prediction import build_set_prediction_model
+    from slotlab.tasks.set_prediction import build_set_prediction_model
     from slotlab.train.state import CHECKPOINT_FORMAT
 
     cfg = load_config(

@@ -1,4 +1,5 @@
-"""The Lightning DataModule of object discovery: procedural training images and the held-out eval set.
+"""The DataModule base of every task, and object discovery's: procedural (or DeepMind-file) training images
+and the held-out eval set.
 
 Training batches are a pure function of (data seed, global step): the epoch's permutation comes from
 ``seed`` and the epoch number, the position in it from the step. So a resumed run sees exactly the batches
@@ -98,7 +99,37 @@ class TensorDictDataset(Dataset):
         return out
 
 
-class ObjectDiscoveryData(L.LightningDataModule):
+class StepDataModule(L.LightningDataModule):
+    """The DataModule base of every task: the whole training split and the held-out split in memory as tensors
+    (``train``, ``eval``, filled by the subclass's ``setup``), training batches a pure function of (seed, step)
+    (:class:`StepBatches`: exact resume, each DDP rank its own rows of the global batch) and the held-out images
+    in order with their index (the slot-init noise of an image depends on its index only)."""
+
+    val_keys: tuple[str, ...] | None = None  # the held-out tensors validation batches carry (None: all)
+
+    def __init__(self, batch_size: int, eval_batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.train: dict[str, torch.Tensor] | None = None
+        self.eval: dict[str, torch.Tensor] | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        start = trainer.global_step if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        batches = StepBatches(self.train, self.batch_size, self.seed, start, rank, world)
+        return DataLoader(batches, batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        keys = self.val_keys
+        tensors = {k: v for k, v in self.eval.items() if keys is None or k in keys}
+        return DataLoader(TensorDictDataset(tensors), batch_size=self.eval_batch_size, shuffle=False)
+
+
+class ObjectDiscoveryData(StepDataModule):
     """Procedural dataset ``name``: ``train_size`` training images and ``eval_size`` held-out images."""
 
     def __init__(
@@ -113,7 +144,7 @@ class ObjectDiscoveryData(L.LightningDataModule):
         cache_dir: str | None = None,
         workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, seed)
         self.info = get_dataset(name)
         if train_size < 1 or eval_size < 1:
             raise ValueError(f"train_size and eval_size must be >= 1, got {train_size}, {eval_size}")
@@ -124,16 +155,11 @@ class ObjectDiscoveryData(L.LightningDataModule):
                 f"data.batch_size {batch_size} is larger than the training set (data.train_size {train_size})"
             )
         self.name = name
-        self.batch_size = batch_size
         self.train_size = train_size
         self.eval_size = eval_size
-        self.eval_batch_size = eval_batch_size
-        self.seed = seed
         self.path = path
         self.cache_dir = cache_dir
         self.workers = workers
-        self.train: dict[str, torch.Tensor] | None = None
-        self.eval: dict[str, torch.Tensor] | None = None
 
     def load_split(self, split: str, count: int) -> dict[str, np.ndarray]:
         """Real files (``path``), the disk cache (expensive generators) or in-memory generation."""
@@ -149,17 +175,6 @@ class ObjectDiscoveryData(L.LightningDataModule):
             self.eval = to_tensors(self.load_split("eval", self.eval_size))
         if stage in (None, "fit") and self.train is None:
             self.train = to_tensors(self.load_split("train", self.train_size))
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        start = trainer.global_step if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
-        batches = StepBatches(self.train, self.batch_size, self.seed, start, rank, world)
-        return DataLoader(batches, batch_size=None, num_workers=0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(TensorDictDataset(self.eval), batch_size=self.eval_batch_size, shuffle=False)
 
 
 def data_from_config(d: dict) -> ObjectDiscoveryData:

@@ -16,11 +16,8 @@ Two sources, one format. Either source is converted once into a cache folder of 
   ``train`` for training and ``val`` (the paper's 15k validation images) for evaluation; ``clevr6`` keeps the
   scenes with at most 6 objects.
 
-Partial caches: every shard is written to ``<name>.tmp`` and renamed when complete; ``manifest.json`` is written
-last. A folder without a (matching) manifest is partial (e.g. a killed generation): its complete shards are
-checked (full load) and kept, ``*.tmp`` leftovers and unreadable shards are deleted, the missing shards are
-generated again (they are a pure function of their index) and the manifest is written. A cache with more
-images than asked for is reused (its first images are the same); one with fewer is extended.
+The cache folders are :mod:`slotlab.data.shards` caches (the one shard cache of both tasks): validated by the
+spec in their manifest, resumable after a killed build, repaired when a shard is truncated or unreadable.
 
 Training batches come from :class:`slotlab.data.datamodule.StepBatches` (a pure function of data seed and step,
 so resumed runs see the same batches); the whole split is held in memory as uint8.
@@ -30,41 +27,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from slotlab.data.cache import cache_root, make_cache_folder
+from slotlab.data import shards
 from slotlab.data.clevr_folder import ClevrFolder, collate_clevr, encode_clevr_objects
-from slotlab.data.datamodule import StepBatches, TensorDictDataset
+from slotlab.data.datamodule import StepDataModule
 from slotlab.data.errors import DatasetFileError
+from slotlab.data.shards import MANIFEST, cache_root, cache_status, renderer_version  # noqa: F401
 from slotlab.data.splits import split_stream
 
 TARGET_ROWS = {"clevr6": 6, "clevr10": 10}
 FOLDER_SPLITS = {"train": "train", "eval": "val"}
 CACHE_FORMAT = 1
-MANIFEST = "manifest.json"
 SOURCES = ("procedural", "clevr_folder")
-
-
-@functools.cache
-def renderer_version() -> str:
-    """Short hash of the renderer's source code (part of the procedural cache key); computed once per process,
-    so it describes the code this process runs even if the files change on disk meanwhile."""
-    from slotlab.data import clevr_render, clevr_scene
-
-    h = hashlib.sha1()
-    for module in (clevr_render, clevr_scene):
-        h.update(inspect.getsource(module).encode())
-    return h.hexdigest()[:10]
 
 
 def resize_images(image: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -127,63 +110,6 @@ def cache_folder(cache_dir: str | os.PathLike[str], spec: dict[str, Any]) -> Pat
     return Path(cache_dir) / name
 
 
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def cache_status(folder: str | os.PathLike[str], spec: dict[str, Any] | None = None, count: int = 0) -> str:
-    """``"missing"`` (no folder), ``"partial"`` (no / unreadable / mismatching manifest, a listed shard missing,
-    or fewer than ``count`` images) or ``"complete"``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return "missing"
-    m = read_manifest(folder)
-    if m is None or (spec is not None and m.get("spec") != spec) or m.get("count", 0) < count:
-        return "partial"
-    if not all((folder / s["file"]).is_file() for s in m.get("shards", [])):
-        return "partial"
-    return "complete"
-
-
-def _shard_name(index: int) -> str:
-    return f"shard_{index:05d}.npz"
-
-
-def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _load_shard(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _shard_ok(path: Path, n: int, rows: int) -> bool:
-    try:
-        a = _load_shard(path)
-    except Exception:  # truncated / corrupt zip: numpy raises several kinds
-        return False
-    return (
-        "image" in a
-        and "target" in a
-        and a["image"].shape[0] == n
-        and a["target"].shape[0] == n
-        and a["target"].shape[1:] == (rows, 19)
-    )
-
-
 def _render_shard(spec: dict[str, Any], start: int, n: int) -> dict[str, np.ndarray]:
     from slotlab.data import clevr_render
 
@@ -227,64 +153,22 @@ class _FolderShards:
 
 
 def build_cache(folder: Path, spec: dict[str, Any], count: int, shard_size: int = 1000, workers: int = 0) -> Path:
-    """Make ``folder`` a complete cache of at least ``count`` images of ``spec`` (see the module docstring)."""
-    folder = Path(folder)
+    """Make ``folder`` a complete cache of at least ``count`` images of ``spec`` (:mod:`slotlab.data.shards`)."""
     if cache_status(folder, spec, count) == "complete":
-        return folder
-    make_cache_folder(folder)
-    old = read_manifest(folder)
-    (folder / MANIFEST).unlink(missing_ok=True)  # from here on the folder is partial until the manifest is back
-    for tmp in folder.glob("*.tmp"):
-        tmp.unlink()
-    if old is not None and (old.get("spec") != spec or old.get("shard_size") != shard_size):
-        for f in folder.glob("shard_*.npz"):
-            f.unlink()
-    rows = TARGET_ROWS[spec["variant"]]
+        return Path(folder)
     reader = _FolderShards(spec, workers) if spec["source"] == "clevr_folder" else None
     if reader is not None and count > len(reader.dataset):
         raise DatasetFileError(
             f"{spec['path']}: split {spec['folder_split']!r} has {len(reader.dataset)} scenes "
             f"(variant {spec['variant']}), fewer than the {count} asked for; lower data.train_size / data.eval_size"
         )
-    shards = []
-    for index, start in enumerate(range(0, count, shard_size)):
-        n = min(shard_size, count - start)
-        path = folder / _shard_name(index)
-        # A shard of the old manifest with exactly n images is trusted; any other existing shard is checked.
-        listed = (
-            old is not None
-            and old.get("spec") == spec
-            and any(s["file"] == path.name and s["count"] == n for s in old.get("shards", []))
-        )
-        if not (path.is_file() and (listed or _shard_ok(path, n, rows))):
-            arrays = reader.read(start, n) if reader is not None else _render_shard(spec, start, n)
-            _write_shard(path, arrays)
-        shards.append({"file": path.name, "start": start, "count": n})
-    manifest = {"spec": spec, "count": count, "shard_size": shard_size, "shards": shards}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, folder / MANIFEST)
-    return folder
+    produce = reader.read if reader is not None else functools.partial(_render_shard, spec)
+    return shards.build_cache(folder, spec, count, shard_size, produce, ("image", "target"))
 
 
 def load_cache(folder: Path, count: int | None = None, keys: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
     """The first ``count`` images of a complete cache as tensors (``keys``: which arrays; default all)."""
-    m = read_manifest(folder)
-    if m is None:
-        raise DatasetFileError(f"{folder}: no manifest.json; the cache is incomplete (rebuild it)")
-    count = m["count"] if count is None else count
-    if count > m["count"]:
-        raise DatasetFileError(f"{folder}: holds {m['count']} images, {count} asked for")
-    parts: dict[str, list[np.ndarray]] = {}
-    for s in m["shards"]:
-        if s["start"] >= count:
-            break
-        a = _load_shard(Path(folder) / s["file"])
-        take = min(s["count"], count - s["start"])
-        for k, v in a.items():
-            if keys is None or k in keys:
-                parts.setdefault(k, []).append(v[:take])
-    return {k: torch.from_numpy(np.concatenate(v)) for k, v in parts.items()}
+    return {k: torch.from_numpy(v) for k, v in shards.load_cache(folder, count, keys).items()}
 
 
 def prepare_split(data_cfg: dict[str, Any], split: str, count: int) -> Path:
@@ -302,7 +186,7 @@ def load_split(
     return load_cache(prepare_split(data_cfg, split, count), count, keys)
 
 
-class SetPredictionData(L.LightningDataModule):
+class SetPredictionData(StepDataModule):
     """Training stream and held-out images of the set-prediction task (config section ``data``).
 
     Batches: ``image`` uint8 [B, 3, S, S], ``target`` float32 [B, M, 19] and, for evaluation batches of the
@@ -310,7 +194,7 @@ class SetPredictionData(L.LightningDataModule):
     """
 
     def __init__(self, data_cfg: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__(data_cfg["batch_size"], data_cfg["eval_batch_size"], data_cfg["seed"])
         self.cfg = dict(data_cfg)
         for key in ("batch_size", "train_size", "eval_size", "eval_batch_size"):
             if int(self.cfg[key]) < 1:
@@ -322,8 +206,6 @@ class SetPredictionData(L.LightningDataModule):
             )
         cache_spec(self.cfg, "train")  # validates source / variant / path early
         self.rows = TARGET_ROWS[self.cfg["variant"]]
-        self.train: dict[str, torch.Tensor] | None = None
-        self.eval: dict[str, torch.Tensor] | None = None
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before setup: the caches are built once.
@@ -337,14 +219,4 @@ class SetPredictionData(L.LightningDataModule):
         if stage in (None, "fit") and self.train is None:
             self.train = load_split(self.cfg, "train", self.cfg["train_size"], ("image", "target"))
 
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        start = trainer.global_step if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
-        batches = StepBatches(self.train, self.cfg["batch_size"], self.cfg["seed"], start, rank, world)
-        return DataLoader(batches, batch_size=None, num_workers=0)
-
-    def val_dataloader(self) -> DataLoader:
-        tensors = {k: v for k, v in self.eval.items() if k in ("image", "target", "mask")}
-        return DataLoader(TensorDictDataset(tensors), batch_size=self.cfg["eval_batch_size"], shuffle=False)
+    val_keys = ("image", "target", "mask")

@@ -145,8 +145,7 @@ class SetPredictionSlotMLP(nn.Module):
 class ObjectDiscoverySlotMLP(nn.Module):
     """Slot MLP baseline for object discovery (paper Table 1): CNN -> SlotMLP -> spatial broadcast decoder.
 
-    Same constructor arguments as :class:`ObjectDiscoveryModel` (``iters``, ``mlp_hidden``,
-    ``position_embedding`` and ``slot_attention`` are accepted and ignored, so one config works for both), plus
+    The constructor arguments of :class:`ObjectDiscoveryModel` that apply to it (no Slot Attention options), plus
     ``slot_mlp_grid`` and ``slot_mlp_hidden``. ``forward`` returns an :class:`ObjectDiscoveryOutput` whose
     ``attn`` is an empty [B, 0, K, N] tensor.
     """
@@ -155,20 +154,15 @@ class ObjectDiscoverySlotMLP(nn.Module):
         self,
         resolution: Sequence[int] = (35, 35),
         num_slots: int = 4,
-        iters: int = 3,
         slot_dim: int = 64,
-        mlp_hidden: int = 128,
         encoder_channels: Sequence[int] = (32, 32, 32, 32),
         decoder: str = "full_resolution",
         decoder_channels: int = 32,
-        position_embedding: bool = True,
         factorize_decoder: bool = True,
-        slot_attention: dict[str, Any] | None = None,
         slot_mlp_grid: int | Sequence[int] = (8, 8),
         slot_mlp_hidden: int = 512,
     ) -> None:
         super().__init__()
-        del iters, mlp_hidden, position_embedding, slot_attention  # Slot Attention options: not used here
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder = SlotMLPEncoder(
             self.resolution,
@@ -203,7 +197,7 @@ class ObjectDiscoverySlotMLP(nn.Module):
 def build_object_discovery_slot_mlp(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> ObjectDiscoverySlotMLP:
     """The object-discovery Slot MLP from a validated ``model`` config section (``model.kind: slot_mlp``).
 
-    Reads the same keys as ``slotlab.train.object_discovery.build_model`` plus the optional section
+    Reads the keys of ``slotlab.tasks.object_discovery.build_model`` that apply to it, plus the optional section
     ``model.slot_mlp: {grid: 8, hidden: 512}``.
     """
     sm = model_cfg.get("slot_mlp") or {}

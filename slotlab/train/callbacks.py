@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +12,10 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from slotlab.viz import attention_rows, discovery_rows, grid_image, save_png
+from slotlab.atomic import atomic_open
+from slotlab.runs import run_dir_of
+from slotlab.tasks.base import slot_attention_of
+from slotlab.viz import attention_rows, discovery_rows, figure6_rows, grid_image, save_png
 
 
 class CheckpointWriteError(OSError):
@@ -43,20 +45,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            with open(tmp, "wb") as f:
+            with atomic_open(path) as f:  # the partial <path>.tmp is removed when this fails
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
         except Exception as e:
             try:
-                free: int | None = shutil.disk_usage(path.parent).free  # before the partial file is removed
+                free: int | None = shutil.disk_usage(path.parent).free
             except OSError:
                 free = None
-            tmp.unlink(missing_ok=True)
-            run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+            run = run_dir_of(path)
             kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint exists"
             if _disk_full(e, free):
                 raise CheckpointWriteError(
@@ -70,9 +67,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"could not write the checkpoint {path}: {type(e).__name__}: {e}; the partial file was removed and "
                 f"{kept}",
             ) from e
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
 
 class FigureCallback(L.Callback):
@@ -92,11 +86,31 @@ class FigureCallback(L.Callback):
         img = grid_image(rows)
         save_png(img, self.out_dir / f"step_{step:07d}.png")
         save_png(img, self.out_dir / "latest.png")
-        if batch["attn"].shape[1] == 0:  # no attention maps (Slot MLP baseline)
+        if slot_attention_of(pl_module.model) is None:  # no attention maps (Slot MLP baseline)
             return
         grid = pl_module.model.encoder.feature_resolution
         att = attention_rows(batch["image"][:2], batch["attn"][:2], grid, self.scale)
         save_png(grid_image(att), self.out_dir / f"attention_step_{step:07d}.png")
+
+
+class SetPredictionFigureCallback(L.Callback):
+    """After each validation writes figures/attention_step_XXXXXXX.png and attention_latest.png (rank 0)."""
+
+    def __init__(self, out_dir: Path, num_images: int = 2) -> None:
+        self.out_dir = Path(out_dir)
+        self.num_images = num_images
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        batch = getattr(pl_module, "last_val_batch", None)
+        if batch is None or not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        if slot_attention_of(pl_module.model) is None:  # the Slot MLP baseline has no attention maps
+            return
+        grid = pl_module.model.encoder.feature_resolution
+        n = self.num_images
+        img = grid_image(figure6_rows(batch["image"][:n], batch["attn"][:n], grid))
+        save_png(img, self.out_dir / f"attention_step_{trainer.global_step:07d}.png")
+        save_png(img, self.out_dir / "attention_latest.png")
 
 
 class StepTimer(L.Callback):

@@ -1,8 +1,8 @@
-"""Loading trained models back from Lightning checkpoints (for ``slotlab eval`` and the figure commands)."""
+"""Loading trained models back from Lightning checkpoints, for every task (``slotlab eval``, ``figures``,
+``segment``, the zoo). Training infrastructure; not part of the paper."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 from slotlab.config import defaults_for, validate
-from slotlab.train.object_discovery import build_model
+from slotlab.runs import checkpoint_file
+from slotlab.tasks import get_task
 from slotlab.train.state import CheckpointFormatError, check_format
+
+TASK_WORDS = {"object_discovery": "an object-discovery", "set_prediction": "a set-prediction"}
 
 
 class CheckpointError(ValueError):
@@ -19,9 +22,8 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
+    """The checkpoint dict of a .ckpt file or a run folder (its last.ckpt), format-checked; ``_path`` added."""
+    path = checkpoint_file(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -44,22 +46,20 @@ def checkpoint_task(path: str | Path) -> str:
     return cfg.get("task", "object_discovery") if isinstance(cfg, dict) else "unknown"
 
 
-def load_task_checkpoint(
-    path: str | Path, task: str, build: Callable[[dict[str, Any], dict[str, Any]], nn.Module]
-) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-    """-> (model of ``task`` in eval mode on CPU, validated config, checkpoint dict).
-
-    ``build(cfg, hyper_parameters)`` makes the model the checkpoint's config describes; the weights must fit it.
-    """
+def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """-> (model in eval mode on CPU, validated config, checkpoint dict) from a .ckpt file or a run folder, for any
+    task (``task``: the one it must be; CheckpointError otherwise). The weights must fit the config's model."""
     ckpt = load_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     cfg = hp.get("config")
-    if not isinstance(cfg, dict) or cfg.get("task", "object_discovery") != task:
-        found = cfg.get("task") if isinstance(cfg, dict) else None
-        wanted = {"object_discovery": "an object-discovery", "set_prediction": "a set-prediction"}[task]
+    found = cfg.get("task", "object_discovery") if isinstance(cfg, dict) else None
+    if found not in TASK_WORDS or (task is not None and found != task):
+        wanted = TASK_WORDS.get(task or "", "a slotlab")
         raise CheckpointError(f"{ckpt['_path']} holds a {found!r} model, not {wanted} model")
-    cfg = validate(cfg, defaults_for(task))
-    model = build(cfg, hp)
+    cfg = validate(cfg, defaults_for(found))
+    t = get_task(found)
+    size = hp.get("image_size")
+    model = t.build_model(cfg, tuple(size) if size else None)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -76,6 +76,9 @@ def load_task_checkpoint(
 
 def load_object_discovery(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """-> (object-discovery model in eval mode on CPU, validated config, checkpoint dict)."""
-    return load_task_checkpoint(
-        path, "object_discovery", lambda cfg, hp: build_model(cfg["model"], tuple(hp["image_size"]))
-    )
+    return load_model(path, "object_discovery")
+
+
+def load_set_prediction(path: str | Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """-> (set-prediction model in eval mode on CPU, validated config, checkpoint dict)."""
+    return load_model(path, "set_prediction")

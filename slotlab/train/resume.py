@@ -21,7 +21,6 @@ which overrides it accepts, and what it records. The rules (also in the README's
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from slotlab.atomic import write_json
 from slotlab.config import (
     _load_yaml,
     apply_overrides,
@@ -39,7 +38,7 @@ from slotlab.config import (
     parse_override,
     validate,
 )
-from slotlab.train.fit import RunDirError
+from slotlab.runs import RunDirError, dump_config
 from slotlab.train.state import CheckpointFormatError, check_format
 from slotlab.validate import leaves
 
@@ -264,10 +263,7 @@ def plan_resume(run_dir: str | Path, overrides: list[str], cleanup: bool = True)
 def record_resume(plan: ResumePlan) -> None:
     """Write accepted changes to config.yaml (atomically) and append this resume to resumes.json."""
     if plan.changes:
-        path = plan.run_dir / "config.yaml"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(plan.cfg, sort_keys=False))
-        os.replace(tmp, path)
+        dump_config(plan.cfg, plan.run_dir / "config.yaml")
     history_path = plan.run_dir / HISTORY
     try:
         history = json.loads(history_path.read_text()) if history_path.exists() else []
@@ -284,6 +280,20 @@ def record_resume(plan: ResumePlan) -> None:
             "notes": plan.notes,
         }
     )
-    tmp = history_path.with_name(history_path.name + ".tmp")
-    tmp.write_text(json.dumps(history, indent=2))
-    os.replace(tmp, history_path)
+    write_json(history_path, history)
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """``run_dir``'s last.ckpt, checked readable (RunDirError says why not)."""
+    ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        raise RunDirError(f"{ckpt} not found: {run_dir} has no checkpoint to resume from")
+    read_checkpoint(ckpt)  # readable, a slotlab checkpoint, of this format (RunDirError says why not)
+    return ckpt
+
+
+def checkpoint_to_resume(run_dir: Path, resume: bool | str | Path) -> str | None:
+    """The checkpoint ``train`` continues from: ``resume`` itself when it is a path, last.ckpt when True."""
+    if isinstance(resume, (str, Path)):
+        return str(resume)
+    return str(last_checkpoint(run_dir)) if resume else None

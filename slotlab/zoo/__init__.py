@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 import yaml
 
+from slotlab.atomic import atomic_open
 from slotlab.train.checkpoints import CheckpointError, load_checkpoint
 
 ZOO_ENV = "SLOTLAB_ZOO"
@@ -226,35 +226,20 @@ def _checkpoint_in(run: Path, which: str) -> Path:
 def measure(checkpoint: str | Path) -> dict[str, Any]:
     """The default held-out evaluation of a checkpoint, exactly as ``slotlab eval`` runs it (same data, K, T,
     noise seed, ARI convention): the card's score. Returns ``metric``, ``value``, ``std`` and ``details``."""
-    from slotlab.train.checkpoints import checkpoint_task
+    from slotlab.evaluate import evaluate_checkpoint
+    from slotlab.tasks import get_task
 
-    task = checkpoint_task(checkpoint)
-    if task == "set_prediction":
-        from slotlab.train.set_prediction import EVAL_SEED, evaluate_set_prediction
+    res = evaluate_checkpoint(checkpoint, device="cpu")
+    task = get_task(load_checkpoint(checkpoint)["hyper_parameters"]["config"].get("task", "object_discovery"))
+    metric, key = task.score
+    details = {k: v for k, v in res.items() if k not in NOT_DETAILS}
+    std = res.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
+    return {"metric": metric, "value": float(res[key]), "std": None if std is None else float(std), "details": details}
 
-        res = evaluate_set_prediction(checkpoint, seed=EVAL_SEED, device="cpu")
-        details = {k: v for k, v in res.items() if k.startswith(("ap_", "attn_ari")) or k == "num_images"}
-        return {"metric": "AP_inf", "value": float(res["ap_inf"]), "std": None, "details": details}
-    from slotlab.data.datamodule import data_from_config, to_tensors
-    from slotlab.train.checkpoints import load_object_discovery
-    from slotlab.train.object_discovery import EVAL_SEED, evaluate_fg_ari, summarize
 
-    model, cfg, _ = load_object_discovery(checkpoint)
-    d = cfg["data"]
-    data = to_tensors(data_from_config(d).load_split("eval", d["eval_size"]))
-    k, t = cfg["model"]["num_slots"], cfg["model"]["iters"]
-    scores = evaluate_fg_ari(
-        model,
-        data["image"],
-        data["mask"],
-        d["eval_batch_size"],
-        k,
-        t,
-        seed=EVAL_SEED,
-        undefined=cfg["eval"]["ari_undefined"],
-    )
-    s = summarize(scores)
-    return {"metric": "FG-ARI", "value": float(s["fg_ari_mean"]), "std": float(s["fg_ari_std"]), "details": s}
+# Settings and facts of an evaluation result that are not scores (left out of a card's ``details``).
+NOT_DETAILS = {"checkpoint", "split", "seed", "variant", "source", "model_kind", "exact_objects", "iters", "ap",
+               "num_slots"}  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
@@ -266,14 +251,8 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 def make_entry(
