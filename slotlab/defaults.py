@@ -61,6 +61,9 @@ OBJECT_DISCOVERY: dict[str, Any] = {
         "decay_rate": 0.5,
         "decay_steps": 100000,
         "grad_clip": None,
+        # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
+        # weights are the average, updated every step after the warmup. null = off (the paper).
+        "ema_decay": None,
     },
     "trainer": {
         "max_steps": 500000,
@@ -69,7 +72,7 @@ OBJECT_DISCOVERY: dict[str, Any] = {
         "log_every": 50,
         "precision": "auto",
         "channels_last": "auto",
-        "compile": False,
+        "compile": False,  # torch.compile the model: true, false, or "auto" (true when max_steps >= 1000)
         "accelerator": "auto",
         "devices": 1,
         "num_nodes": 1,
@@ -94,6 +97,8 @@ OBJECT_DISCOVERY: dict[str, Any] = {
 FLEXIBLE = {
     "model.slot_attention.temperature": (float, int, type(None)),
     "optim.grad_clip": (float, int, type(None)),
+    "optim.ema_decay": (float, type(None)),
+    "trainer.compile": (bool, str),
     "trainer.max_minutes": (float, int, type(None)),
     "trainer.precision": (str, int),
     "trainer.channels_last": (str, bool),
@@ -144,6 +149,9 @@ SET_PREDICTION: dict[str, Any] = {
         "decay_rate": 0.5,
         "decay_steps": 50000,
         "grad_clip": None,
+        # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
+        # weights are the average, updated every step after the warmup. null = off (the paper).
+        "ema_decay": None,
     },
     "trainer": {**copy.deepcopy(OBJECT_DISCOVERY["trainer"]), "max_steps": 150000, "val_every": 5000},
     "run": copy.deepcopy(OBJECT_DISCOVERY["run"]),

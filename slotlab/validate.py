@@ -255,6 +255,7 @@ RULES: dict[str, Rule] = {
     "optim.decay_rate": Float(0, 1, lo_open=True),
     "optim.decay_steps": Int(1, MAX_COUNT),
     "optim.grad_clip": Float(0, 1e6, lo_open=True, nullable=True),
+    "optim.ema_decay": Float(0, 0.99999, lo_open=True, nullable=True),
     # trainer
     "trainer.max_steps": Int(1, MAX_COUNT),
     "trainer.max_minutes": Float(0, 1e7, lo_open=True, nullable=True),
@@ -262,7 +263,7 @@ RULES: dict[str, Rule] = {
     "trainer.log_every": Int(1, MAX_COUNT),
     "trainer.precision": Precision(),
     "trainer.channels_last": ChannelsLast(),
-    "trainer.compile": Bool(),
+    "trainer.compile": Choice((True, False, "auto")),
     "trainer.accelerator": Choice(ACCELERATORS),
     "trainer.devices": Devices(),
     "trainer.num_nodes": Int(1, 4096),

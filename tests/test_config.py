@@ -14,7 +14,9 @@ def test_paper_defaults():
         "decay_rate": 0.5,
         "decay_steps": 100000,
         "grad_clip": None,
+        "ema_decay": None,  # no weight averaging in the paper
     }
+    assert cfg["trainer"]["compile"] is False
     assert cfg["data"]["batch_size"] == 64 and cfg["model"]["num_slots"] == 4 and cfg["model"]["iters"] == 3
     assert cfg["trainer"]["max_steps"] == 500000
     assert cfg["model"]["slot_attention"]["softmax_axis"] == "slots"

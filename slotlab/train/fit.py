@@ -14,7 +14,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from slotlab.runs import write_results
@@ -54,6 +54,11 @@ def build_trainer(
         StepTimer(),
         *extra_callbacks,
     ]
+    if cfg["optim"].get("ema_decay"):
+        # Lightning's EMA: validation, checkpoints ("state_dict" = the average; the trained weights are kept for
+        # resuming) and the end of training use the averaged weights. First after the warmup.
+        ema = EMAWeightAveraging(decay=cfg["optim"]["ema_decay"], update_starting_at_step=cfg["optim"]["warmup_steps"])
+        callbacks.insert(0, ema)
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs"),
         TensorBoardLogger(save_dir=str(run_dir), name="tb", default_hp_metric=False),
@@ -92,6 +97,13 @@ def prepare_runtime(cfg: dict[str, Any]) -> None:
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
 
+def compile_enabled(trainer_cfg: dict[str, Any]) -> bool:
+    """``trainer.compile``: true, false, or "auto" = true for runs of at least 1000 steps (where the ~40 s of
+    compilation pays off)."""
+    value = trainer_cfg["compile"]
+    return value is True or (value == "auto" and trainer_cfg["max_steps"] >= 1000)
+
+
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:
     """Train ``cfg``'s task as configured into ``run_dir``; returns the run facts and the final held-out
     evaluation (also written to ``results.json``). ``resume``: True continues from last.ckpt, a path from that
@@ -102,7 +114,8 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False)
     data = task.datamodule(cfg)
     channels_last = resolve_channels_last(t["channels_last"])
     module = SlotModule(cfg, task.image_size(cfg), channels_last)
-    if t["compile"]:
+    compiled = compile_enabled(t)
+    if compiled:
         module.model.compile()
     trainer, facts = build_trainer(cfg, run_dir, task.monitor, task.best_name, task.callbacks(cfg, run_dir))
     ckpt_path = checkpoint_to_resume(run_dir, resume)
@@ -125,9 +138,9 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False)
         "precision": facts["precision"],
         "accelerator": facts["accelerator"],
         "channels_last": channels_last,
-        "compile": t["compile"],
+        "compile": compiled,
         # With trainer.compile: the first step's extra time over a typical step (the compilation).
-        "compile_seconds": timer.first_step_overhead() if t["compile"] else None,
+        "compile_seconds": timer.first_step_overhead() if compiled else None,
         "threads": torch.get_num_threads(),
         "world_size": trainer.world_size,
         "replica_max_diff": module.replica_max_diff,
