@@ -32,3 +32,13 @@ def test_ema_off_by_default_in_the_paper_configs():
 
     assert load_config("tetrominoes")["optim"]["ema_decay"] is None
     assert load_config("tetrominoes_quick")["optim"]["ema_decay"] == 0.999
+
+
+def test_ema_before_the_warmup_ends_is_the_trained_weights(tmp_path):
+    # A run that stops before the averaging starts (max_steps <= warmup) must evaluate its trained weights,
+    # not the initial ones the average was created from.
+    run = [*TINY_OD, "optim.ema_decay=0.9", "optim.warmup_steps=5", "trainer.max_steps=3", "trainer.val_every=3"]
+    assert main(["train", *run, f"run.root={tmp_path}", "run.name=short"]) == 0
+    ckpt = _weights(tmp_path / "short" / "checkpoints" / "last.ckpt")
+    for name, value in ckpt["state_dict"].items():
+        assert torch.equal(value, ckpt["current_model_state"][name]), name

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from slotlab.atomic import atomic_open
 from slotlab.runs import run_dir_of
@@ -176,3 +177,22 @@ class LastCheckpoint(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
+
+
+class WarmupEMA(EMAWeightAveraging):
+    """Lightning's EMA of the weights (``optim.ema_decay``), averaging from ``start`` (the end of the warmup) on.
+    Before ``start`` the average follows the trained weights exactly, so a validation, checkpoint or final
+    evaluation before the averaging begins sees the trained weights, not the initial ones."""
+
+    def __init__(self, decay: float, start: int) -> None:
+        super().__init__(decay=decay, update_starting_at_step=start)
+        self.start = start
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.global_step - 1 < self.start and self._average_model is not None:
+            self._average_model.n_averaged.zero_()  # the next update copies the trained weights
+            self._average_model.update_parameters(pl_module)
+            self._average_model.n_averaged.zero_()  # the first averaging step after ``start`` copies again
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

@@ -14,13 +14,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from slotlab.runs import write_results
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EvalOptions
-from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer
+from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
 from slotlab.train.failed_seed import FailedSeedError
 from slotlab.train.module import SlotModule
 from slotlab.train.resume import checkpoint_to_resume
@@ -57,7 +57,7 @@ def build_trainer(
     if cfg["optim"].get("ema_decay"):
         # Lightning's EMA: validation, checkpoints ("state_dict" = the average; the trained weights are kept for
         # resuming) and the end of training use the averaged weights. First after the warmup.
-        ema = EMAWeightAveraging(decay=cfg["optim"]["ema_decay"], update_starting_at_step=cfg["optim"]["warmup_steps"])
+        ema = WarmupEMA(cfg["optim"]["ema_decay"], cfg["optim"]["warmup_steps"])
         callbacks.insert(0, ema)
     loggers = [
         CSVLogger(save_dir=str(run_dir), name="logs"),
