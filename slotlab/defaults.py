@@ -60,6 +60,8 @@ OBJECT_DISCOVERY: dict[str, Any] = {
         "warmup_steps": 10000,
         "decay_rate": 0.5,
         "decay_steps": 100000,
+        # Not in the paper: the last cooldown_steps steps before trainer.max_steps ramp the lr linearly to 0.
+        "cooldown_steps": 0,
         "grad_clip": None,
         # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
         # weights are the average, updated every step after the warmup. null = off (the paper).
@@ -117,7 +119,9 @@ SET_PREDICTION: dict[str, Any] = {
     "data": {
         "source": "procedural",  # "procedural" (CLEVR-like renderer) or "clevr_folder" (CLEVR v1.0 at data.path)
         "path": None,  # CLEVR v1.0 folder (source clevr_folder)
-        "variant": "clevr10",  # clevr10 (3-10 objects, K = 10 target rows) or clevr6 (at most 6 objects, 6 rows)
+        # clevr10 (3-10 objects, K = 10 target rows), clevr6 (at most 6 objects, 6 rows) or, not a paper set,
+        # clevr3 (procedural only: 1-3 objects, 3 rows)
+        "variant": "clevr10",
         "train_size": 70000,
         "eval_size": 15000,
         "batch_size": 512,
@@ -148,6 +152,8 @@ SET_PREDICTION: dict[str, Any] = {
         "warmup_steps": 1000,
         "decay_rate": 0.5,
         "decay_steps": 50000,
+        # Not in the paper: the last cooldown_steps steps before trainer.max_steps ramp the lr linearly to 0.
+        "cooldown_steps": 0,
         "grad_clip": None,
         # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
         # weights are the average, updated every step after the warmup. null = off (the paper).

@@ -221,7 +221,7 @@ RULES: dict[str, Rule] = {
     "data.name": DatasetName(),
     "data.source": Choice(("procedural", "clevr_folder")),
     "data.path": Text("path", nullable=True),
-    "data.variant": Choice(("clevr6", "clevr10")),
+    "data.variant": Choice(("clevr3", "clevr6", "clevr10")),
     "data.train_size": Int(1, MAX_COUNT),
     "data.eval_size": Int(1, MAX_COUNT),
     "data.batch_size": Int(1, 10**6),
@@ -254,6 +254,7 @@ RULES: dict[str, Rule] = {
     "optim.warmup_steps": Int(0, MAX_COUNT),
     "optim.decay_rate": Float(0, 1, lo_open=True),
     "optim.decay_steps": Int(1, MAX_COUNT),
+    "optim.cooldown_steps": Int(0, MAX_COUNT),
     "optim.grad_clip": Float(0, 1e6, lo_open=True, nullable=True),
     "optim.ema_decay": Float(0, 0.99999, lo_open=True, nullable=True),
     # trainer

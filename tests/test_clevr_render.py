@@ -34,6 +34,11 @@ def clevr10():
 
 
 @pytest.fixture(scope="module")
+def clevr3():
+    return cr.generate(4, 0, 120, variant="clevr3", image_size=SMALL)
+
+
+@pytest.fixture(scope="module")
 def full():
     return cr.generate(3, 0, 24)  # default 320x240 clevr6
 
@@ -59,9 +64,9 @@ def test_dtypes_and_shapes(full):
         assert full[k].dtype == np.int64 and full[k].shape == (n, m)
 
 
-@pytest.mark.parametrize("name", ["clevr6", "clevr10"])
-def test_counts_and_attributes(name, clevr6, clevr10):
-    out = clevr6 if name == "clevr6" else clevr10
+@pytest.mark.parametrize("name", ["clevr6", "clevr10", "clevr3"])
+def test_counts_and_attributes(name, clevr6, clevr10, clevr3):
+    out = {"clevr6": clevr6, "clevr10": clevr10, "clevr3": clevr3}[name]
     cfg = cr.VARIANTS[name]
     num = out["num_objects"]
     assert num.min() == cfg["min_objects"] and num.max() == cfg["max_objects"]

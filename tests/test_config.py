@@ -54,3 +54,19 @@ def test_schedule_matches_reference_formula():
     assert lr_factor(100000, 10000, 0.5, 100000) == pytest.approx(0.5)
     assert lr_factor(0, 0, 0.5, 100000) == 1.0  # no warmup
     assert lr_factor(50000, 10000, 1.0, 100000) == 1.0  # no decay
+
+
+def test_cooldown_ramps_the_last_steps_to_zero():
+    # optim.cooldown_steps (not in the paper): 0 = the reference schedule exactly, whatever max_steps is.
+    for step in (0, 500, 5000, 11999, 12000):
+        assert lr_factor(step, 1000, 0.5, 10000, 0, 12000) == lr_factor(step, 1000, 0.5, 10000)
+    ref = lambda s: lr_factor(s, 1000, 0.5, 10000)  # noqa: E731
+    assert lr_factor(8000, 1000, 0.5, 10000, 4000, 12000) == pytest.approx(ref(8000))  # ramp starts
+    assert lr_factor(10000, 1000, 0.5, 10000, 4000, 12000) == pytest.approx(0.5 * ref(10000))
+    assert lr_factor(11000, 1000, 0.5, 10000, 4000, 12000) == pytest.approx(0.25 * ref(11000))
+    assert lr_factor(12000, 1000, 0.5, 10000, 4000, 12000) == 0.0
+    assert lr_factor(13000, 1000, 0.5, 10000, 4000, 12000) == 0.0  # past max_steps (a resume with fewer steps)
+    cfg = load_config("tetrominoes_quick", ["optim.cooldown_steps=3000"])
+    assert cfg["optim"]["cooldown_steps"] == 3000
+    with pytest.raises(ConfigError, match="cooldown_steps"):
+        load_config("tetrominoes_quick", ["optim.cooldown_steps=-1"])

@@ -107,6 +107,17 @@ def test_data_module_batches(tmp_path):
         SetPredictionData(tiny_data_cfg(tmp_path, batch_size=64))
 
 
+def test_small_scene_variant_has_three_target_rows(tmp_path):
+    # data.variant clevr3 (not a paper set): 1-3 objects per scene, K = 3 target rows.
+    data = SetPredictionData(tiny_data_cfg(tmp_path, variant="clevr3", eval_size=20))
+    data.prepare_data()
+    data.setup("fit")
+    assert data.train["target"].shape == (12, 3, 19)
+    n = data.eval["num_objects"]
+    assert torch.equal(data.eval["target"][..., 18].sum(1).long(), n)
+    assert 1 <= int(n.min()) and int(n.max()) <= 3
+
+
 def test_partial_cache_detected_and_rebuilt(tmp_path):
     d = tiny_data_cfg(tmp_path)
     spec = cache_spec(d, "eval")

@@ -276,3 +276,23 @@ def test_fused_module_under_torch_compile_traces_the_op_by_op_path():
     (gx_c,) = torch.autograd.grad(slots_c.square().sum(), x)
     torch.testing.assert_close(slots_c, slots, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gx_c, gx, rtol=1e-5, atol=1e-6)
+
+
+def test_inductor_compiled_module_has_finite_bf16_input_gradients():
+    # Regression: with torch 2.13's inductor on a CPU, N a multiple of 16 (the set-prediction grid, 16x16) and bf16
+    # autocast, the fused kernel of the input gradients (q x^T and attn x) and the input LayerNorm's backward
+    # returned NaN, so every compiled set-prediction run stopped at step 1 ("matrix contains invalid numeric
+    # entries" in the Hungarian matching). The compiled module must give eager's gradients, finite.
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=6, dim=64, iters=1, update="direct", mlp=False)
+    x = torch.randn(32, 256, 64, requires_grad=True)
+    noise = torch.randn(32, 6, 64)
+    grads = []
+    for module in (sa, torch.compile(sa)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            slots = module(x, noise=noise).slots
+        (gx,) = torch.autograd.grad(slots.float().sum(), x)
+        grads.append(gx)
+    assert torch.isfinite(grads[1]).all()
+    err = ((grads[1] - grads[0]).abs().max() / grads[0].abs().max()).item()
+    assert err < 5e-2, err

@@ -39,6 +39,8 @@ IMAGE_SIZE = (240, 320)  # (H, W), DeepMind's CLEVR with masks
 VARIANTS: dict[str, dict] = {
     "clevr6": {"id": 0, "min_objects": 3, "max_objects": 6},
     "clevr10": {"id": 1, "min_objects": 3, "max_objects": 10},
+    # Not a paper dataset: small scenes of 1-3 objects for the CPU set-prediction preset.
+    "clevr3": {"id": 2, "min_objects": 1, "max_objects": 3},
 }
 DEFAULT_VARIANT = "clevr6"
 MAX_OBJECTS = {name: v["max_objects"] for name, v in VARIANTS.items()}
@@ -494,7 +496,7 @@ def generate(
     """CLEVR-like scenes ``start .. start + count - 1`` of stream ``seed``.
 
     Args:
-        variant: "clevr6" (3-6 objects) or "clevr10" (3-10 objects).
+        variant: "clevr6" (3-6 objects), "clevr10" (3-10 objects) or "clevr3" (1-3 objects; not a paper set).
         image_size: (H, W) of the rendered image, default (240, 320). The visibility rule (200 pixels at
             480x320) is scaled by pixel area, so the scenes depend on the size.
         greyscale: replace the image by its luminance (0.299 R + 0.587 G + 0.114 B) in all 3 channels.

@@ -44,7 +44,7 @@ from slotlab.data.errors import DatasetFileError
 from slotlab.data.shards import MANIFEST, cache_root, cache_status, renderer_version  # noqa: F401
 from slotlab.data.splits import split_stream
 
-TARGET_ROWS = {"clevr6": 6, "clevr10": 10}
+TARGET_ROWS = {"clevr3": 3, "clevr6": 6, "clevr10": 10}
 FOLDER_SPLITS = {"train": "train", "eval": "val"}
 CACHE_FORMAT = 1
 SOURCES = ("procedural", "clevr_folder")

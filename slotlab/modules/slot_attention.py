@@ -286,7 +286,13 @@ class SlotAttention(nn.Module):
 
     def _attend(self, q: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Attention [B, K, N] and the aggregated values [B, K, D_values], op by op (autograd differentiates)."""
-        logits = torch.bmm(q.to(keys.dtype), keys.transpose(1, 2))  # [B, K, N]
+        if torch.compiler.is_compiling():
+            # The same dot products as [N, D] x [D, K], then transposed: inductor (torch 2.13, CPU, bf16) fuses the
+            # input gradients of q x^T (transposed) and attn x with the input LayerNorm's backward into a tiled
+            # kernel that returns NaN when N is a multiple of 16 (tests/test_compile.py); this order avoids it.
+            logits = torch.bmm(keys, q.to(keys.dtype).transpose(1, 2)).transpose(1, 2)  # [B, K, N]
+        else:
+            logits = torch.bmm(q.to(keys.dtype), keys.transpose(1, 2))  # [B, K, N]
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()

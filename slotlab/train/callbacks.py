@@ -188,8 +188,9 @@ class WarmupEMA(EMAWeightAveraging):
         super().__init__(decay=decay, update_starting_at_step=start)
         self.start = start
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step - 1 < self.start and self._average_model is not None:
             self._average_model.n_averaged.zero_()  # the next update copies the trained weights
             self._average_model.update_parameters(pl_module)

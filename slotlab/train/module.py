@@ -93,7 +93,15 @@ class SlotModule(L.LightningModule):
         fused = bool(torch.cuda.is_available() and self.device.type == "cuda")
         opt = torch.optim.Adam(self.parameters(), lr=o["lr"], fused=fused or None)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(step, o["warmup_steps"], o["decay_rate"], o["decay_steps"])
+            opt,
+            lambda step: lr_factor(
+                step,
+                o["warmup_steps"],
+                o["decay_rate"],
+                o["decay_steps"],
+                o["cooldown_steps"],
+                self.config["trainer"]["max_steps"],
+            ),
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
