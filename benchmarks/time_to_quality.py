@@ -29,8 +29,6 @@ import argparse
 import bisect
 import csv
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -139,6 +137,14 @@ def train_seed(config: str, seed: int, root: Path, overrides: list[str], variant
     return root / name
 
 
+def run_machine(run_dir: Path) -> str | None:
+    """The machine a finished run names in its results.json (None if it has none)."""
+    try:
+        return json.loads((Path(run_dir) / "results.json").read_text()).get("machine")
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0", help="comma list of seeds")
@@ -162,9 +168,14 @@ def main() -> None:
     for label, run_dir in runs:
         print(report_line(label, read_curve(run_dir), thresholds))
     if args.markdown:
-        from slotlab.train.runtime import machine_kind
+        from slotlab.train.runtime import machine_description
 
-        print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {machine_kind()}")
+        # Each run's results.json names what it ran on (runs from before that field: this machine, said so).
+        here = machine_description()
+        unnamed = f"{here} (this machine; the run does not name its own)"
+        machines = {run_machine(run_dir) or unnamed for _, run_dir in runs}
+        for m in sorted(machines):
+            print(f"\nmachine: {m}")
         print(markdown_header(thresholds))
         for label, run_dir in runs:
             print(markdown_row(args.variant or "-", label, run_dir, read_curve(run_dir), thresholds))

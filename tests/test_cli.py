@@ -27,6 +27,7 @@ def test_train_writes_run_folder(run_dir, capsys):
     assert list((run_dir / "tb").glob("version_0/events.*"))
     res = json.loads((run_dir / "results.json").read_text())
     assert res["global_step"] == 4 and res["num_images"] == 16
+    assert "cores" in res["machine"] and "CPU:" in res["machine"]  # what the run ran on
     assert 0.0 <= res["fg_ari_mean"] <= 1.0 or -1.0 <= res["fg_ari_mean"] <= 1.0
 
 

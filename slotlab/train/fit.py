@@ -24,7 +24,13 @@ from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTime
 from slotlab.train.failed_seed import FailedSeedError
 from slotlab.train.module import SlotModule
 from slotlab.train.resume import checkpoint_to_resume
-from slotlab.train.runtime import resolve_accelerator, resolve_channels_last, resolve_precision, tune_malloc
+from slotlab.train.runtime import (
+    machine_description,
+    resolve_accelerator,
+    resolve_channels_last,
+    resolve_precision,
+    tune_malloc,
+)
 
 
 def build_trainer(
@@ -143,6 +149,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False)
         "compile_seconds": timer.first_step_overhead() if compiled else None,
         "threads": torch.get_num_threads(),
         "world_size": trainer.world_size,
+        "machine": machine_description(facts["accelerator"]),
         "replica_max_diff": module.replica_max_diff,
     }
     if trainer.is_global_zero:

@@ -65,6 +65,30 @@ def machine_kind() -> str:
     return f"CPU: {kind}; native bf16: {cpu_has_native_bf16()}; precision auto = {auto}; torch {torch.__version__}"
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def machine_description(accelerator: str = "cpu") -> str:
+    """What a run ran on, for results.json and the benchmark tables: CPU model, cores, bf16 kind, and the GPU."""
+    import os
+
+    line = f"{cpu_model_name()}, {os.cpu_count()} cores; {machine_kind()}"
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        line += f"; GPU: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return line
+
+
 def resolve_accelerator(accelerator: str) -> str:
     if accelerator == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
