@@ -2,7 +2,9 @@
 
 Measures forward+backward and forward-only (``torch.no_grad``) time of one Slot Attention call at the
 object-discovery sizes of CLEVR (N = 64 * 64 = 4096 inputs by default; ``--inputs 4096,16384`` adds the paper's
-128x128 encoder grid; K = 7 slots, D = 64, T = 3 iterations, batch 64), in fp32 and under bf16 autocast. The
+128x128 encoder grid; K = 7 slots, D = 64, T = 3 iterations, batch 64), in fp32 and under bf16 autocast (with fp32
+inputs, and with ``--precisions bf16in`` bf16 inputs: inside slotlab's models the module receives bf16 under
+autocast, since the encoder's last Linear emits bf16; lucidrains' module gets the same bf16 tensor). The
 variants are interleaved in one process (A, B, A, B, ..., order reversed every other round) and the median of each
 is reported with the ratios ``other / slotlab`` (> 1 means slotlab is faster).
 
@@ -176,7 +178,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, --quick 5)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up calls per variant (default 2, --quick 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16 (autocast)")
+    ap.add_argument(
+        "--precisions",
+        default="fp32,bf16",
+        help="comma list of fp32, bf16 (autocast, fp32 inputs), bf16in (autocast with bf16 inputs, which is what "
+        "the module receives inside slotlab's models under autocast: the encoder's last Linear emits bf16)",
+    )
     ap.add_argument("--modes", default="fwd+bwd,fwd", help="comma list of fwd+bwd, fwd (no_grad)")
     ap.add_argument(
         "--malloc",
@@ -219,9 +226,9 @@ def main() -> None:
     for n_inputs in inputs:
         x = torch.randn(args.batch, n_inputs, args.dim)
         for prec in args.precisions.split(","):
-            dtype = {"fp32": None, "bf16": torch.bfloat16}[prec]
+            dtype = {"fp32": None, "bf16": torch.bfloat16, "bf16in": torch.bfloat16}[prec]
             for mode in args.modes.split(","):
-                xi = x.clone().requires_grad_(mode == "fwd+bwd")
+                xi = (x.bfloat16() if prec == "bf16in" else x.clone()).requires_grad_(mode == "fwd+bwd")
                 fns = {n: make_step(m, xi, mode, dtype) for n, m in variants.items()}
                 times = interleaved(fns, args.rounds, args.warmup)
                 med = {n: statistics.median(t) for n, t in times.items()}

@@ -217,3 +217,13 @@ def test_clevr_crop_only_for_clevr_models():
     assert other.crop_box == (0, 40, 240, 280) and "center-cropped to 240x240" in other.steps[0]
     grey = prepare_image(frame, _fake("clevr6_greyscale", clevr=True, grey=True)).image
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+
+
+def test_set_prediction_entry_quotes_a_set_prediction_number(tiny_sp_run, tmp_path):
+    # The card's paper number is its task's: a CLEVR6 set-prediction model must not quote CLEVR6's object-discovery
+    # FG-ARI (Table 1), which it did when the lookup fell back to the dataset name.
+    entry = make_entry(tiny_sp_run, "tiny_sp", dest=tmp_path / "zoo", measure_score=False)
+    card = entry.card
+    assert card["task"] == "set_prediction"
+    assert card["scores"]["metric"] == "AP_inf"
+    assert card["paper"] is None or card["paper"]["metric"] == "AP_inf", card["paper"]
