@@ -29,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import statistics
 import time
@@ -40,17 +39,12 @@ import torch
 from torch import Tensor, nn
 
 from slotlab.modules.slot_attention import SlotAttention
-from slotlab.train.runtime import cpu_flags, cpu_has_native_bf16, tune_malloc
+from slotlab.train.runtime import cpu_flags, cpu_has_native_bf16, cpu_model_name, tune_malloc
 
 
 def machine_line() -> str:
     """CPU model, torch's CPU capability and the bf16-relevant CPU flags."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model_name()
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx2", "fma", "avx_vnni")))
     return (
         f"{model}; torch {torch.__version__}; capability {torch.backends.cpu.get_cpu_capability()}; "
