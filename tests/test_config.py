@@ -13,6 +13,7 @@ def test_paper_defaults():
         "warmup_steps": 10000,
         "decay_rate": 0.5,
         "decay_steps": 100000,
+        "cooldown_steps": 0,  # no cooldown in the paper
         "grad_clip": None,
         "ema_decay": None,  # no weight averaging in the paper
     }
