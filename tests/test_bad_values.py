@@ -46,6 +46,7 @@ VALID = {
     ("data.seed", "0"),
     ("data.workers", "0"),
     ("optim.warmup_steps", "0"),
+    ("optim.cooldown_steps", "0"),  # 0 = no cooldown
     ("trainer.failed_seed_after", "0"),
     ("trainer.failed_seed_restarts", "0"),
     ("model.slot_attention.eps", "0"),
