@@ -202,7 +202,7 @@ Rule = Int | Float | Choice | Bool | IntList | Text | DatasetName | Devices | Ch
 _SLOT_ATTENTION: dict[str, Rule] = {
     "aggregation": Choice(("mean", "sum", "sum_layernorm")),
     "softmax_axis": Choice(("slots", "inputs")),
-    "slot_init": Choice(("shared", "per_slot")),
+    "slot_init": Choice(("shared", "per_slot", "queries")),
     "update": Choice(("gru", "direct")),
     "layer_norm": Bool(),
     "mlp": Bool(),
@@ -714,10 +714,10 @@ def check_eval_flags(
             )
         if task == "set_prediction" and ari_undefined:
             raise UsageError("--ari-undefined does not apply: the Slot MLP baseline has no attention masks to score")
-    elif m["slot_attention"]["slot_init"] == "per_slot" and num_slots and any(v != k for v in num_slots):
+    elif m["slot_attention"]["slot_init"] != "shared" and num_slots and any(v != k for v in num_slots):
         raise UsageError(
-            f"--num-slots: this model learned one initial distribution per slot (model.slot_attention.slot_init "
-            f"per_slot), so it runs with exactly K={k}"
+            f"--num-slots: this model learned one initial slot per slot (model.slot_attention.slot_init "
+            f"{m['slot_attention']['slot_init']}), so it runs with exactly K={k}"
         )
     if task == "object_discovery":
         if objects:

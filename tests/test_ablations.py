@@ -321,6 +321,45 @@ def test_shared_init_slots_are_exchangeable_per_slot_init_is_not():
     assert (mean_p - mean_p[0]).abs().max() > 0.3
 
 
+def test_learned_queries_are_deterministic_distinct_and_fix_k():
+    """BO-QSA's initialisation (not in the paper): slot j starts at its own learned query, with no noise."""
+    sa = make(slot_init="queries")
+    assert sa.slots_mu.shape == (1, K, D) and sa.slots_log_sigma is None
+    assert {n for n, _ in sa.named_parameters()} >= {"slots_mu"}
+    assert not any("log_sigma" in n for n, _ in sa.named_parameters())  # nothing unused (DDP would object)
+    torch.manual_seed(0)
+    a = sa.initial_slots(3)
+    torch.manual_seed(1)
+    b = sa.initial_slots(3, noise=torch.randn(3, K, D, dtype=torch.float64))
+    torch.testing.assert_close(a, sa.slots_mu.expand(3, K, D), rtol=0, atol=0)  # the queries themselves
+    torch.testing.assert_close(a, b, rtol=0, atol=0)  # no randomness at all
+    dist = torch.cdist(sa.slots_mu[0], sa.slots_mu[0])  # [K, K]
+    assert dist[~torch.eye(K, dtype=torch.bool)].min() > 0.1  # a distinct query per slot
+    with pytest.raises(ValueError, match="queries"):
+        sa.initial_slots(3, K + 1)
+    x, _ = data()
+    torch.testing.assert_close(sa(x).slots, sa(x).slots, rtol=0, atol=0)  # the whole forward is deterministic
+
+
+def test_bo_qsa_queries_learn_straight_through_the_last_iteration():
+    """BO-QSA = learned queries + the bi-level scheme (implicit_differentiation): the forward is the plain one, and
+    the queries' gradient is the gradient reaching the last iteration's input slots (straight through)."""
+    plain = make(slot_init="queries")
+    bo = same_params(make(seed=3, slot_init="queries", implicit_differentiation=True), plain)
+    x, _ = data()
+    out_plain, out_bo = plain(x), bo(x)
+    torch.testing.assert_close(out_bo.slots, out_plain.slots)
+    out_bo.slots.square().sum().backward()
+    # Reference: start the last iteration from the (detached) slots of T-1 iterations, take their gradient.
+    ref = same_params(make(seed=4, slot_init="queries"), plain)
+    with torch.no_grad():
+        before_last = ref(x, iters=2).slots
+    start = before_last.clone().requires_grad_(True)
+    ref(x, iters=1, slots=start).slots.square().sum().backward()
+    torch.testing.assert_close(bo.slots_mu.grad[0], start.grad.sum(0))
+    assert bo.slots_mu.grad.abs().sum() > 0
+
+
 # ------------------------------------------------------------------------------- soft k-means
 
 
@@ -369,6 +408,7 @@ ABLATIONS = [
     {"aggregation": "sum_layernorm"},
     {"softmax_axis": "inputs"},
     {"slot_init": "per_slot"},
+    {"slot_init": "queries"},
     {"update": "direct"},
     {"layer_norm": False},
     {"mlp": False},

@@ -206,6 +206,19 @@ def test_fused_same_forward_bitwise_and_gradients_to_rounding_float64(options):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_fused_forward_is_bitwise_the_unfused_one_under_bf16_autocast(input_dtype):
+    """The fused forward rounds the normalised weights to bf16 in the division itself; the values are the same as
+    the unfused path's divide-then-cast."""
+    fused, unfused = _fused_and_unfused(torch.float32)
+    torch.manual_seed(2)
+    x = torch.randn(3, 333, 16).to(input_dtype)
+    noise = torch.randn(3, 5, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = fused(x, noise=noise), unfused(x, noise=noise)
+    assert torch.equal(a.slots, b.slots) and torch.equal(a.attn, b.attn)
+
+
 def test_fused_partial_and_repeated_backward_float64():
     """grad() for a parameter only, then for the inputs (retain_graph), then attention-only losses."""
     fused, unfused = _fused_and_unfused(torch.float64)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
 SoftmaxAxis = Literal["slots", "inputs"]
 EpsPlacement = Literal["attn", "denominator"]
-SlotInit = Literal["shared", "per_slot"]
+SlotInit = Literal["shared", "per_slot", "queries"]
 UpdateFn = Literal["gru", "direct"]
 
 
@@ -52,7 +52,10 @@ class SlotAttention(nn.Module):
         softmax_axis: ``"slots"`` (paper: slots compete for inputs) or ``"inputs"`` (as in regular
             self-attention). Appendix B, Figure 10.
         slot_init: ``"shared"`` (paper: one mu/sigma for all slots) or ``"per_slot"`` (a learned Gaussian per
-            slot; then K is fixed to ``num_slots``). Appendix B, Figure 9.
+            slot; then K is fixed to ``num_slots``). Appendix B, Figure 9. Not in the paper: ``"queries"``, one
+            learned initial slot per slot and no noise (BO-QSA's learnable queries, Jia et al. 2023; K fixed too).
+            BO-QSA is ``slot_init="queries"`` with ``implicit_differentiation=True`` (its bi-level scheme: the
+            iterations before the last run without gradient, and the queries learn straight through).
         update: ``"gru"`` (paper) or ``"direct"`` (the aggregated updates become the slots). Figure 11.
         layer_norm: apply LayerNorm to inputs and slots (paper: True). Figure 13.
         mlp: apply the residual MLP after the update (paper: True). Figure 14.
@@ -109,7 +112,7 @@ class SlotAttention(nn.Module):
         _check_positive("dim", dim)
         _check_choice("aggregation", aggregation, ("mean", "sum", "sum_layernorm"))
         _check_choice("softmax_axis", softmax_axis, ("slots", "inputs"))
-        _check_choice("slot_init", slot_init, ("shared", "per_slot"))
+        _check_choice("slot_init", slot_init, ("shared", "per_slot", "queries"))
         _check_choice("update", update, ("gru", "direct"))
         _check_choice("eps_placement", eps_placement, ("attn", "denominator"))
         if identity_projections and input_dim != dim:
@@ -135,13 +138,15 @@ class SlotAttention(nn.Module):
         self.implicit_differentiation = implicit_differentiation
         self.fused = fused
 
-        init_shape = (1, num_slots if slot_init == "per_slot" else 1, dim)
-        self.slots_mu = nn.Parameter(torch.empty(init_shape))
-        self.slots_log_sigma = nn.Parameter(torch.empty(init_shape))
-        # Glorot-uniform init of mu and log_sigma, as the reference code.
+        init_shape = (1, 1 if slot_init == "shared" else num_slots, dim)
+        self.slots_mu = nn.Parameter(torch.empty(init_shape))  # [1, 1 or K, D]; the queries with "queries"
+        # Glorot-uniform init of mu and log_sigma, as the reference code (of the queries too, as BO-QSA).
         limit = math.sqrt(6.0 / (1 + dim))
         nn.init.uniform_(self.slots_mu, -limit, limit)
-        nn.init.uniform_(self.slots_log_sigma, -limit, limit)
+        self.slots_log_sigma: nn.Parameter | None = None  # "queries" draws no noise
+        if slot_init != "queries":
+            self.slots_log_sigma = nn.Parameter(torch.empty(init_shape))
+            nn.init.uniform_(self.slots_log_sigma, -limit, limit)
 
         def norm(size: int) -> nn.Module:
             return nn.LayerNorm(size, eps=layer_norm_eps) if layer_norm else nn.Identity()
@@ -166,14 +171,19 @@ class SlotAttention(nn.Module):
     def initial_slots(
         self, batch_size: int, num_slots: int | None = None, generator=None, noise: Tensor | None = None
     ) -> Tensor:
-        """Sample initial slots ``mu + exp(log_sigma) * noise``: [B, K, D], noise ~ N(0, 1) unless given."""
+        """Sample initial slots ``mu + exp(log_sigma) * noise``: [B, K, D], noise ~ N(0, 1) unless given.
+
+        With ``slot_init="queries"`` the initial slots are the learned queries themselves (``noise`` is ignored).
+        """
         k = self.num_slots if num_slots is None else num_slots
         _check_positive("num_slots", k)
-        if self.slot_init == "per_slot" and k != self.num_slots:
+        if self.slot_init != "shared" and k != self.num_slots:
             raise ValueError(
-                f"slot_init='per_slot' learns exactly {self.num_slots} slot distributions; cannot use K={k}"
+                f"slot_init={self.slot_init!r} learns exactly {self.num_slots} initial slots; cannot use K={k}"
             )
         mu = self.slots_mu.expand(batch_size, k, -1)
+        if self.slots_log_sigma is None:  # learned queries: deterministic
+            return mu  # [B, K, D]
         sigma = self.slots_log_sigma.exp().expand(batch_size, k, -1)
         if noise is None:
             noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
@@ -323,8 +333,8 @@ class _AttendMean(torch.autograd.Function):
     correction term sum_N gW * w equals <gU, updates>, a [B, K] product instead of another [B, K, N] pass);
     ``gl = attn * (g(attn) - sum_K attn * g(attn))`` (softmax over K); ``gq = gl x``; and the input gradient of
     both products at once: ``gx = [w; gl]^T [gU; q]`` (one [B, N, D] product with inner size 2K instead of two
-    with inner size K). Saved: q, x (the caller's tensor, no copy), attn, w, s and updates; no [B, N, D] tensor
-    is created in the forward.
+    with inner size K). Saved: q, x (the caller's tensor, no copy), attn, w (in x's dtype, as the product uses
+    it), s and updates; no [B, N, D] tensor is created in the forward.
     """
 
     @staticmethod
@@ -337,8 +347,11 @@ class _AttendMean(torch.autograd.Function):
             del logits
             w = attn + eps
             s = w.sum(dim=-1, keepdim=True)  # [B, K, 1]
-            w = w.div_(s)
-            updates = torch.bmm(w.to(x.dtype), x)  # [B, K, D]
+            if w.dtype == x.dtype:
+                w = w.div_(s)
+            else:  # the fp32 quotient rounded to x's dtype in the same pass (the same values as div, then cast)
+                w = torch.div(w, s, out=torch.empty(w.shape, dtype=x.dtype, device=w.device))
+            updates = torch.bmm(w, x)  # [B, K, D]
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(q, x, attn, w, s, updates)
         ctx.grads = grads
@@ -365,7 +378,7 @@ class _AttendMean(torch.autograd.Function):
             gq = torch.bmm(gl_x, x) if ctx.needs_input_grad[0] else None
             gx = None
             if ctx.needs_input_grad[1]:
-                factors = [(gl_x, q)] if g_updates is None else [(w.to(x.dtype), g_updates), (gl_x, q)]
+                factors = [(gl_x, q)] if g_updates is None else [(w, g_updates), (gl_x, q)]
                 grads = ctx.grads
                 if grads is not None and torch._C._will_engine_execute_node(grads.node):
                     grads.add(factors)  # summed with the other iterations' by _GatherInputGrad.backward
