@@ -30,6 +30,10 @@ Usage::
     python benchmarks/keras_port.py --sizes 35 --batch 64 --rounds 5
     python benchmarks/keras_port.py --sizes 128 --batch 8 --rounds 3
     python benchmarks/keras_port.py --sizes 35 --batch 16 --rounds 3 --variants tf-bf16,tf-bf16-xla   # subset
+    python benchmarks/keras_port.py --sizes 128 --batch 4 --variants slotlab,slotlab+compile,tf-bf16
+
+``slotlab+compile`` is the same step with ``trainer.compile=true`` (torch.compile of the model, the same
+function); its ratio to the fastest TF variant is printed on its own line.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import sys
 import time
 from pathlib import Path
 
+SLOTLAB_VARIANTS = ("slotlab", "slotlab+compile")  # throughput.Variant names
 TF_VARIANTS = {  # name: (mixed_bfloat16, jit_compile)
     "tf-fp32": (False, False),
     "tf-fp32-xla": (False, True),
@@ -184,8 +189,9 @@ def build_tf_step(size_key: str, batch: int, bf16: bool, xla: bool, seed: int = 
 
 
 def settings_of(name: str) -> str:
-    if name == "slotlab":
-        return "slotlab train's setup (precision auto, channels_last, factorised decoder)"
+    if name in SLOTLAB_VARIANTS:
+        extra = ", torch.compile" if name == "slotlab+compile" else ""
+        return f"slotlab train's setup (precision auto, channels_last, factorised decoder{extra})"
     bf16, xla = TF_VARIANTS[name]
     return f"tf.function graph, {'mixed_bfloat16' if bf16 else 'fp32'}, XLA {'on' if xla else 'off'}"
 
@@ -193,7 +199,7 @@ def settings_of(name: str) -> str:
 # ----------------------------------------------------------------------------------------------- worker
 def worker(name: str, size_key: str, batch: int, threads: int | None) -> None:
     """Build the variant, warm up (2 steps), print READY; then one timed step per 'run' line on stdin."""
-    if name == "slotlab":
+    if name in SLOTLAB_VARIANTS:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from throughput import Variant
 
@@ -204,9 +210,10 @@ def worker(name: str, size_key: str, batch: int, threads: int | None) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        v = Variant("slotlab", size_key, batch)
+        v = Variant(name, size_key, batch)
         step = v.step
         settings = f"{'bf16' if v.bf16 else 'fp32'}, {'CL' if v.channels_last else 'NCHW'}, factorised dec"
+        settings += ", torch.compile" if name == "slotlab+compile" else ""
     else:
         bf16, xla = TF_VARIANTS[name]
         step = build_tf_step(size_key, batch, bf16, xla, threads=threads)
@@ -247,7 +254,7 @@ def main() -> None:
         worker(args.worker, sizes[0], args.batch, args.threads)
         return
     names = args.variants.split(",")
-    unknown = set(names) - {"slotlab", *TF_VARIANTS}
+    unknown = set(names) - {*SLOTLAB_VARIANTS, *TF_VARIANTS}
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}")
 
@@ -287,7 +294,7 @@ def main() -> None:
             p.stdin.close()
             p.wait()
         med = {n: statistics.median(t) for n, t in times.items()}
-        tf_names = [n for n in names if n != "slotlab"]
+        tf_names = [n for n in names if n not in SLOTLAB_VARIANTS]
         fastest = min(tf_names, key=med.get) if tf_names else None
         for n in names:
             ratio = f"{med[n] / med['slotlab']:.2f}x" if "slotlab" in med else ""
@@ -296,10 +303,10 @@ def main() -> None:
                 f"| {SIZES[s]['name']} | {batch} | {label} | {info[n]['settings']} "
                 f"| {med[n]:.3f} | {batch / med[n]:.1f} | {ratio} | {info[n]['first_step_s']:.1f} |"
             )
-        if fastest and "slotlab" in med:
+        for ours in (n for n in SLOTLAB_VARIANTS if n in med and fastest):
             rows.append(
-                f"| {SIZES[s]['name']} | {batch} | **slotlab vs fastest TF ({fastest})** | | | | "
-                f"**{med[fastest] / med['slotlab']:.2f}x** | |"
+                f"| {SIZES[s]['name']} | {batch} | **{ours} vs fastest TF ({fastest})** | | | | "
+                f"**{med[fastest] / med[ours]:.2f}x** | |"
             )
     print(
         "\n| size | batch | variant | settings | step s | img/s | slotlab speed-up (variant s / slotlab s) "
