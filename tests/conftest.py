@@ -36,6 +36,9 @@ TINY_OD_MODEL = [
 ]
 TINY_OD_DATA = ["data.train_size=64", "data.eval_size=16", "data.batch_size=8", "data.eval_batch_size=8"]
 QUIET = ["trainer.progress_bar=false", "trainer.figure_every_val=false"]
+# The paper's slot initialisation (a shared learned Gaussian, every iteration differentiated), for tests that change
+# the number of slots K at test time: the default preset's learned BO-QSA queries fix K.
+PAPER_SLOT_INIT = ["model.slot_attention.slot_init=shared", "model.slot_attention.implicit_differentiation=false"]
 
 # Object discovery with a short warmup and a loss row per step; fp32 so results are bit-identical across runs.
 TINY_OD_AUTO_PRECISION = [*TINY_OD_MODEL, *TINY_OD_DATA, "optim.warmup_steps=5", *QUIET, "trainer.log_every=1"]

@@ -4,11 +4,11 @@ changed at test time), then resume; and the CLI's clear errors."""
 import json
 
 import pytest
-from conftest import TINY_OD_DATA
+from conftest import PAPER_SLOT_INIT, TINY_OD_DATA
 
 from slotlab.cli import main
 
-TINY = ["trainer.max_steps=4", "trainer.val_every=2", *TINY_OD_DATA, "trainer.progress_bar=false"]
+TINY = ["trainer.max_steps=4", "trainer.val_every=2", *TINY_OD_DATA, *PAPER_SLOT_INIT, "trainer.progress_bar=false"]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import PAPER_SLOT_INIT
 from PIL import Image
 
 from slotlab.cli import main
@@ -28,6 +29,7 @@ def run_dir(tmp_path_factory) -> Path:
     rc = main(
         [
             "train",
+            *PAPER_SLOT_INIT,  # figures at another K below
             "trainer.max_steps=2",
             "trainer.val_every=2",
             "trainer.num_figure_images=2",

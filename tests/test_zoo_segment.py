@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import QUIET, TINY_OD_DATA, TINY_OD_MODEL
+from conftest import PAPER_SLOT_INIT, QUIET, TINY_OD_DATA, TINY_OD_MODEL
 from PIL import Image
 
 from slotlab.cli import main
@@ -20,7 +20,8 @@ from slotlab.segment import SegmentModel, prepare_image
 from slotlab.zoo import ENTRY_FILES, ZOO_ENV, get_model, make_entry, package_zoo_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [*TINY_OD_MODEL, *TINY_OD_DATA, "trainer.max_steps=2", "trainer.val_every=2", *QUIET]
+# PAPER_SLOT_INIT: a test below segments with another number of slots.
+TINY = [*TINY_OD_MODEL, *TINY_OD_DATA, *PAPER_SLOT_INIT, "trainer.max_steps=2", "trainer.val_every=2", *QUIET]
 
 
 @pytest.fixture(scope="module")
