@@ -595,3 +595,40 @@ def test_paper_configs(name):
 def test_quick_tetrominoes_ablations(name, key, value):
     base, cfg = _flat(load_config("tetrominoes_quick")), _flat(load_config(name))
     assert {k: v for k, v in cfg.items() if base[k] != v} == {key: value}
+
+
+# The Tetrominoes CPU presets: every key they change from the paper's config, so a new deviation cannot slip in
+# unnamed. Each changed key's leaf name must also appear in the preset's header comment.
+TETROMINOES_PRESETS = {
+    "tetrominoes_quick": {
+        "data.batch_size": 16,
+        "model.slot_attention.slot_init": "queries",
+        "model.slot_attention.implicit_differentiation": True,
+        "optim.warmup_steps": 1000,
+        "optim.decay_steps": 10000,
+        "optim.ema_decay": 0.999,
+        "trainer.max_steps": 12000,
+        "trainer.val_every": 500,
+        "trainer.compile": "auto",
+    },
+}
+TETROMINOES_PRESETS["tetrominoes_long"] = {
+    **TETROMINOES_PRESETS["tetrominoes_quick"],
+    "trainer.max_steps": 100000,
+    "trainer.max_minutes": 120,
+}
+TETROMINOES_PRESETS["tetrominoes_quick_shared_init"] = {
+    k: v for k, v in TETROMINOES_PRESETS["tetrominoes_quick"].items() if not k.startswith("model.slot_attention.")
+}
+
+
+@pytest.mark.parametrize("name", sorted(TETROMINOES_PRESETS))
+def test_tetrominoes_cpu_presets_change_only_named_keys(name):
+    from slotlab.config import resolve_config_path
+
+    paper, cfg = _flat(load_config("tetrominoes")), _flat(load_config(name))
+    assert {k: v for k, v in cfg.items() if paper[k] != v} == TETROMINOES_PRESETS[name]
+    lines = resolve_config_path("tetrominoes_quick").read_text().splitlines()
+    header = "\n".join(line for line in lines if line.startswith("#"))
+    for key in TETROMINOES_PRESETS["tetrominoes_quick"]:
+        assert key.split(".")[-1] in header, f"{key} is not named in tetrominoes_quick.yaml's header"
