@@ -437,7 +437,8 @@ def cmd_models(_: argparse.Namespace) -> int:
     if not entries:
         print(f"no models in the zoo yet (searched: {', '.join(str(d) for d in zoo_dirs())})")
         return 0
-    print(f"{'name':28s} {'task':17s} {'dataset':18s} {'score':26s} {'size':>8s}  paper")
+    w = max(28, *(len(e.name) for e in entries))  # the name column fits the longest name
+    print(f"{'name':{w}s} {'task':17s} {'dataset':18s} {'score':26s} {'size':>8s}  paper")
     for e in entries:
         metric, value = e.score()
         std = (e.card.get("scores") or {}).get("std")
@@ -447,7 +448,7 @@ def cmd_models(_: argparse.Namespace) -> int:
         paper_text = f"{paper.get('metric', '')} {paper.get('value', '')}".strip() or "-"
         where = "" if e.source == "package" else f"  [{e.source}]"
         print(
-            f"{e.name:28s} {e.task:17s} {e.dataset:18s} {score:26s} {e.size_bytes / 1e6:6.2f} MB  {paper_text}{where}"
+            f"{e.name:{w}s} {e.task:17s} {e.dataset:18s} {score:26s} {e.size_bytes / 1e6:6.2f} MB  {paper_text}{where}"
         )
     print("use: slotlab eval --pretrained NAME, slotlab figures --pretrained NAME, slotlab segment IMAGE --model NAME")
     return 0
