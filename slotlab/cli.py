@@ -132,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _note_compile(trainer_cfg: dict) -> None:
+    """Say so when ``trainer.compile: auto`` would compile this run but torch.compile cannot run here."""
+    if trainer_cfg["compile"] != "auto" or trainer_cfg["max_steps"] < 1000:
+        return
+    from slotlab.train.runtime import compile_support, resolve_accelerator
+
+    reason = compile_support(resolve_accelerator(trainer_cfg["accelerator"]))
+    if reason:
+        print(f"note: trainer.compile auto: running eager (slower), {reason}; trainer.compile=false silences this")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from slotlab.config import load_config
     from slotlab.runs import RUN_DIR_ENV, launched_rank, new_run_dir
@@ -172,6 +183,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             preflight_train(cfg)
         run_dir = new_run_dir(cfg, Path(name).stem, secondary=not first)
         print(f"run folder: {run_dir}")
+    if first:
+        _note_compile(cfg["trainer"])
     # Processes that Lightning's DDP launcher starts re-run this command: they find the run folder here.
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)

@@ -74,7 +74,9 @@ OBJECT_DISCOVERY: dict[str, Any] = {
         "log_every": 50,
         "precision": "auto",
         "channels_last": "auto",
-        "compile": False,  # torch.compile the model: true, false, or "auto" (true when max_steps >= 1000)
+        # torch.compile the model (the same function): true, false, or "auto" = true for runs of >= 1000 steps where
+        # torch.compile can run (a C++ compiler for CPUs, Triton for GPUs); a runtime choice, like precision.
+        "compile": "auto",
         "accelerator": "auto",
         "devices": 1,
         "num_nodes": 1,

@@ -609,7 +609,6 @@ TETROMINOES_PRESETS = {
         "optim.ema_decay": 0.999,
         "trainer.max_steps": 12000,
         "trainer.val_every": 500,
-        "trainer.compile": "auto",
     },
 }
 TETROMINOES_PRESETS["tetrominoes_long"] = {

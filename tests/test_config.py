@@ -17,7 +17,7 @@ def test_paper_defaults():
         "grad_clip": None,
         "ema_decay": None,  # no weight averaging in the paper
     }
-    assert cfg["trainer"]["compile"] is False
+    assert cfg["trainer"]["compile"] == "auto"  # a runtime choice (the same function), on for long runs
     assert cfg["data"]["batch_size"] == 64 and cfg["model"]["num_slots"] == 4 and cfg["model"]["iters"] == 3
     assert cfg["trainer"]["max_steps"] == 500000
     assert cfg["model"]["slot_attention"]["softmax_axis"] == "slots"
@@ -71,3 +71,30 @@ def test_cooldown_ramps_the_last_steps_to_zero():
     assert cfg["optim"]["cooldown_steps"] == 3000
     with pytest.raises(ConfigError, match="cooldown_steps"):
         load_config("tetrominoes_quick", ["optim.cooldown_steps=-1"])
+
+
+def test_compile_auto_needs_a_long_run_and_a_working_compiler(monkeypatch):
+    import slotlab.train.fit as fit
+
+    t = load_config("clevr6")["trainer"]
+    assert t["compile"] == "auto" and t["max_steps"] >= 1000
+    monkeypatch.setattr(fit, "compile_support", lambda accelerator: None)
+    assert fit.compile_enabled(t)
+    assert not fit.compile_enabled({**t, "max_steps": 999})  # short runs (tests, smoke runs) stay eager
+    assert not fit.compile_enabled({**t, "compile": False})
+    monkeypatch.setattr(fit, "compile_support", lambda accelerator: "no C++ compiler found")
+    assert not fit.compile_enabled(t)  # auto steps aside where inductor cannot build kernels
+    assert fit.compile_enabled({**t, "compile": True})  # an explicit true is obeyed (and fails loudly if it must)
+
+
+def test_compile_support_names_what_is_missing(monkeypatch):
+    import torch._inductor.cpp_builder as cpp_builder
+
+    from slotlab.train.runtime import compile_support
+
+    def no_compiler():
+        raise RuntimeError("no working C++ compiler")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    reason = compile_support("cpu")
+    assert reason is not None and "C++ compiler" in reason

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from slotlab.modules.norm import LayerNorm
 from slotlab.modules.position import SoftPositionEmbed
 from slotlab.modules.same import SameConv2d
 
@@ -73,7 +74,7 @@ class SlotInputEncoder(nn.Module):
         self.feature_resolution = self.cnn.output_resolution(tuple(resolution))
         # Appendix B (Figure 8): the position embedding can be switched off.
         self.pos = SoftPositionEmbed(c, self.feature_resolution) if position_embedding else None
-        self.norm = nn.LayerNorm(c, eps=layer_norm_eps)
+        self.norm = LayerNorm(c, eps=layer_norm_eps)
         self.mlp = nn.Sequential(nn.Linear(c, out_dim), nn.ReLU(inplace=True), nn.Linear(out_dim, out_dim))
 
     def forward(self, image: Tensor) -> Tensor:

@@ -85,6 +85,17 @@ class SameConv2d(nn.Conv2d):
         return self.conv_same(x, self.weight, self.bias)
 
 
+def _phase_offsets(kernel: int, stride: int, before: int) -> tuple[int, int]:
+    """(j_min, j_max): the range of input offsets j of a transposed convolution's phases (see :func:`_phase_taps`).
+
+    Plain Python on ints (no cache wrapper and no tensor), so torch.compile traces it as constants.
+    """
+    js = [
+        -((kk - a - before) // stride) for a in range(stride) for kk in range(kernel) if (kk - a - before) % stride == 0
+    ]
+    return min(js), max(js)
+
+
 @functools.cache
 def _phase_taps(kernel: int, stride: int, before: int) -> tuple[Tensor, int, int]:
     """Kernel index per (output phase a, input offset j) of a transposed convolution, and the offsets' range.
@@ -93,10 +104,7 @@ def _phase_taps(kernel: int, stride: int, before: int) -> tuple[Tensor, int, int
     ``sum_j x[m + j] * w[stride * (-j) + a + before]`` over the taps inside the kernel; the index table holds
     ``kernel`` (a zero tap) where there is none. Returns (index [stride, J], j_min, j_max).
     """
-    js = [
-        -((kk - a - before) // stride) for a in range(stride) for kk in range(kernel) if (kk - a - before) % stride == 0
-    ]
-    j_min, j_max = min(js), max(js)
+    j_min, j_max = _phase_offsets(kernel, stride, before)
     index = torch.full((stride, j_max - j_min + 1), kernel, dtype=torch.long)
     for a in range(stride):
         for j in range(j_min, j_max + 1):
@@ -174,7 +182,7 @@ def phase_conv_transpose(x: Tensor, weight: Tensor, bias: Tensor | None, stride:
         j_min, j_max = -(k - 1 - before), before
         b, phase_major = bias, False
     else:
-        _, j_min, j_max = _phase_taps(k, stride, before)
+        j_min, j_max = _phase_offsets(k, stride, before)
         j = j_max - j_min + 1
         w = _phase_kernels(_phase_kernels(weight, -2, stride, before, j_min, j), -1, stride, before, j_min, j)
         phase_major = _channels_last(x)

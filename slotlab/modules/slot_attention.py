@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slotlab.modules.norm import LayerNorm
+
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
 SoftmaxAxis = Literal["slots", "inputs"]
 EpsPlacement = Literal["attn", "denominator"]
@@ -149,7 +151,7 @@ class SlotAttention(nn.Module):
             nn.init.uniform_(self.slots_log_sigma, -limit, limit)
 
         def norm(size: int) -> nn.Module:
-            return nn.LayerNorm(size, eps=layer_norm_eps) if layer_norm else nn.Identity()
+            return LayerNorm(size, eps=layer_norm_eps) if layer_norm else nn.Identity()
 
         self.norm_inputs = norm(input_dim)
         self.norm_slots = norm(dim)
@@ -166,7 +168,7 @@ class SlotAttention(nn.Module):
             if mlp
             else None
         )
-        self.norm_updates = nn.LayerNorm(dim, eps=layer_norm_eps) if aggregation == "sum_layernorm" else None
+        self.norm_updates = LayerNorm(dim, eps=layer_norm_eps) if aggregation == "sum_layernorm" else None
 
     def initial_slots(
         self, batch_size: int, num_slots: int | None = None, generator=None, noise: Tensor | None = None

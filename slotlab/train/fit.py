@@ -25,6 +25,7 @@ from slotlab.train.failed_seed import FailedSeedError
 from slotlab.train.module import SlotModule
 from slotlab.train.resume import checkpoint_to_resume
 from slotlab.train.runtime import (
+    compile_support,
     machine_description,
     resolve_accelerator,
     resolve_channels_last,
@@ -104,10 +105,14 @@ def prepare_runtime(cfg: dict[str, Any]) -> None:
 
 
 def compile_enabled(trainer_cfg: dict[str, Any]) -> bool:
-    """``trainer.compile``: true, false, or "auto" = true for runs of at least 1000 steps (where the ~40 s of
-    compilation pays off)."""
+    """``trainer.compile``: true, false, or "auto" (the default) = true for runs of at least 1000 steps (where the
+    ~1 minute of compilation pays off) on a machine where torch.compile can run (:func:`compile_support`)."""
     value = trainer_cfg["compile"]
-    return value is True or (value == "auto" and trainer_cfg["max_steps"] >= 1000)
+    if value is True:
+        return True
+    if value != "auto" or trainer_cfg["max_steps"] < 1000:
+        return False
+    return compile_support(resolve_accelerator(trainer_cfg["accelerator"])) is None
 
 
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:

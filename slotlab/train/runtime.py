@@ -112,6 +112,22 @@ def resolve_channels_last(value: str | bool) -> bool:
     raise ValueError(f"trainer.channels_last must be auto, true or false, got {value!r}")
 
 
+def compile_support(accelerator: str) -> str | None:
+    """Why ``torch.compile`` cannot run here, or None if it can: inductor needs a C++ compiler to build CPU
+    kernels and Triton for GPU kernels (without them the first training step would fail)."""
+    if accelerator in ("gpu", "cuda"):
+        from torch.utils._triton import has_triton
+
+        return None if has_triton() else "Triton is not installed (inductor needs it for GPU kernels)"
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as e:  # noqa: BLE001 (inductor raises its own error types for a missing compiler)
+        return f"no C++ compiler found for inductor's CPU kernels ({type(e).__name__}: {e})"
+    return None
+
+
 _MALLOC_TUNED = False
 
 
