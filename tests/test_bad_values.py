@@ -51,6 +51,7 @@ VALID = {
     ("trainer.failed_seed_restarts", "0"),
     ("model.slot_attention.eps", "0"),
     ("trainer.channels_last", "true"),
+    ("trainer.compile", "true"),  # its default is the string "auto"; true and false are valid too
     ("run.root", "bogus"),  # a relative folder name
 }
 # Path- and name-like keys: values that are strings of the right type but unusable.
