@@ -13,7 +13,9 @@ masks by softmax over slots, MSE loss, ``keras.optimizers.Adam`` (lr 4e-4), one 
 uint8 batch converted to [-1, 1] inside the step (as slotlab's step does). TensorFlow runs every variant in graph
 mode (``tf.function``), with XLA (``jit_compile=True``) or without, in fp32 or under Keras' ``mixed_bfloat16``
 policy; slotlab's step is the one ``benchmarks/throughput.py`` times (``Variant("slotlab", ...)``: the dataset's
-config with ``precision: auto``, channels_last, tuned malloc, factorised decoder, Adam).
+config with ``precision: auto``, channels_last, tuned malloc, factorised decoder, ``trainer.compile``, Adam).
+``baseline`` (throughput.py's plain fp32 PyTorch model, tuned malloc too) can run as a worker as well, so that the
+speed-up over it is also measured with one process per variant.
 
 Every variant lives in its own worker process (TensorFlow never shares a process with slotlab: TF and the
 ``tfrecord`` package register the same protobufs, and the two runtimes' thread pools would compete); the parent
@@ -49,6 +51,7 @@ import time
 from pathlib import Path
 
 SLOTLAB_VARIANTS = ("slotlab", "slotlab-eager", "slotlab+compile")  # throughput.Variant names
+TORCH_VARIANTS = (*SLOTLAB_VARIANTS, "baseline")  # + throughput.py's plain fp32 baseline, in its own process too
 TF_VARIANTS = {  # name: (mixed_bfloat16, jit_compile)
     "tf-fp32": (False, False),
     "tf-fp32-xla": (False, True),
@@ -190,6 +193,8 @@ def build_tf_step(size_key: str, batch: int, bf16: bool, xla: bool, seed: int = 
 
 
 def settings_of(name: str) -> str:
+    if name == "baseline":
+        return "plain fp32 PyTorch baseline (benchmarks/baseline.py: NCHW, plain decoder, einsum Slot Attention)"
     if name in SLOTLAB_VARIANTS:
         extra = {"slotlab-eager": ", eager", "slotlab+compile": ", torch.compile forced"}.get(name, "")
         return f"slotlab train's setup (precision auto, channels_last, factorised decoder, trainer.compile{extra})"
@@ -200,7 +205,7 @@ def settings_of(name: str) -> str:
 # ----------------------------------------------------------------------------------------------- worker
 def worker(name: str, size_key: str, batch: int, threads: int | None) -> None:
     """Build the variant, warm up (2 steps), print READY; then one timed step per 'run' line on stdin."""
-    if name in SLOTLAB_VARIANTS:
+    if name in TORCH_VARIANTS:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from throughput import Variant
 
@@ -247,6 +252,13 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=None, help="threads of both runtimes (default: each library's own default)"
     )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds to wait before each timed step: OpenMP (torch) and Eigen (TF) worker threads spin-wait for a "
+        "while after a step, and would take cores from the next worker's step (default 1.0)",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     sizes = args.sizes.split(",")
@@ -254,7 +266,7 @@ def main() -> None:
         worker(args.worker, sizes[0], args.batch, args.threads)
         return
     names = args.variants.split(",")
-    unknown = set(names) - {*SLOTLAB_VARIANTS, *TF_VARIANTS}
+    unknown = set(names) - {*TORCH_VARIANTS, *TF_VARIANTS}
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}")
 
@@ -287,6 +299,7 @@ def main() -> None:
         times = {n: [] for n in names}
         for r in range(args.rounds):
             for n in names if r % 2 == 0 else list(reversed(names)):
+                time.sleep(args.settle)  # let the previous worker's spinning thread pools go idle first
                 procs[n].stdin.write("run\n")
                 procs[n].stdin.flush()
                 times[n].append(json.loads(_read(procs[n], "TIME ")))
@@ -294,7 +307,7 @@ def main() -> None:
             p.stdin.close()
             p.wait()
         med = {n: statistics.median(t) for n, t in times.items()}
-        tf_names = [n for n in names if n not in SLOTLAB_VARIANTS]
+        tf_names = [n for n in names if n not in TORCH_VARIANTS]
         fastest = min(tf_names, key=med.get) if tf_names else None
         for n in names:
             ratio = f"{med[n] / med['slotlab']:.2f}x" if "slotlab" in med else ""
