@@ -29,8 +29,10 @@ Achieved GFLOP/s = executed FLOPs of one step (``benchmarks/flops.py``) / median
 of this machine's peak *for the step's precision* (fp32 or bf16): the best GFLOP/s of a sweep of GEMMs and
 channels_last forward convolutions at the models' shapes and larger ones (``benchmarks/peaks.py``; warm-up, best
 of 3, at start-up; or given with ``--peaks FP32,BF16`` in GFLOP/s). The best kernel of each precision also runs
-once per interleaved round, between the training steps, and the best of all measurements is the peak: a peak
-measured while the machine was busier than during the steps cannot make the fractions exceed 100%. (A 2048^3
+right before every timed training step, and the best of all measurements is the peak: on a shared host whose speed
+changes from second to second (bf16 kernels measured 422-1,020 GFLOP/s within one minute here), every step then
+has peak measurements from the same conditions, and a peak measured while the machine was busier than during the
+steps cannot make the fractions exceed 100% (with one probe per round, a 7-round run once showed 106 %). (A 2048^3
 ``torch.mm`` alone is not the machine's best: channels_last convolutions beat it, and steps made of them showed
 175-209 % "of peak".) The table prints, per size, the peaks used.
 
@@ -142,11 +144,26 @@ class Variant:
         return s + (", torch.compile" if self.compiled else "")
 
 
-def interleaved(steps: dict[str, Callable[[], None]], rounds: int, per_round: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {n: [] for n in steps}
+def interleaved(
+    steps: dict[str, Callable[[], None]],
+    rounds: int,
+    per_round: int,
+    probes: dict[str, Callable[[], None]] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each step, interleaved A, B, A, B, ... (order reversed every other round).
+
+    ``probes`` (the peak kernels) run, and are timed, right before every step: on a machine whose speed changes
+    from second to second (a shared host), each step then has peak measurements taken in the same conditions.
+    """
+    probes = probes or {}
+    times: dict[str, list[float]] = {n: [] for n in [*steps, *probes]}
     for r in range(rounds):
         for name in list(steps) if r % 2 == 0 else list(reversed(steps)):
             for _ in range(per_round):
+                for p, probe in probes.items():
+                    t0 = time.perf_counter()
+                    probe()
+                    times[p].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 steps[name]()
                 times[name].append(time.perf_counter() - t0)
@@ -177,10 +194,11 @@ def measure_size(
         results[v.name] = {"first_step_s": first}
     steps: dict[str, Callable[[], None]] = {n: v.step for n, v in variants.items()}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    probes = {}
     for p, k in (peak_kernels or {}).items():
-        steps[f"_peak_{p}"] = k.make(dtypes[p])
-        steps[f"_peak_{p}"]()
-    times = interleaved(steps, rounds, per_round)
+        probes[f"_peak_{p}"] = k.make(dtypes[p])
+        probes[f"_peak_{p}"]()
+    times = interleaved(steps, rounds, per_round, probes)
     results["_peaks"] = {p: k.flops / min(times[f"_peak_{p}"]) / 1e9 for p, k in (peak_kernels or {}).items()}
     for n, v in variants.items():
         med = statistics.median(times[n])
@@ -302,7 +320,7 @@ def main() -> None:
         print(
             f"peaks (best of a sweep of {len(KERNELS)} GEMM and channels_last conv kernels, benchmarks/peaks.py): "
             f"fp32 {fp32_peak:.0f} GFLOP/s ({k32.name}), bf16 {bf16_peak:.0f} GFLOP/s ({k16.name}); these two "
-            "kernels also run once per interleaved round and the best of all is used. % of peak = GFLOP/s / the "
+            "kernels also run before every timed step and the best of all is used. % of peak = GFLOP/s / the "
             "peak of the step's precision"
         )
     print(f"{rounds} interleaved rounds x {args.steps_per_round} step(s) per variant after 2 warm-up steps")
