@@ -184,6 +184,9 @@ def measure_size(
     per round, interleaved with the training steps, so that the peaks are also measured under the steps' load;
     their best GFLOP/s are returned as ``results["_peaks"]``.
     """
+    # Each size compiles its own model: without a reset, dynamo counts the sizes' graphs as recompilations of the
+    # same forward and falls back to eager after 8 (config.recompile_limit), silently, in a multi-size run.
+    torch._dynamo.reset()
     variants = {n: Variant(n, size_key, batch) for n in names}
     results: dict[str, dict] = {}
     for v in variants.values():  # warm-up (and compilation)

@@ -309,3 +309,22 @@ def test_inductor_compiled_module_has_finite_bf16_input_gradients():
     assert torch.isfinite(grads[1]).all()
     err = ((grads[1] - grads[0]).abs().max() / grads[0].abs().max()).item()
     assert err < 5e-2, err
+
+
+def test_compiled_module_runs_at_every_batch_size():
+    # Regression: torch.randn(mu.shape) in the initial slots needs a concrete size, so once dynamo made the batch
+    # dimension symbolic (the second batch size a compiled model sees: a smaller last batch, another eval batch
+    # size) every call failed ("SymIntArrayRef expected to contain only concrete integers").
+    sa = SlotAttention(num_slots=4, dim=16, iters=2)
+    compiled = torch.compile(sa, backend="eager")
+    for b in (4, 8, 6):
+        assert compiled(torch.randn(b, 10, 16)).slots.shape == (b, 4, 16)
+
+
+def test_initial_slot_noise_is_randn():
+    # The initial slots draw the same numbers as torch.randn of their shape (same seed, same first steps).
+    sa = SlotAttention(num_slots=4, dim=16)
+    torch.manual_seed(0)
+    expected = sa.slots_mu + sa.slots_log_sigma.exp() * torch.randn(3, 4, 16)
+    torch.manual_seed(0)
+    assert torch.equal(sa.initial_slots(3), expected)

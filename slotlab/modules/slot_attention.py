@@ -188,7 +188,10 @@ class SlotAttention(nn.Module):
             return mu  # [B, K, D]
         sigma = self.slots_log_sigma.exp().expand(batch_size, k, -1)
         if noise is None:
-            noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+            # = torch.randn(mu.shape, ...) value for value (randn is empty + normal_), but traceable by torch.compile
+            # with a symbolic batch size (randn's size argument must be concrete: a compiled model would fail at the
+            # first batch of another size, e.g. a smaller last batch or another eval batch size).
+            noise = torch.empty(mu.shape, device=mu.device, dtype=mu.dtype).normal_(generator=generator)
         elif noise.shape != mu.shape:
             raise ValueError(f"noise must be [{batch_size}, {k}, {self.dim}], got {tuple(noise.shape)}")
         return mu + sigma * noise.to(device=mu.device, dtype=mu.dtype)  # [B, K, D]
