@@ -134,11 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _note_compile(trainer_cfg: dict) -> None:
     """Say so when ``trainer.compile: auto`` would compile this run but torch.compile cannot run here."""
-    if trainer_cfg["compile"] != "auto" or trainer_cfg["max_steps"] < 1000:
-        return
-    from slotlab.train.runtime import compile_support, resolve_accelerator
+    from slotlab.train.fit import compile_plan
 
-    reason = compile_support(resolve_accelerator(trainer_cfg["accelerator"]))
+    _, reason = compile_plan(trainer_cfg)
     if reason:
         print(f"note: trainer.compile auto: running eager (slower), {reason}; trainer.compile=false silences this")
 

@@ -101,11 +101,11 @@ def test_compile_support_names_what_is_missing(monkeypatch):
 
 
 def test_train_says_when_compile_auto_cannot_compile(monkeypatch, capsys):
-    import slotlab.train.runtime as runtime
+    import slotlab.train.fit as fit
     from slotlab.cli import _note_compile
 
     t = load_config("clevr6")["trainer"]
-    monkeypatch.setattr(runtime, "compile_support", lambda accelerator: "no C++ compiler found")
+    monkeypatch.setattr(fit, "compile_support", lambda accelerator: "no C++ compiler found")
     _note_compile(t)
     assert "running eager" in capsys.readouterr().out
     _note_compile({**t, "max_steps": 10})  # a short run would not compile anyway: nothing to say

@@ -4,7 +4,7 @@ models: the encoder's, and Slot Attention's on inputs, slots and before the MLP)
 Under bf16 autocast the encoder's features and Slot Attention's inputs are bf16, and PyTorch's CPU LayerNorm then
 runs its mixed-type kernel (bf16 input, fp32 weight and bias). Its forward and input gradient are right to bf16
 rounding, but its weight and bias gradients are not (torch 2.13): a sum over all B*N rows that comes out wrong
-by 5-40 % for random gradients and by 7x (35x35 Tetrominoes model) to 40x (128x128 CLEVR model) in the models at
+by 4-42 % for random gradients and by 7x (35x35 Tetrominoes model) to 40x (128x128 CLEVR model) in the models at
 initialisation, where the per-row gradients largely cancel (``tests/test_norm.py`` measures it). Those sums are
 formed here from the same bf16 values upcast to fp32 (exact), with PyTorch's fp32 kernel; the forward values and
 the input gradient are the mixed kernel's, unchanged. fp32 inputs, GPUs, ``torch.compile`` (inductor computes

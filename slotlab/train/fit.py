@@ -104,15 +104,23 @@ def prepare_runtime(cfg: dict[str, Any]) -> None:
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
 
 
-def compile_enabled(trainer_cfg: dict[str, Any]) -> bool:
-    """``trainer.compile``: true, false, or "auto" (the default) = true for runs of at least 1000 steps (where the
+def compile_plan(trainer_cfg: dict[str, Any]) -> tuple[bool, str | None]:
+    """(compile this run?, why ``auto`` runs eager where it would otherwise compile, or None).
+
+    ``trainer.compile``: true, false, or "auto" (the default) = true for runs of at least 1000 steps (where the
     ~1 minute of compilation pays off) on a machine where torch.compile can run (:func:`compile_support`)."""
     value = trainer_cfg["compile"]
     if value is True:
-        return True
+        return True, None
     if value != "auto" or trainer_cfg["max_steps"] < 1000:
-        return False
-    return compile_support(resolve_accelerator(trainer_cfg["accelerator"])) is None
+        return False, None
+    reason = compile_support(resolve_accelerator(trainer_cfg["accelerator"]))
+    return reason is None, reason
+
+
+def compile_enabled(trainer_cfg: dict[str, Any]) -> bool:
+    """Whether ``trainer.compile`` compiles this run (:func:`compile_plan`)."""
+    return compile_plan(trainer_cfg)[0]
 
 
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:
