@@ -272,6 +272,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from module import machine_line  # torch only, no TensorFlow in this process
+    from peaks import host_state
 
     print(f"machine: {machine_line()}")
     print(
@@ -279,6 +280,7 @@ def main() -> None:
         f"{args.threads or 'library defaults'}; one worker process per "
         f"variant, {args.rounds} interleaved rounds of one step after 2 warm-up steps; medians"
     )
+    print(f"host state before: {host_state()}", flush=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
     rows = []
     for s in sizes:
@@ -321,6 +323,7 @@ def main() -> None:
                 f"| {SIZES[s]['name']} | {batch} | **{ours} vs fastest TF ({fastest})** | | | | "
                 f"**{med[fastest] / med[ours]:.2f}x** | |"
             )
+    print(f"host state after: {host_state()}")
     print(
         "\n| size | batch | variant | settings | step s | img/s | slotlab speed-up (variant s / slotlab s) "
         "| first step s (incl. compile) |"

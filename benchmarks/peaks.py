@@ -76,6 +76,25 @@ KERNELS: tuple[Kernel, ...] = (
 )
 
 
+def host_state(samples: int = 10) -> str:
+    """One line on how fast this machine runs right now: median and best GFLOP/s of a bf16 channels_last conv (the
+    phase-decomposed convT shape) and an fp32 2048^3 matmul, ``samples`` calls each. On a shared host the bf16 rate
+    has been seen to change 3x within an hour, so benchmark tables print this next to their ratios."""
+    parts = []
+    for name, precision in (("conv 3x3 64->256 64x64 b16", "bf16"), ("mm 2048^3", "fp32")):
+        k = next(k for k in KERNELS if k.name.startswith(name))
+        fn = k.make(DTYPES[precision])
+        fn()
+        rates = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            fn()
+            rates.append(k.flops / (time.perf_counter() - t0) / 1e9)
+        rates.sort()
+        parts.append(f"{precision} {name}: median {rates[len(rates) // 2]:.0f}, best {rates[-1]:.0f} GFLOP/s")
+    return "; ".join(parts)
+
+
 def time_best(fn: Callable[[], object], reps: int, budget_s: float) -> float:
     """Best wall time of ``reps`` calls after one warm-up call; stops early once ``budget_s`` is spent."""
     t0 = time.perf_counter()

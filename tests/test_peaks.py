@@ -65,3 +65,13 @@ def test_tiny_real_sweep_runs_in_both_precisions():
         results = peaks.sweep(precision, kernels, reps=1, budget_s=5.0)
         assert len(results) == 2 and all(g > 0 for _, g in results)
         assert peaks.peak(results)[0] == max(g for _, g in results)
+
+
+def test_host_state_names_both_probes_with_their_rates(monkeypatch):
+    # The real kernels are replaced by no-ops (timing them would take seconds where bf16 is emulated); the line
+    # must name each probe and give a positive median and best rate.
+    monkeypatch.setattr(peaks.Kernel, "make", lambda self, dtype: lambda: None)
+    line = peaks.host_state(samples=3)
+    assert line.startswith("bf16 conv 3x3 64->256") and "fp32 mm 2048^3" in line
+    rates = [float(w) for w in line.replace(",", " ").split() if w.replace(".", "").isdigit()]
+    assert len(rates) >= 4 and all(r > 0 for r in rates)
