@@ -193,11 +193,7 @@ def build_tf_step(size_key: str, batch: int, bf16: bool, xla: bool, seed: int = 
 
 
 def settings_of(name: str) -> str:
-    if name == "baseline":
-        return "plain fp32 PyTorch baseline (benchmarks/baseline.py: NCHW, plain decoder, einsum Slot Attention)"
-    if name in SLOTLAB_VARIANTS:
-        extra = {"slotlab-eager": ", eager", "slotlab+compile": ", torch.compile forced"}.get(name, "")
-        return f"slotlab train's setup (precision auto, channels_last, factorised decoder, trainer.compile{extra})"
+    """The settings column of a TF variant (torch variants report ``throughput.Variant.settings``)."""
     bf16, xla = TF_VARIANTS[name]
     return f"tf.function graph, {'mixed_bfloat16' if bf16 else 'fp32'}, XLA {'on' if xla else 'off'}"
 
