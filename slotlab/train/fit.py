@@ -7,6 +7,7 @@ log versions; nothing written before is overwritten (which checkpoint, config an
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from slotlab.tasks import get_task
 from slotlab.tasks.base import EvalOptions
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
 from slotlab.train.failed_seed import FailedSeedError
+from slotlab.train.kernel_cache import remove_broken_kernels
 from slotlab.train.module import SlotModule
 from slotlab.train.resume import checkpoint_to_resume
 from slotlab.train.runtime import (
@@ -32,6 +34,8 @@ from slotlab.train.runtime import (
     resolve_precision,
     tune_malloc,
 )
+
+log = logging.getLogger(__name__)
 
 
 def build_trainer(
@@ -134,7 +138,16 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False)
     channels_last = resolve_channels_last(t["channels_last"])
     module = SlotModule(cfg, task.image_size(cfg), channels_last)
     compiled = compile_enabled(t)
+    removed_kernels: list[Path] = []
     if compiled:
+        removed_kernels = remove_broken_kernels()  # left cut short by a run killed while it compiled
+        if removed_kernels:
+            log.warning(
+                "removed %d incomplete compiled kernel(s) from torch.compile's cache (left by an interrupted "
+                "compile; they are rebuilt), e.g. %s",
+                len(removed_kernels),
+                removed_kernels[0],
+            )
         module.model.compile()
     trainer, facts = build_trainer(cfg, run_dir, task.monitor, task.best_name, task.callbacks(cfg, run_dir))
     ckpt_path = checkpoint_to_resume(run_dir, resume)
@@ -160,6 +173,7 @@ def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False)
         "compile": compiled,
         # With trainer.compile: the first step's extra time over a typical step (the compilation).
         "compile_seconds": timer.first_step_overhead() if compiled else None,
+        "compile_cache_removed": len(removed_kernels),
         "threads": torch.get_num_threads(),
         "world_size": trainer.world_size,
         "machine": machine_description(facts["accelerator"]),
