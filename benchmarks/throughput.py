@@ -11,7 +11,8 @@ Adam step. Variants:
   where it can run; the first step's extra time is reported as compile time). The Lightning loop itself is not
   included.
 - ``baseline``: ``benchmarks/baseline.py`` (fp32, NCHW, plain decoder, einsum Slot Attention).
-- optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``nocl`` (channels_last off),
+- optional (``--extras``): ``bf16`` (slotlab with bf16 autocast forced), ``fp32`` (slotlab in fp32, whatever
+  ``precision: auto`` picks), ``nocl`` (channels_last off),
   ``eager`` (slotlab without torch.compile, whatever the config says), ``compile`` (torch.compile forced on),
   ``literalsa`` (Slot Attention with ``reassociate=False``: keys and values of all N inputs materialised,
   Algorithm 1 literally),
@@ -82,7 +83,7 @@ from slotlab.train.runtime import (  # noqa: E402
 )
 
 QUICK_BATCH = {"35": 16, "64": 8, "128": 2}
-EXTRAS = ("bf16", "nocl", "eager", "compile", "literalsa", "nophase")
+EXTRAS = ("bf16", "fp32", "nocl", "eager", "compile", "literalsa", "nophase")
 
 
 class Variant:
@@ -108,6 +109,8 @@ class Variant:
             self.channels_last = resolve_channels_last(t["channels_last"])
             if name == "slotlab+bf16":
                 self.precision = "bf16-mixed"
+            if name == "slotlab+fp32":
+                self.precision = "32-true"
             if name == "slotlab-nocl":
                 self.channels_last = False
             self.model = build_model(cfg["model"], (size.resolution, size.resolution))
@@ -294,6 +297,7 @@ def main() -> None:
             ap.error(f"unknown extras {sorted(unknown)}; choose from {EXTRAS}")
         extra_names = {
             "bf16": "slotlab+bf16",
+            "fp32": "slotlab+fp32",
             "nocl": "slotlab-nocl",
             "eager": "slotlab-eager",
             "compile": "slotlab+compile",
