@@ -78,12 +78,15 @@ def test_remove_broken_kernels_removes_only_the_broken_ones(tmp_path):
     good = copy_lib(tmp_path / "ab" / "cgood.main.so")
     cut = copy_lib(tmp_path / "cd" / "ccut.main.so", size=4000)
     cut_obj = copy_lib(tmp_path / "cd" / "ccut.kernel.o", size=100)
+    os.utime(cut_obj, (0, 0))  # written long ago (a fresh object file may be one another process is writing)
+    fresh_obj = copy_lib(tmp_path / "cd" / "cfresh.kernel.o", size=100)
     source = tmp_path / "cd" / "ccut.main.cpp"
     source.write_text("// kernel source")
     removed = remove_broken_kernels(tmp_path)
     assert sorted(removed) == sorted([cut, cut_obj])
-    assert good.exists() and not cut.exists() and not cut_obj.exists() and source.exists()
+    assert good.exists() and not cut.exists() and not cut_obj.exists() and source.exists() and fresh_obj.exists()
     assert remove_broken_kernels(tmp_path) == []
+    assert remove_broken_kernels(tmp_path, object_age_s=0) == [fresh_obj]
     assert remove_broken_kernels(tmp_path / "no-such-folder") == []
 
 

@@ -10,7 +10,7 @@ native code. :func:`remove_broken_kernels` deletes such files before compiling, 
 A file counts as broken when it is not a complete ELF object: too short for its own program and section header
 tables, or with a section-name table that is not a string table (a linker that maps the output file and was killed
 before writing it). Files that another process is compiling right now (inductor holds ``locks/<key>.lock`` while it
-builds ``<key>*.so``) are left alone.
+builds ``<key>*.so``), and object files written in the last two minutes, are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -73,15 +74,20 @@ def is_complete_elf(path: Path) -> bool:
         return False
 
 
-def remove_broken_kernels(root: Path | None = None) -> list[Path]:
+def remove_broken_kernels(root: Path | None = None, object_age_s: float = 120.0) -> list[Path]:
     """Delete the compiled kernels (``*.so``, ``*.o``) under inductor's cache that are not complete ELF files;
-    returns the deleted paths. Kernels being compiled by another process right now are skipped."""
+    returns the deleted paths. Kernels being compiled by another process right now are skipped: a library whose
+    lock is held, and an object file (built under its library's lock, whose name it does not share) last written
+    less than ``object_age_s`` seconds ago."""
     root = inductor_cache_dir() if root is None else Path(root)
     if not root.is_dir():
         return []
     removed = []
+    now = time.time()
     for path in sorted([*root.rglob("*.so"), *root.rglob("*.o")]):
         if not path.is_file() or is_complete_elf(path):
+            continue
+        if path.suffix == ".o" and now - path.stat().st_mtime < object_age_s:
             continue
         lock = root / "locks" / (path.name.split(".")[0] + ".lock")
         try:
