@@ -5,8 +5,8 @@ For each image size (35x35 Tetrominoes, 64x64 Multi-dSprites, 128x128 CLEVR6; mo
 Adam step. Variants:
 
 - ``slotlab``: the settings a user gets from ``slotlab train --config <dataset>``: precision and channels_last
-  resolved as ``slotlab/train/runtime.py`` does (bf16 autocast only where the CPU has AMX-bf16/AVX512-bf16;
-  channels_last on), glibc malloc tuned, factorised decoder, and ``trainer.compile`` resolved as
+  resolved as ``slotlab/train/runtime.py`` does (bf16 autocast only where it trains faster than fp32: AMX-bf16,
+  or AVX-512-bf16 on AMD; channels_last on), glibc malloc tuned, factorised decoder, and ``trainer.compile`` resolved as
   ``slotlab/train/fit.py`` does (the default ``auto`` compiles the paper's 500k-step configs with torch.compile
   where it can run; the first step's extra time is reported as compile time). The Lightning loop itself is not
   included.

@@ -102,8 +102,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    # fp32 pinned: the 1e-5 agreement below is fp32 rounding; under bf16 autocast (precision auto on AVX-512-bf16 /
-    # AMX machines) the two reduction orders differ by bf16 rounding instead.
+    # fp32 pinned: the 1e-5 agreement below is fp32 rounding; under bf16 autocast (precision auto on AMX and on AMD
+    # AVX-512-bf16 machines) the two reduction orders differ by bf16 rounding instead.
     common = [
         *SMALL,
         "trainer.max_steps=6",

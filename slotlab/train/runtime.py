@@ -32,9 +32,39 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.cache
+def cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...), or "" where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def cpu_has_native_bf16() -> bool:
+    """Whether the CPU has bf16 instructions (AMX-bf16 or AVX-512-bf16)."""
     flags = cpu_flags()
     return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+def cpu_prefers_bf16() -> bool:
+    """Whether bf16 autocast trains faster than fp32 on this CPU (what ``precision: auto`` follows).
+
+    Yes with AMX-bf16, and with AVX-512-bf16 on AMD (Zen 4/5, where the bf16 dot product does twice the
+    multiply-adds of an fp32 FMA: TF's bf16 step of the 35x35 model was 3.4x its fp32 step on such a 2-core EPYC).
+    No on Intel CPUs with AVX-512-bf16 but no AMX (Cooper Lake, or a Sapphire Rapids VM whose kernel does not
+    enable AMX): there the bf16 dot product does no more multiply-adds per cycle than fp32 FMAs, and slotlab's
+    fp32 steps measured 1.5x / 1.35x / 1.5x faster than its bf16 steps at 35x35 / 64x64 / 128x128
+    (benchmarks/RESULTS.md, fifth session). No without bf16 instructions.
+    """
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return True
+    return "avx512_bf16" in flags and cpu_vendor() == "AuthenticAMD"
 
 
 def tensorboard_without_tensorflow() -> None:
@@ -54,7 +84,7 @@ def machine_kind() -> str:
     if "amx_bf16" in flags:
         kind = "AMX-bf16 (and AVX-512-bf16)" if "avx512_bf16" in flags else "AMX-bf16"
     elif "avx512_bf16" in flags:
-        kind = "AVX-512-bf16, no AMX"
+        kind = f"AVX-512-bf16, no AMX ({cpu_vendor() or 'unknown vendor'})"
     elif "avx512f" in flags:
         kind = "AVX-512 without bf16"
     elif "avx2" in flags:
@@ -96,12 +126,13 @@ def resolve_accelerator(accelerator: str) -> str:
 
 
 def resolve_precision(precision: str | int, accelerator: str) -> str:
-    """``auto`` -> "bf16-mixed" where bf16 is native, else "32-true"; other values pass through."""
+    """``auto`` -> "bf16-mixed" where bf16 trains faster than fp32 (:func:`cpu_prefers_bf16` on CPUs; GPUs with
+    bf16, else "16-mixed"), else "32-true"; other values pass through."""
     if precision != "auto":
         return str(precision)
     if accelerator in ("gpu", "cuda"):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return "bf16-mixed" if cpu_prefers_bf16() else "32-true"
 
 
 def resolve_channels_last(value: str | bool) -> bool:
