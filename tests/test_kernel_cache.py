@@ -152,3 +152,18 @@ def test_a_compiled_run_removes_broken_kernels_first(tmp_path, monkeypatch):
 def train_cli(root: Path, overrides: list[str], name: str = "compiled") -> dict:
     assert main(["train", *TINY_OD, *TINY_STEPS, *overrides, f"run.root={root}", f"run.name={name}"]) == 0
     return json.loads((root / name / "results.json").read_text())
+
+
+def test_files_that_cannot_be_removed_do_not_stop_training(tmp_path, monkeypatch):
+    broken = copy_lib(tmp_path / "ab" / "cbroken.main.so", size=500)
+    other = copy_lib(tmp_path / "cd" / "cother.main.so", size=500)
+
+    def refuse(self, missing_ok=False):
+        if self == broken:
+            raise PermissionError(f"[Errno 13] Permission denied: '{self}'")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    real_unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert remove_broken_kernels(tmp_path) == [other]
+    assert broken.exists() and not other.exists()

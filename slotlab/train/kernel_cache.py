@@ -84,17 +84,23 @@ def remove_broken_kernels(root: Path | None = None, object_age_s: float = 120.0)
         return []
     removed = []
     now = time.time()
-    for path in sorted([*root.rglob("*.so"), *root.rglob("*.o")]):
-        if not path.is_file() or is_complete_elf(path):
-            continue
-        if path.suffix == ".o" and now - path.stat().st_mtime < object_age_s:
-            continue
-        lock = root / "locks" / (path.name.split(".")[0] + ".lock")
+    try:
+        paths = sorted([*root.rglob("*.so"), *root.rglob("*.o")])
+    except OSError:  # an unreadable cache: inductor will report it itself
+        return []
+    for path in paths:
         try:
+            if not path.is_file() or is_complete_elf(path):
+                continue
+            if path.suffix == ".o" and now - path.stat().st_mtime < object_age_s:
+                continue
+            lock = root / "locks" / (path.name.split(".")[0] + ".lock")
             with FileLock(str(lock), timeout=0) if lock.parent.is_dir() else contextlib.nullcontext():
                 if not is_complete_elf(path):  # still broken once no one can be writing it
                     path.unlink(missing_ok=True)
                     removed.append(path)
         except Timeout:
             continue  # another process holds the lock: it is compiling this kernel now
+        except OSError:
+            continue  # e.g. another user's file in a shared cache: leave it, inductor reports what it cannot load
     return removed
