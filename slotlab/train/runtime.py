@@ -21,28 +21,25 @@ import torch
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first ``field`` line of /proc/cpuinfo, or None (no such line, or no /proc/cpuinfo)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        if line.startswith(field):
+            return line.split(":", 1)[1].strip()
+    return None
 
 
-@functools.cache
+def cpu_flags() -> frozenset[str]:
+    return frozenset((_cpuinfo("flags") or "").split())
+
+
 def cpu_vendor() -> str:
     """``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...), or "" where there is none."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    for line in text.splitlines():
-        if line.startswith("vendor_id"):
-            return line.split(":", 1)[1].strip()
-    return ""
+    return _cpuinfo("vendor_id") or ""
 
 
 def cpu_has_native_bf16() -> bool:
@@ -97,13 +94,9 @@ def machine_kind() -> str:
 
 def cpu_model_name() -> str:
     """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    name = _cpuinfo("model name")
+    if name:
+        return name
     import platform
 
     return platform.processor() or platform.machine()
