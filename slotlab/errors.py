@@ -2,5 +2,10 @@
 with exit status 2). Not part of the paper."""
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Base of every error caused by input the user must fix (a file, a value, a name): the CLI prints it as one
+    ``error:`` line and exits 2. Any other exception is a bug in slotlab."""
+
+
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key and what to do."""
