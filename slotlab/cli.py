@@ -142,7 +142,15 @@ def _note_compile(trainer_cfg: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from slotlab.run_lock import locks_released_after
+
+    with locks_released_after():  # the run folder locks this command takes are held until it ends
+        return _train_command(args)
+
+
+def _train_command(args: argparse.Namespace) -> int:
     from slotlab.config import load_config
+    from slotlab.run_lock import acquire_run_lock
     from slotlab.runs import RUN_DIR_ENV, launched_rank, new_run_dir
     from slotlab.tasks import get_task
     from slotlab.train.fit import train
@@ -160,6 +168,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
         from slotlab.train.resume import plan_resume, record_resume
 
+        if first and Path(args.resume).is_dir():
+            # Before anything is cleaned or recorded; held until training ends (RunInUseError: another process
+            # trains into this folder now).
+            acquire_run_lock(args.resume)
         plan = plan_resume(args.resume, args.overrides, cleanup=first)
         for note in plan.notes if first else []:
             print(f"note: {note}")

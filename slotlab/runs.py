@@ -36,8 +36,10 @@ def launched_rank() -> int:
 
 
 def new_run_dir(cfg: dict[str, Any], config_name: str, secondary: bool = False) -> Path:
-    """Create the run folder. ``secondary``: a non-zero rank of a multi-process job, which uses the folder
-    that rank 0 creates (from the environment when Lightning launched it, else ``run.name``)."""
+    """Create the run folder and take its lock for this process (:mod:`slotlab.run_lock`; released by
+    ``release_run_lock`` or when the process ends). ``secondary``: a non-zero rank of a multi-process job, which
+    uses the folder that rank 0 creates and locks (from the environment when Lightning launched it, else
+    ``run.name``)."""
     if secondary:
         if os.environ.get(RUN_DIR_ENV):
             return Path(os.environ[RUN_DIR_ENV])
@@ -51,21 +53,36 @@ def new_run_dir(cfg: dict[str, Any], config_name: str, secondary: bool = False) 
     run_dir = root / name
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} exists and is not a folder; choose another run.name or run.root")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        started = any((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").is_dir() else False
-        what = "" if started else " (it has no checkpoint: a start that failed or stopped early; resuming restarts it)"
-        raise RunDirError(
-            f"run folder {run_dir} already exists and is not empty{what}; choose another run.name, or resume it "
-            f"with: slotlab train --resume {run_dir}"
-        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
     except OSError as e:
         raise RunDirError(f"cannot write the run folder {run_dir}: {e}. Choose a writable run.root.") from e
-    dump_config(cfg, run_dir / "config.yaml")
+    # The folder is claimed under its lock (held until training ends: slotlab.run_lock), so two starts with one
+    # run.name cannot both find it empty, and a folder another process trains into is named as such.
+    from slotlab.run_lock import LOCK_NAME, acquire_run_lock, release_run_lock
+
+    taken = acquire_run_lock(run_dir, new_run=True)
+    try:
+        if any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+            started = any((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").is_dir() else False
+            what = (
+                "" if started else " (it has no checkpoint: a start that failed or stopped early; resuming restarts it)"
+            )
+            raise RunDirError(
+                f"run folder {run_dir} already exists and is not empty{what}; choose another run.name, or resume it "
+                f"with: slotlab train --resume {run_dir}"
+            )
+        try:
+            probe = run_dir / ".write_test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise RunDirError(f"cannot write the run folder {run_dir}: {e}. Choose a writable run.root.") from e
+        dump_config(cfg, run_dir / "config.yaml")
+    except BaseException:
+        if taken:
+            release_run_lock(run_dir)
+        raise
     return run_dir
 
 

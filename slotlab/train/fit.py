@@ -7,6 +7,7 @@ log versions; nothing written before is overwritten (which checkpoint, config an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -18,7 +19,8 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from slotlab.runs import write_results
+from slotlab.run_lock import run_lock
+from slotlab.runs import launched_rank, write_results
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EvalOptions
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
@@ -130,7 +132,14 @@ def compile_enabled(trainer_cfg: dict[str, Any]) -> bool:
 def train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path = False) -> dict[str, Any]:
     """Train ``cfg``'s task as configured into ``run_dir``; returns the run facts and the final held-out
     evaluation (also written to ``results.json``). ``resume``: True continues from last.ckpt, a path from that
-    checkpoint (``slotlab.train.resume.plan_resume`` picks it)."""
+    checkpoint (``slotlab.train.resume.plan_resume`` picks it). The process that writes the run folder (the first
+    of a multi-process job) holds its lock throughout (:mod:`slotlab.run_lock`; RunInUseError when another process
+    trains into it)."""
+    with run_lock(run_dir) if launched_rank() == 0 else contextlib.nullcontext():
+        return _train(cfg, run_dir, resume)
+
+
+def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dict[str, Any]:
     task = get_task(cfg["task"])
     t = cfg["trainer"]
     prepare_runtime(cfg)
