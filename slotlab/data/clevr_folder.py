@@ -27,6 +27,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from slotlab.data.errors import DatasetFileError
+from slotlab.data.fingerprint import content_key
 
 __all__ = [
     "CLEVR_COLORS",
@@ -37,6 +38,7 @@ __all__ = [
     "ClevrFolder",
     "collate_clevr",
     "encode_clevr_objects",
+    "folder_content_key",
 ]
 
 CLEVR_SIZES = ("small", "large")
@@ -92,6 +94,14 @@ def _resolve_root(root: str | os.PathLike[str]) -> Path:
         f"{root}: not a CLEVR v1.0 folder (expected {root}/CLEVR_v1.0/images and .../scenes, or images/ and "
         "scenes/ directly under it). Download and unzip CLEVR_v1.0.zip and pass its folder."
     )
+
+
+def folder_content_key(root: str | os.PathLike[str], split: str) -> str:
+    """A key of the content of a CLEVR v1.0 folder's ``split``: the bytes of its scenes file and the name, size
+    and modification time of every image (:func:`slotlab.data.fingerprint.content_key`). Caches of decoded
+    scenes are keyed by it, so an edited scenes file or a deleted / replaced image is read again."""
+    base = _resolve_root(root)
+    return content_key([base / "scenes" / f"CLEVR_{split}_scenes.json"], [base / "images" / split])
 
 
 class ClevrFolder(Dataset):

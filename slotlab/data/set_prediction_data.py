@@ -14,7 +14,8 @@ Two sources, one format. Either source is converted once into a cache folder of 
   source, so a changed renderer never reuses stale images.
 * ``source: clevr_folder``: the real CLEVR v1.0 folder (:class:`slotlab.data.clevr_folder.ClevrFolder`),
   ``train`` for training and ``val`` (the paper's 15k validation images) for evaluation; ``clevr6`` keeps the
-  scenes with at most 6 objects.
+  scenes with at most 6 objects. Its cache is keyed by the folder's content as well as its path (the scenes
+  file's bytes, every image's name, size and modification time), so edited or deleted files are read again.
 
 The cache folders are :mod:`slotlab.data.shards` caches (the one shard cache of both tasks): validated by the
 spec in their manifest, resumable after a killed build, repaired when a shard is truncated or unreadable.
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from slotlab.data import shards
-from slotlab.data.clevr_folder import ClevrFolder, collate_clevr, encode_clevr_objects
+from slotlab.data.clevr_folder import ClevrFolder, collate_clevr, encode_clevr_objects, folder_content_key
 from slotlab.data.datamodule import StepDataModule
 from slotlab.data.errors import DatasetFileError
 from slotlab.data.shards import MANIFEST, cache_root, cache_status, renderer_version  # noqa: F401
@@ -172,9 +173,15 @@ def load_cache(folder: Path, count: int | None = None, keys: tuple[str, ...] | N
 
 
 def prepare_split(data_cfg: dict[str, Any], split: str, count: int) -> Path:
-    """Build (if needed) and return the cache folder of ``count`` images of ``split`` ("train" or "eval")."""
+    """Build (if needed) and return the cache folder of ``count`` images of ``split`` ("train" or "eval").
+
+    A CLEVR v1.0 folder's cache is also keyed by the folder's content (:func:`folder_content_key`, in the spec
+    its manifest records, not in the cache folder's name): edited scenes or replaced / deleted images are decoded
+    again, into the same cache folder."""
     spec = cache_spec(data_cfg, split)
     folder = cache_folder(cache_root(data_cfg["cache_dir"]), spec)
+    if spec["source"] == "clevr_folder":
+        spec = {**spec, "content": folder_content_key(spec["path"], spec["folder_split"])}
     return build_cache(folder, spec, count, int(data_cfg["shard_size"]), int(data_cfg["workers"]))
 
 
