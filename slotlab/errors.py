@@ -9,3 +9,7 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key and what to do."""
+
+
+class NonFiniteOutputError(UserError, ValueError):
+    """A model gave NaN / Inf outputs (a diverged or damaged checkpoint): they are reported as such, never scored."""

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from slotlab.checks import InputDtypeError, InputShapeError, as_tensor, require_finite, require_nonempty
+
 Undefined = Literal["nan", "one"]
 
 
@@ -34,7 +36,7 @@ def _labels(pred_masks: Tensor) -> Tensor:
         return pred_masks[:, :, 0].argmax(dim=1)
     if pred_masks.dim() == 3 and not pred_masks.is_floating_point():  # [B, H, W] labels
         return pred_masks
-    raise ValueError(
+    raise InputShapeError(
         "pred_masks must be [B, K, H, W] scores or int [B, H, W] labels, "
         f"got {pred_masks.dtype} {tuple(pred_masks.shape)}"
     )
@@ -103,7 +105,7 @@ def ari(
     return torch.where(single_cluster.to(score.device), torch.ones_like(score), score)  # [B]
 
 
-def fg_ari(true_masks: Tensor, pred_masks: Tensor, undefined: Undefined = "nan") -> Tensor:
+def fg_ari(true_masks: Tensor | np.ndarray, pred_masks: Tensor | np.ndarray, undefined: Undefined = "nan") -> Tensor:
     """Foreground ARI per image.
 
     Args:
@@ -111,14 +113,31 @@ def fg_ari(true_masks: Tensor, pred_masks: Tensor, undefined: Undefined = "nan")
         pred_masks: [B, K, H, W] scores (argmax over K; [B, K, 1, H, W] decoder masks are accepted too)
             or int [B, H, W] labels.
         undefined: ``"nan"`` (DeepMind, default) or ``"one"`` (scikit-learn) where the ARI is 0 / 0.
+    Both may be tensors or numpy arrays (any float dtype for the scores).
     Returns:
-        float64 [B] scores (NaN where undefined, with ``"nan"``).
+        float64 [B] scores (NaN where undefined, with ``"nan"``); empty for an empty batch (B = 0).
+    Raises:
+        NonFiniteInputError: ``pred_masks`` holds NaN or Inf (a diverged model): there is no score to give.
+        InputTypeError / InputDtypeError / InputShapeError: inputs that are not of the kinds above.
     """
-    if true_masks.dim() != 3 or true_masks.is_floating_point():
-        raise ValueError(f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}")
+    true_masks = as_tensor(true_masks, "true_masks", "of int [B, H, W] instance labels")
+    pred_masks = as_tensor(pred_masks, "pred_masks", "of [B, K, H, W] scores or int [B, H, W] labels")
+    if true_masks.is_floating_point() or true_masks.is_complex():
+        raise InputDtypeError(
+            f"true_masks must be int [B, H, W] instance labels, got {true_masks.dtype}; pass true_masks.long()"
+        )
+    if true_masks.dim() != 3:
+        raise InputShapeError(f"true_masks must be int [B, H, W], got {true_masks.dtype} {tuple(true_masks.shape)}")
+    if pred_masks.is_floating_point():
+        require_finite(pred_masks, "pred_masks")
     labels = _labels(pred_masks)
     if labels.shape != true_masks.shape:
-        raise ValueError(f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}")
+        raise InputShapeError(
+            f"pred_masks give labels {tuple(labels.shape)} but true_masks is {tuple(true_masks.shape)}"
+        )
+    if true_masks.shape[0] == 0:
+        return torch.empty(0, dtype=torch.float64, device=true_masks.device)  # no images, no scores
+    require_nonempty(true_masks, "true_masks", "[B, H, W]", (1, 2))
     t = true_masks.reshape(true_masks.shape[0], -1).long()
     p = labels.reshape(labels.shape[0], -1).long()
     # DeepMind's special case: true group ids over all pixels, background = id of label 1 (argmax of a zero row).

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from slotlab.checks import InputDtypeError, InputShapeError, require_finite
+
 __all__ = [
     "COORDS",
     "SIZE",
@@ -126,10 +128,14 @@ def encode_objects(objects: Iterable[Mapping[str, Any]], num_slots: int) -> np.n
 
 def _to_numpy(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).numpy()
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[-1] != FEATURE_DIM:
-        raise ValueError(f"{name} must have shape [B, K, {FEATURE_DIM}], got {tuple(x.shape)}")
+        raise InputShapeError(f"{name} must have shape [B, K, {FEATURE_DIM}], got {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
+        raise InputDtypeError(f"{name} must hold numbers [B, K, {FEATURE_DIM}], got {x.dtype}")
+    require_finite(x, name)  # NaN confidences or coordinates (a diverged model) have no rank: no AP to give
     return x
 
 
@@ -179,6 +185,8 @@ def average_precision(
 
     Returns:
         The AP as a Python float. Ties in confidence are broken by the flat (image, slot) order.
+    Raises:
+        NonFiniteInputError: ``pred`` or ``target`` holds NaN or Inf (a diverged model): there is no AP to give.
     """
     p = _to_numpy(pred, "pred").astype(np.float64)  # [B, K, 19]
     t = _to_numpy(target, "target").astype(np.float64)  # [B, M, 19]

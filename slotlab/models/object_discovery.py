@@ -16,6 +16,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slotlab.checks import check_image
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import SlotInputEncoder
 from slotlab.modules.slot_attention import SlotAttention
@@ -93,10 +94,7 @@ class ObjectDiscoveryModel(nn.Module):
         noise: Tensor | None = None,
     ) -> ObjectDiscoveryOutput:
         """image: [B, 3, H, W] scaled to [-1, 1]; optional initial ``slots`` or init ``noise`` [B, K, D]."""
-        if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.resolution:
-            raise ValueError(
-                f"image must be [B, 3, {self.resolution[0]}, {self.resolution[1]}], got {tuple(image.shape)}"
-            )
+        image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
         sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise)
         dec = self.decoder(sa.slots)

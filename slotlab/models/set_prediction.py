@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from slotlab.checks import check_image
 from slotlab.losses import hungarian_huber_loss
 from slotlab.metrics.average_precision import FEATURE_DIM
 from slotlab.modules.encoders import SlotInputEncoder
@@ -40,11 +41,6 @@ class PropertyHead(nn.Module):
 
     def forward(self, slots: Tensor) -> Tensor:
         return self.net(slots)  # [B, K, 19]
-
-
-def check_image(image: Tensor, resolution: tuple[int, int]) -> None:
-    if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != tuple(resolution):
-        raise ValueError(f"image must be [B, 3, {resolution[0]}, {resolution[1]}], got {tuple(image.shape)}")
 
 
 class SetPredictionModel(nn.Module):
@@ -109,7 +105,7 @@ class SetPredictionModel(nn.Module):
         self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
     ) -> SetPredictionOutput:
         """image: [B, 3, H, W] scaled to [-1, 1]; noise: optional N(0, 1) slot-init noise [B, K, D]."""
-        check_image(image, self.resolution)
+        image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
         sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, noise=noise)
         pred = self.head(sa.slots)  # [B, K, 19]

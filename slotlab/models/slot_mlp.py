@@ -26,9 +26,10 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slotlab.checks import check_image
 from slotlab.metrics.average_precision import FEATURE_DIM
 from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
-from slotlab.models.set_prediction import PropertyHead, SetPredictionModel, SetPredictionOutput, check_image
+from slotlab.models.set_prediction import PropertyHead, SetPredictionModel, SetPredictionOutput
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import CNNEncoder
 
@@ -131,7 +132,7 @@ class SetPredictionSlotMLP(nn.Module):
     ) -> SetPredictionOutput:
         """image: [B, 3, H, W] in [-1, 1]. ``attn`` is an empty [B, 0, K, N] tensor (no attention); ``noise``
         (slot-init noise of Slot Attention models) is accepted and ignored: the Slot MLP is deterministic."""
-        check_image(image, self.resolution)
+        image = check_image(image, self.resolution, next(self.parameters()).dtype)
         _check_fixed(num_slots, iters, self.num_slots)
         slots = self.encoder(image)  # [B, K, D]
         pred = self.head(slots)  # [B, K, 19]
@@ -183,7 +184,7 @@ class ObjectDiscoverySlotMLP(nn.Module):
         self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
     ) -> ObjectDiscoveryOutput:
         """image: [B, 3, H, W] scaled to [-1, 1]; ``noise`` is accepted and ignored (no random slot init)."""
-        check_image(image, self.resolution)
+        image = check_image(image, self.resolution, next(self.parameters()).dtype)
         _check_fixed(num_slots, iters, self.num_slots)
         slots = self.encoder(image)  # [B, K, D]
         dec = self.decoder(slots)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from slotlab.checks import InputShapeError, float_input, require_nonempty, require_tensor
 from slotlab.modules.norm import LayerNorm
 
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
@@ -213,16 +214,25 @@ class SlotAttention(nn.Module):
             slots: optional initial slots [B, K, D]; when given, no sampling happens.
             noise: optional N(0, 1) noise [B, K, D] for the initial slots (instead of drawing it here).
         """
+        # Type, dtype and shape only (O(1), no sync): float64 / float32 / bf16 inputs are cast to the module's dtype
+        # outside autocast (slotlab.checks); integer inputs, numpy arrays and empty sets are refused.
+        dtype = self.slots_mu.dtype
+        inputs = float_input(inputs, "inputs", dtype, f"[B, N, {self.input_dim}] of input features")
         if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
-            raise ValueError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
+            raise InputShapeError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
+        require_nonempty(inputs, "inputs", "[B, N, D]", (0, 1))
         t_iters = self.iters if iters is None else iters
         _check_positive("iters", t_iters)
         b = inputs.shape[0]
+        if noise is not None:
+            noise = require_tensor(noise, "noise", f"[B, K, {self.dim}] of N(0, 1) samples")
         if slots is None:
             k_slots = num_slots if noise is None else noise.shape[1]
             slots = self.initial_slots(b, k_slots, noise=noise).to(inputs.dtype)
-        elif slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
-            raise ValueError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
+        else:
+            slots = float_input(slots, "slots", dtype, f"[B, K, {self.dim}] of initial slots")
+            if slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
+                raise InputShapeError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
         init_slots = slots
 
         x = self.norm_inputs(inputs)  # [B, N, D_inputs]

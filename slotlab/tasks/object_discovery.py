@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
 from slotlab.data.datamodule import data_from_config, to_tensors
 from slotlab.data.registry import get_dataset
 from slotlab.defaults import OBJECT_DISCOVERY
@@ -87,6 +88,8 @@ def evaluate_fg_ari(
         image = image_to_model(images[start : start + batch_size], channels_last)
         noise = index_noise(seed, torch.arange(start, start + len(image)), k, d).to(device)
         out = run_model(model, image, noise, iters=iters) if k else model(image, num_slots=num_slots, iters=iters)
+        where = f"held-out images {start}..{start + len(image) - 1}"
+        require_finite_output(out.masks, "masks", where, EVAL_ADVICE)  # NonFiniteOutputError, never a score
         scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks, undefined))
     return torch.cat(scores).cpu().numpy()
 
@@ -168,6 +171,8 @@ class ObjectDiscovery(Task):
         out = run_model(module.model, image, noise)
         store = module.val_store
         undefined = module.config["eval"]["ari_undefined"]
+        where = f"validation batch {batch_idx} at step {module.global_step}"
+        require_finite_output(out.masks, "masks", where, TRAIN_ADVICE)
         store.setdefault("scores", []).append(fg_ari(batch["mask"].long(), out.masks, undefined))
         store.setdefault("mse", []).append(((out.recon - image) ** 2).mean(dim=(1, 2, 3)))
         store.setdefault("index", []).append(batch["index"])

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
 from slotlab.data.set_prediction_data import TARGET_ROWS, SetPredictionData, load_split, resize_masks
 from slotlab.defaults import SET_PREDICTION
 from slotlab.errors import ConfigError
@@ -126,6 +127,8 @@ def evaluate_model(
         image = image_to_model(data["image"][start : start + batch_size].to(device), channels_last)
         noise = eval_noise(model, index[start : start + batch_size], num_slots, seed)
         out = model(image, num_slots=num_slots, iters=iters, noise=None if noise is None else noise.to(device))
+        where = f"held-out images {start}..{start + len(image) - 1}"
+        require_finite_output(out.pred, "predictions", where, EVAL_ADVICE)  # NonFiniteOutputError, never an AP
         preds.append(out.pred.float().cpu())
         if "mask" in data:
             ari = attention_ari(model, out, data["mask"][start : start + batch_size], ari_undefined)
@@ -207,6 +210,8 @@ class SetPrediction(Task):
         image = image_to_model(batch["image"], module.channels_last)
         noise = eval_noise(module.model, batch["index"], None, EVAL_SEED)
         out: SetPredictionOutput = module.model(image, noise=None if noise is None else noise.to(module.device))
+        where = f"validation batch {batch_idx} at step {module.global_step}"
+        require_finite_output(out.pred, "predictions", where, TRAIN_ADVICE)
         target = batch["target"].float()
         store = module.val_store
         store.setdefault("pred", []).append(out.pred.detach().float())
