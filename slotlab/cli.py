@@ -501,7 +501,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seed = EVAL_SEED if args.seed is None else args.seed
     failed = 0
-    for path, stem in zip(args.images, unique_stems(args.images), strict=True):
+    for path, stem in zip(args.images, unique_stems(args.images, out), strict=True):
+        if stem != (Path(path).stem or "image"):
+            print(f"note: {path}: writing {stem}_* (another input's or an earlier call's outputs use its name)")
         try:
             res = segment_file(sm, path, out, stem, args.num_slots, args.iters, seed)
         except SegmentInputError as e:

@@ -21,7 +21,9 @@ Library code only: :func:`segment_file` returns what it did; the CLI prints.
 
 from __future__ import annotations
 
+import glob
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -465,14 +467,26 @@ def segment_file(
     return SegmentResult(steps, paths, int(seg.masks.shape[0]), int(seg.attn.shape[0]))
 
 
-def unique_stems(paths: list[str | Path]) -> list[str]:
-    """Output stems for the inputs: the file stem, with ``_2``, ``_3``... where two inputs share one."""
+OUTPUT_KINDS = ("_figure", "_masks")  # segment_file writes <stem>_figure.<ext> and <stem>_masks.<ext>
+
+
+def unique_stems(paths: Sequence[str | Path], out_dir: str | Path | None = None) -> list[str]:
+    """Output stems for the inputs: the file stem, with ``_2``, ``_3``... where two inputs share one, or where
+    ``out_dir`` holds files of that stem already (an earlier call's outputs, or inputs): nothing is replaced."""
+    folder = Path(out_dir) if out_dir is not None else None
     used: set[str] = set()
+
+    def taken(stem: str) -> bool:
+        if stem in used:
+            return True
+        pattern = glob.escape(stem)
+        return folder is not None and any(next(folder.glob(f"{pattern}{kind}.*"), None) for kind in OUTPUT_KINDS)
+
     stems = []
     for p in paths:
         base = Path(p).stem or "image"
         stem, n = base, 1
-        while stem in used:
+        while taken(stem):
             n += 1
             stem = f"{base}_{n}"
         used.add(stem)
