@@ -29,6 +29,8 @@ from slotlab.validate import (
 )
 
 DEFAULT_CONFIG = "tetrominoes_quick"
+VECTOR_FORMATS = ("pdf", "svg")  # slotlab.drawing.VECTOR_FORMATS (not imported: it is not needed to parse)
+FORMAT_HELP = "also write each figure as vector graphics (pdf or svg; repeat for both); the PNG is always written"
 # Flag types: every number is range-checked while parsing (argparse prints `error: ...`, exit status 2).
 _slots, _iters = int_list_arg(1, MAX_SLOTS), int_list_arg(1, MAX_ITERS)
 
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None)
     f.add_argument("--split", default="eval", choices=["eval", "test"])
     f.add_argument("--out", type=out_dir_arg, default=None, help="output folder (default: RUN_DIR/figures)")
+    f.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
     r.add_argument("run_dir")
@@ -129,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None, help="K (default: the training K)")
     sg.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the training T)")
     sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
+    sg.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
     return p
 
 
@@ -316,7 +320,7 @@ def save_eval(
     from slotlab.eval_output import append_records, eval_tag, write_csv_file, write_json_file
     from slotlab.runs import run_dir_of
 
-    base = run_dir_of(ckpt["_path"])
+    base = getattr(args, "out_dir", None) or run_dir_of(ckpt["_path"])  # --pretrained: ./slotlab_out/NAME/
     tag = eval_tag(args.split, ckpt.get("global_step"), ks, ts, objects, extra)
     sweep = len(records) > 1
     out = Path(args.out) if args.out else base / (f"eval_sweep-{tag}.csv" if sweep else f"eval-{tag}.json")
@@ -337,7 +341,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
         return code
     check_figure_flags(args)
     out = Path(args.out) if args.out else None
-    for p in make_figures(args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split):
+    paths = make_figures(
+        args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split,
+        formats=args.formats or (), name=getattr(args, "model_name", None),
+    )  # fmt: skip
+    for p in paths:
         print(f"wrote {p}")
     return 0
 
@@ -438,12 +446,11 @@ def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
 
     entry = get_model(args.pretrained)
     args.checkpoint = str(entry.checkpoint)
+    args.model_name = f"{entry.name} (zoo)"
     if args.out is None:
         folder = output_dir(entry.name)
         if command == "eval":
-            lists = [args.num_slots, args.iters] + ([args.objects] if entry.task == "set_prediction" else [])
-            sweep = any(v is not None and len(v) > 1 for v in lists)
-            args.out = str(folder / ("eval_sweep.csv" if sweep else "eval.json"))
+            args.out_dir = folder  # save_eval names the file after the settings there, as in a run folder
         else:
             args.out = str(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -505,7 +512,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if stem != (Path(path).stem or "image"):
             print(f"note: {path}: writing {stem}_* (another input's or an earlier call's outputs use its name)")
         try:
-            res = segment_file(sm, path, out, stem, args.num_slots, args.iters, seed)
+            res = segment_file(sm, path, out, stem, args.num_slots, args.iters, seed, args.formats or ())
         except SegmentInputError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             failed += 1

@@ -4,20 +4,49 @@ attention masks per slot and iteration).
 
 :func:`make_figures` loads a checkpoint, takes the first ``num_images`` images of a held-out split from the run's
 own data (the procedural generator, the cache, or the ``data.path`` file it was trained on: the same held-out
-loader as training and ``slotlab eval``) and lets the task draw them into the run's ``figures/`` folder.
-Everything is deterministic: fixed images and slot-init noise from a private generator seeded with ``seed``.
+loader as training and ``slotlab eval``) and lets the task build them as labelled grids (column titles, iteration
+rows, slot legend, the model and its training step in the title), which :mod:`slotlab.drawing` writes into the
+run's ``figures/`` folder as PNG and, on request, PDF / SVG. Everything is deterministic: fixed images and
+slot-init noise from a private generator seeded with ``seed``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
 from slotlab.runs import run_dir_of
 from slotlab.tasks import get_task
 from slotlab.tasks.object_discovery import FIGURE_NAMES, per_iteration_outputs
 from slotlab.train.checkpoints import load_model
 
-__all__ = ["FIGURE_NAMES", "make_figures", "per_iteration_outputs"]
+__all__ = ["FIGURE_NAMES", "checkpoint_label", "figure_grids", "make_figures", "per_iteration_outputs"]
+
+
+def figure_grids(
+    checkpoint: str | Path,
+    num_images: int = 4,
+    num_slots: int | None = None,
+    iters: int | None = None,
+    split: str = "eval",
+    seed: int | None = None,
+    scale: int | None = None,
+    name: str | None = None,
+) -> tuple[dict[str, LabelledGrid], Path]:
+    """The paper figures of ``checkpoint`` as labelled grids by file name, and the run folder's ``figures/``
+    (arguments: :func:`make_figures`)."""
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    model, cfg, ckpt = load_model(checkpoint)
+    task = get_task(cfg["task"])
+    data = task.heldout(cfg["data"], split, num_images)
+    data = {k: v[:num_images] for k, v in data.items()}
+    step = ckpt.get("global_step")
+    about = checkpoint_label(ckpt["_path"]) if name is None else name
+    about += f" · step {step}" if step is not None else ""
+    grids = task.figure_grids(model, cfg, data, f"{about} · {split} images", num_slots, iters, seed, scale)
+    return grids, run_dir_of(ckpt["_path"]) / "figures"
 
 
 def make_figures(
@@ -29,8 +58,11 @@ def make_figures(
     split: str = "eval",
     seed: int | None = None,
     scale: int | None = None,
+    formats: Sequence[str] = (),
+    name: str | None = None,
 ) -> list[Path]:
-    """Write the paper figure of ``checkpoint`` (a .ckpt file or a run folder); returns the PNG paths.
+    """Write the paper figure of ``checkpoint`` (a .ckpt file or a run folder); returns the paths written (per
+    figure the PNG, then its ``formats`` files).
 
     Args:
         out_dir: where to write; default ``<run_dir>/figures/``.
@@ -40,12 +72,10 @@ def make_figures(
         split: held-out split, "eval" or "test".
         seed: seed of the initial-slot noise (default: the task's figure seed).
         scale: integer upscaling of the tiles (default: at least ~128 pixels per image).
+        formats: vector formats to write besides the PNG: "pdf", "svg".
+        name: the model's name in the titles (default: :func:`checkpoint_label` of the checkpoint).
     """
-    if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
-    model, cfg, ckpt = load_model(checkpoint)
-    task = get_task(cfg["task"])
-    out = Path(out_dir) if out_dir is not None else run_dir_of(ckpt["_path"]) / "figures"
-    data = task.heldout(cfg["data"], split, num_images)
-    data = {k: v[:num_images] for k, v in data.items()}
-    return task.figures(model, cfg, data, out, num_slots, iters, seed, scale)
+    check_formats(formats)
+    grids, figures_dir = figure_grids(checkpoint, num_images, num_slots, iters, split, seed, scale, name)
+    out = Path(out_dir) if out_dir is not None else figures_dir
+    return [p for file, grid in grids.items() for p in write(grid, out / file, formats)]

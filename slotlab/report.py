@@ -18,7 +18,6 @@ import csv
 import html
 import io
 import json
-import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +30,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from slotlab.atomic import write_text  # noqa: E402
+from slotlab.errors import UserError  # noqa: E402
 from slotlab.eval_output import read_jsonl  # noqa: E402
+from slotlab.plots import Panel, plot_learning_curves  # noqa: E402
+from slotlab.report_config import MAX_DIFFERENCES, TrainedConfig, config_differences, sweep_hint, trained_config  # noqa: E402
 from slotlab.tasks import TASKS, get_task  # noqa: E402
 from slotlab.tasks.base import Task  # noqa: E402
 
@@ -58,6 +60,10 @@ _CAPTIONS = {
 }
 
 
+class ReportError(UserError, ValueError):
+    """A folder that is not a run folder `slotlab report` can describe (missing, or not made by slotlab train)."""
+
+
 def _task_of(cfg: dict[str, Any]) -> Task:
     name = cfg.get("task", "object_discovery") if cfg else "object_discovery"
     return get_task(name if name in TASKS else "object_discovery")
@@ -72,10 +78,14 @@ def write_report(run_dir: Path) -> Path:
     """Write ``<run_dir>/report.html`` and return its path. Raises ValueError if ``run_dir`` is not a run."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
-        raise ValueError(f"{run_dir} does not exist; expected a run folder made by `slotlab train`")
+        raise ReportError(f"{run_dir} does not exist; expected a run folder made by `slotlab train`")
     if not is_run_dir(run_dir):
-        raise ValueError(f"{run_dir} is not a slotlab run folder (no config.yaml, results.json, checkpoints/ or logs/)")
-    cfg_text, cfg = _read_config(run_dir)
+        raise ReportError(
+            f"{run_dir} is not a slotlab run folder (no config.yaml, results.json, checkpoints/ or logs/)"
+        )
+    file_text, file_cfg = _read_config(run_dir)
+    trained = trained_config(run_dir)
+    cfg = trained.config if trained.config is not None else file_cfg  # what the model was trained with
     results = _read_json(run_dir / "results.json")
     evaluation = _read_json(run_dir / "eval.json")  # written by slotlab before evals.jsonl existed
     sweeps = [(p.name, _read_csv(p) or []) for p in sorted(run_dir.glob("eval_sweep*.csv"))]
@@ -86,13 +96,15 @@ def write_report(run_dir: Path) -> Path:
     parts.append("<h2>Summary</h2>")
     parts.append(_summary(run_dir, cfg, results))
     parts.append("<h2>Metrics</h2>")
-    parts.append(_metrics(results, evaluation, sweeps, read_jsonl(run_dir / "evals.jsonl")))
+    parts.append(_metrics(results, evaluation, sweeps, read_jsonl(run_dir / "evals.jsonl"), sweep_hint(run_dir, cfg)))
     parts.append("<h2>Learning curves</h2>")
     parts.append(_curves(run_dir, _task_of(cfg)))
     parts.append("<h2>Figures</h2>")
     parts.append(_figures(run_dir, _task_of(cfg)))
+    parts.append("<h2>Figures of each validation</h2>")
+    parts.append(_figure_history(run_dir))
     parts.append("<h2>Config</h2>")
-    parts.append(f"<pre>{_e(cfg_text)}</pre>" if cfg_text else _note("no config.yaml in the run folder"))
+    parts.append(_config_section(trained, file_text, file_cfg))
 
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -248,6 +260,7 @@ def _metrics(
     evaluation: dict[str, Any] | None,
     sweeps: list[tuple[str, list[dict[str, str]]]],
     records: list[dict[str, Any]],
+    hint: str | None = None,
 ) -> str:
     parts = []
     if results is None:
@@ -266,7 +279,7 @@ def _metrics(
     else:
         parts.append(_note("no slotlab eval results (evals.jsonl)"))
     if not sweeps:
-        parts.append(_note("no eval_sweep-*.csv (run `slotlab eval CKPT --iters 1,3,5 --num-slots 4,6` for one)"))
+        parts.append(_note(f"no eval_sweep-*.csv (make one with: {hint})" if hint else "no eval_sweep-*.csv"))
     for name, sweep in sweeps:
         if not sweep:
             parts.append(_note(f"{name} is empty or unreadable"))
@@ -275,49 +288,38 @@ def _metrics(
     return "\n".join(parts)
 
 
+def curve_panels(task: Task, rows: list[dict[str, float]]) -> list[Panel]:
+    """The task's learning curves, then one panel for every other held-out metric (``val/...``) the run logged, so
+    that each logged held-out metric is drawn. A panel of alternatives (train/lr or the older lr-Adam) draws the
+    first one logged; a panel of distinct metrics (AP per threshold) draws each."""
+    logged = {c for r in rows for c in r}
+    panels, drawn = [], set()
+    for curve in task.curves:
+        present = [c for c in curve.columns if c in logged]
+        alternatives = not curve.title.startswith("held-out AP")
+        columns = tuple(present[:1] if alternatives else present) or curve.columns[:1]
+        band = curve.band if curve.band in logged else None
+        panels.append(Panel(curve.title, columns, curve.ylabel, band, curve.log_scale))
+        drawn.update(curve.columns, {curve.band} if curve.band else set())
+    for col in sorted(c for c in logged if c.startswith("val/") and c not in drawn):
+        panels.append(Panel(f"held-out {col.removeprefix('val/')}", (col,), col.removeprefix("val/")))
+    return panels
+
+
 def _curves(run_dir: Path, task: Task) -> str:
-    """The task's learning curves; a panel with several columns (AP per threshold) draws one line per column."""
+    """Every logged metric over optimizer steps (:func:`curve_panels`, :func:`slotlab.plots.plot_learning_curves`)."""
     rows = read_metrics(run_dir)
     if not rows:
         return _note("no logs/version_*/metrics.csv with data: no learning curves")
     resumes = _resume_steps(run_dir)
-    curves = task.curves
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), dpi=110)
-    missing = []
-    for ax, curve in zip(axes, curves, strict=True):
-        logged = [c for c in curve.columns if any(c in r for r in rows)]
-        # A panel of alternatives (train/lr or lr-Adam) draws the first logged; a panel of thresholds draws all.
-        columns = logged if curve.title.startswith("held-out AP") else logged[:1]
-        ax.set_title(curve.title)
-        ax.set_xlabel("step")
-        ax.set_ylabel(curve.ylabel)
-        ax.grid(alpha=0.3)
-        if not columns:
-            missing.append(curve.title)
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="#999")
-            continue
-        for col in columns:
-            pts = sorted((r["step"], r[col]) for r in rows if col in r and math.isfinite(r[col]))
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            label = col.replace("val/ap_", "AP ") if len(columns) > 1 else None
-            ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, lw=1.2, label=label)
-            std = {r["step"]: r[curve.band] for r in rows if curve.band and curve.band in r and col in r}
-            if std:
-                lo = [y - std.get(x, 0.0) for x, y in pts]
-                hi = [y + std.get(x, 0.0) for x, y in pts]
-                ax.fill_between(xs, lo, hi, alpha=0.2, label="+- std over images")
-            if curve.log_scale and ys and min(ys) > 0:
-                ax.set_yscale("log")
-        if len(columns) > 1 or any(curve.band and curve.band in r for r in rows):
-            ax.legend(fontsize=7, loc="lower right")
-        for s in resumes:
-            ax.axvline(s, color="#999", ls="--", lw=0.8)
-    fig.tight_layout()
+    panels = curve_panels(task, rows)
+    fig = plot_learning_curves(rows, panels, resumes)
     out = _img_tag(_fig_png(fig), "learning curves")
     plt.close(fig)
     note = f" Dashed lines: resumed at steps {', '.join(str(int(s)) for s in resumes)}." if resumes else ""
-    shown = ", ".join(c for curve in curves for c in curve.columns if any(c in r for r in rows))
+    shown = ", ".join(c for p in panels for c in p.columns if any(c in r for r in rows))
     out += f"<p class='sub'>From {len(rows)} logged rows of logs/version_*/metrics.csv ({_e(shown)}).{note}</p>"
+    missing = [p.title for p in panels if not any(c in r for r in rows for c in p.columns)]
     if missing:
         out += _note(f"not logged yet: {', '.join(missing)}")
     return out
@@ -346,7 +348,7 @@ def _figures(run_dir: Path, task: Task) -> str:
         parts.append(_note("no figures/latest.png (no validation has run yet, or trainer.figure_every_val is off)"))
     if not any((fig_dir / n).exists() for n in task.figure_names):
         parts.append(
-            _note(f"no paper figure PNGs ({', '.join(task.figure_names)}): make them with slotlab figures RUN_DIR")
+            _note(f"no paper figure PNGs ({', '.join(task.figure_names)}): make them with slotlab figures {run_dir}")
         )
     for path, caption in wanted:
         try:
@@ -356,6 +358,73 @@ def _figures(run_dir: Path, task: Task) -> str:
             continue
         parts.append(f"<figure>{_img_tag(data, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
     return "\n".join(parts)
+
+
+def _config_section(trained: TrainedConfig, file_text: str, file_cfg: dict[str, Any]) -> str:
+    """The config the model was trained with (stored in its checkpoint), a note listing where config.yaml
+    differs from it, and config.yaml itself when it differs or the checkpoint's cannot be read."""
+    if trained.config is None:
+        why = f"the config stored in the checkpoint could not be read ({trained.problem})"
+        if not file_text:
+            return _note(f"{why}; no config.yaml in the run folder")
+        return _note(f"{why}: showing config.yaml, which may have been edited after training") + (
+            f"<pre>{_e(file_text)}</pre>"
+        )
+    where = f"{trained.checkpoint.parent.name}/{trained.checkpoint.name}" if trained.checkpoint else "?"
+    step = f", step {trained.step}" if trained.step is not None else ""
+    text = yaml.safe_dump(json.loads(json.dumps(trained.config, default=str)), sort_keys=False)
+    parts = [f"<h3>Trained config <span class='sub'>(stored in {_e(where)}{step})</span></h3><pre>{_e(text)}</pre>"]
+    if not file_text:
+        parts.append(_note("no config.yaml in the run folder"))
+        return "\n".join(parts)
+    diffs = config_differences(trained.config, file_cfg)
+    if diffs:
+        shown = "; ".join(
+            f"{k}: {_fmt(a)} in the checkpoint, {_fmt(b)} in config.yaml" for k, a, b in diffs[:MAX_DIFFERENCES]
+        )
+        more = f" (and {len(diffs) - MAX_DIFFERENCES} more)" if len(diffs) > MAX_DIFFERENCES else ""
+        parts.append(
+            _note(f"config.yaml differs from the config the model was trained with ({where}): {shown}{more}. "
+                  "The trained config above is what the numbers in this report come from.")
+        )  # fmt: skip
+        parts.append(f"<details><summary>config.yaml</summary><pre>{_e(file_text)}</pre></details>")
+    return "\n".join(parts)
+
+
+HISTORY_MAX = 12  # validations whose figures the report embeds (evenly spaced, first and last included)
+_HISTORY_KINDS = {"step": "slots", "attention_step": "attention"}
+
+
+def _figure_history(run_dir: Path) -> str:
+    """The figures of each validation (figures/step_*.png, attention_step_*.png), oldest first; at most
+    HISTORY_MAX validations, evenly spaced, so that the page stays small."""
+    by_step: dict[int, list[tuple[str, Path]]] = {}
+    for p in sorted((run_dir / "figures").glob("*step_*.png")):
+        m = re.fullmatch(r"(step|attention_step)_(\d+)\.png", p.name)
+        if m:
+            by_step.setdefault(int(m.group(2)), []).append((_HISTORY_KINDS[m.group(1)], p))
+    if not by_step:
+        return _note("no figures/step_*.png: no validation has run yet, or trainer.figure_every_val is off")
+    steps = sorted(by_step)
+    if len(steps) > HISTORY_MAX:
+        picks = {round(i * (len(steps) - 1) / (HISTORY_MAX - 1)) for i in range(HISTORY_MAX)}
+        shown = [steps[i] for i in sorted(picks)]
+    else:
+        shown = steps
+    parts = [
+        f"<p class='sub'>{len(shown)} of {len(steps)} validations (steps {steps[0]} to {steps[-1]}), oldest first; "
+        "every one is in the run's figures/ folder.</p>"
+    ]
+    for step in shown:
+        for kind, path in sorted(by_step[step]):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                parts.append(_note(f"could not read {path.name}"))
+                continue
+            caption = f"step {step}: {kind} ({path.name})"
+            parts.append(f"<figure>{_img_tag(data, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
+    return "<details open><summary>figures of each validation</summary>" + "\n".join(parts) + "</details>"
 
 
 # --------------------------------------------------------------------------------------------- helpers

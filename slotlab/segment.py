@@ -31,15 +31,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
+from slotlab.drawing import checkpoint_label, write
 from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
 from slotlab.train.checkpoints import load_model
 from slotlab.train.noise import index_noise
-from slotlab.viz import _border, _upscale, grid_image, save_png, slot_colors, to_unit
+from slotlab.viz import save_png, segmentation_grid, slot_colors
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
 MAX_UPSCALE = 4  # refuse images whose (cropped) side is more than 4x smaller than the model's input
@@ -317,89 +318,7 @@ def check_model_runs(sm: SegmentModel, num_slots: int | None, iters: int | None)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# drawing and writing
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _labelled(canvas: np.ndarray, tile: tuple[int, int], pad: int, headers: list[str], rows: list[str]) -> np.ndarray:
-    """Add a header strip (one label per column) and a left strip (one label per row) to a grid image."""
-    th, tw = tile
-    size = max(10, min(14, tw // 9))
-    font = _font(size)
-    left = max((int(font.getlength(r)) for r in rows if r), default=0) + (8 if any(rows) else 0)
-    top = size + 8
-    h, w = canvas.shape[:2]
-    img = Image.new("RGB", (w + left, h + top), "white")
-    img.paste(Image.fromarray(canvas), (left, top))
-    draw = ImageDraw.Draw(img)
-    for j, text in enumerate(headers):
-        x0 = left + pad + j * (tw + pad)
-        draw.text((x0 + max(0, (tw - font.getlength(text)) / 2), 3), text, fill=(0, 0, 0), font=font)
-    for i, text in enumerate(rows):
-        y0 = top + pad + i * (th + pad)
-        draw.text((3, y0 + th / 2 - size / 2), text, fill=(0, 0, 0), font=font)
-    return np.asarray(img)
-
-
-def segment_figure(sm: SegmentModel, prepared: np.ndarray, seg: Segmentation, scale: int | None = None) -> np.ndarray:
-    """One figure, uint8 [H', W', 3]: image | reconstruction | masks | overlay | slot k (reconstruction x mask);
-    then one row per iteration t: the argmax of the attention and each slot's attention map (paper Figure 3).
-    Set prediction: image | overlay | each slot's attention mask over the image, per iteration (Figure 6)."""
-    h, w = sm.resolution
-    s = max(1, math.ceil(128 / max(1, min(h, w)))) if scale is None else int(scale)
-    img = prepared.astype(np.float32) / 255.0  # [H, W, 3]
-    k = seg.masks.shape[0]
-    colors = slot_colors(k)
-    seg_tile = colors[seg.labels]  # [H, W, 3]
-    overlay = 0.5 * img + 0.5 * seg_tile
-    up = lambda t: _upscale(t, s)  # noqa: E731
-    border = max(1, s)
-    blank = np.ones((h * s, w * s, 3), np.float32)
-    t_count, _, gh, gw = seg.attn.shape
-
-    iy, ix = np.arange(h) * gh // h, np.arange(w) * gw // w  # nearest upsampling of the grid to the image
-
-    def attn_tiles(t: int) -> list[np.ndarray]:
-        a = seg.attn[t][:, iy][:, :, ix]  # [K, H, W]
-        arg = colors[a.argmax(0)]  # [H, W, 3]
-        maps = []
-        for j in range(k):
-            m = (a[j] / max(float(a[j].max()), 1e-8))[..., None]  # [H, W, 1]
-            maps.append(np.repeat(m, 3, -1) if sm.has_decoder else img * m + (1 - m))
-        return [0.5 * img + 0.5 * arg, *maps]
-
-    rows: list[list[np.ndarray]] = []
-    row_labels: list[str] = []
-    if sm.has_decoder:
-        recon = to_unit(torch.from_numpy(seg.recon))  # [H, W, 3]
-        recons = to_unit(torch.from_numpy(seg.recons))  # [K, H, W, 3]
-        per_slot = recons * seg.masks[..., None] + (1 - seg.masks[..., None])  # white where the slot is absent
-        headers = ["image", "reconstruction", "masks (argmax)", "overlay"] + [f"slot {j + 1}" for j in range(k)]
-        rows.append([up(img), up(recon), up(seg_tile), up(overlay)])
-        rows[0] += [_border(up(per_slot[j]), colors[j], border) for j in range(k)]
-        row_labels.append("")
-        for t in range(t_count):
-            tiles = attn_tiles(t)
-            rows.append(
-                [blank, blank, blank, up(tiles[0])]
-                + [_border(up(m), colors[j], border) for j, m in enumerate(tiles[1:])]
-            )
-            row_labels.append(f"attention t={t + 1}")
-    else:
-        headers = ["image", "attention argmax"] + [f"slot {j + 1}" for j in range(k)]
-        for t in range(t_count):
-            tiles = attn_tiles(t)
-            rows.append([up(img), up(tiles[0])] + [_border(up(m), colors[j], border) for j, m in enumerate(tiles[1:])])
-            row_labels.append(f"attention t={t + 1}")
-    pad = 2
-    canvas = grid_image(rows, pad=pad)
-    return _labelled(canvas, (h * s, w * s), pad, headers, row_labels)
+# writing (the figure is drawn by slotlab.viz / slotlab.drawing)
 
 
 def labels_at_input(prepared: Prepared, labels: np.ndarray) -> np.ndarray:
@@ -429,10 +348,11 @@ def segment_file(
     num_slots: int | None = None,
     iters: int | None = None,
     seed: int = EVAL_SEED,
+    formats: Sequence[str] = (),
 ) -> SegmentResult:
-    """Read, prepare and segment one image; write ``<stem>_figure.png``, ``<stem>_masks.png`` (colour-coded
-    argmax at the input resolution; black outside the crop) and ``<stem>_masks.npz`` into ``out_dir``.
-    Raises :class:`SegmentInputError` for an unusable input."""
+    """Read, prepare and segment one image; write ``<stem>_figure.png`` (and ``.pdf`` / ``.svg`` for
+    ``formats``), ``<stem>_masks.png`` (colour-coded argmax at the input resolution; black outside the crop) and
+    ``<stem>_masks.npz`` into ``out_dir``. Raises :class:`SegmentInputError` for an unusable input."""
     path = Path(path)
     rgb, steps = read_image(path)
     prepared = prepare_image(rgb, sm)
@@ -440,11 +360,13 @@ def segment_file(
     seg = run_segmentation(sm, prepared.image, num_slots, iters, seed)
     stem = stem or path.stem
     out = Path(out_dir)
-    fig = segment_figure(sm, prepared.image, seg)
+    k, t = seg.masks.shape[0], seg.attn.shape[0]
+    title = f"{path.name} · {checkpoint_label(sm.source)} · K={k}, T={t}"
+    grid = segmentation_grid(prepared.image, seg.masks, seg.labels, seg.attn, seg.recon, seg.recons, title)
     full = labels_at_input(prepared, seg.labels)  # [H0, W0]
     colors = np.concatenate([slot_colors(seg.masks.shape[0]), np.zeros((1, 3), np.float32)])  # -1 -> black
     mask_png = (colors[full] * 255).round().astype(np.uint8)
-    paths = [save_png(fig, out / f"{stem}_figure.png"), save_png(mask_png, out / f"{stem}_masks.png")]
+    paths = [*write(grid, out / f"{stem}_figure.png", formats), save_png(mask_png, out / f"{stem}_masks.png")]
     arrays: dict[str, Any] = {
         "masks": seg.masks,  # [K, H, W] float32
         "labels": seg.labels.astype(np.int16),  # [H, W]

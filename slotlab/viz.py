@@ -1,10 +1,13 @@
-"""Figures researchers look at (paper Figure 3): image, reconstruction, combined mask and per-slot
-reconstructions multiplied by their alpha masks, with a coloured border per slot matching the mask colours;
-and attention maps per iteration. Pure numpy + Pillow, no display needed.
+"""What the figures researchers look at show (paper Figure 3: image, reconstruction, combined mask and per-slot
+reconstructions multiplied by their alpha masks, with a coloured border per slot matching the mask colours,
+attention maps per iteration; Figure 6: attention masks of a set-prediction model; `slotlab segment`'s figure):
+the tiles as numpy arrays, and each figure as a :class:`~slotlab.drawing.LabelledGrid` with its column titles,
+row labels and slot legend, which :mod:`slotlab.drawing` draws and writes. No display needed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import torch
 from PIL import Image
 
 from slotlab.atomic import atomic_open
+from slotlab.drawing import LabelledGrid
 
 # Distinct slot colours (tab10 + extras), RGB in [0, 1].
 SLOT_COLORS = np.array(
@@ -144,3 +148,132 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     with atomic_open(path, "wb") as f:
         Image.fromarray(array).save(f, format="PNG")
     return path
+
+
+# ------------------------------------------------------------------------------------------ labelled figures
+
+
+def slot_legend(k: int) -> list[tuple[str, np.ndarray]]:
+    """(``"slot j"``, colour) of every slot: the colours of the mask tiles and of the slot tiles' borders."""
+    return [(f"slot {j + 1}", c) for j, c in enumerate(slot_colors(k))]
+
+
+def slot_columns(k: int, first: Sequence[str]) -> list[str]:
+    return [*first, *(f"Slot {j + 1}" for j in range(k))]
+
+
+def _row_label(image: int, images: int, iteration: int | None = None) -> str:
+    parts = [f"image {image + 1}"] if images > 1 else []
+    if iteration is not None:
+        parts.append(f"iteration {iteration}")
+    return ", ".join(parts)
+
+
+def discovery_grid(
+    image: torch.Tensor, recon: torch.Tensor, masks: torch.Tensor, recons: torch.Tensor, scale: int, title: str
+) -> LabelledGrid:
+    """Figure 3 (a), one row per image: Image | Reconstruction | Mask | Slot k (reconstruction x alpha mask)."""
+    rows = discovery_rows(image, recon, masks, recons, scale)
+    n, k = len(rows), masks.shape[1]
+    return LabelledGrid(
+        rows, slot_columns(k, ("Image", "Reconstruction", "Mask")), [_row_label(b, n) for b in range(n)], title,
+        slot_legend(k),
+    )  # fmt: skip
+
+
+def attention_grid(
+    image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int, title: str
+) -> LabelledGrid:
+    """Figure 3 (b), one row per image and iteration t: Image | the attention map of each slot at iteration t."""
+    rows = attention_rows(image, attn, grid, scale)
+    b, t, k, _ = attn.shape
+    labels = [_row_label(i, b, it + 1) for i in range(b) for it in range(t)]
+    return LabelledGrid(rows, slot_columns(k, ("Image",)), labels, title, slot_legend(k), group=t)
+
+
+def iterations_grid(
+    image: torch.Tensor,
+    recon: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    recons: Sequence[torch.Tensor],
+    scale: int,
+    title: str,
+) -> LabelledGrid:
+    """Figure 3 (c), one row per image and iteration t: Figure 3 (a)'s columns after t iterations (lists over t of
+    recon [B, 3, H, W], masks [B, K, 1, H, W], recons [B, K, 3, H, W])."""
+    t_count, b, k = len(recon), image.shape[0], masks[0].shape[1]
+    per_t = [discovery_rows(image, recon[t], masks[t], recons[t], scale) for t in range(t_count)]
+    rows = [per_t[t][i] for i in range(b) for t in range(t_count)]
+    labels = [_row_label(i, b, t + 1) for i in range(b) for t in range(t_count)]
+    columns = slot_columns(k, ("Image", "Reconstruction", "Mask"))
+    return LabelledGrid(rows, columns, labels, title, slot_legend(k), group=t_count)
+
+
+def figure6_grid(
+    image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int, title: str
+) -> LabelledGrid:
+    """Figure 6, one row per image and iteration t: Image | each slot's attention mask over the image."""
+    rows = figure6_rows(image, attn, grid, scale)
+    b, t, k, _ = attn.shape
+    labels = [_row_label(i, b, it + 1) for i in range(b) for it in range(t)]
+    return LabelledGrid(rows, slot_columns(k, ("Image",)), labels, title, slot_legend(k), group=t)
+
+
+def segmentation_grid(
+    image: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    attn: np.ndarray,
+    recon: np.ndarray | None,
+    recons: np.ndarray | None,
+    title: str,
+    scale: int | None = None,
+) -> LabelledGrid:
+    """`slotlab segment`'s figure of one image (uint8 [H, W, 3]): with a decoder, Image | Reconstruction |
+    Mask (argmax) | Overlay | Slot k (reconstruction x mask), then one row per iteration t: the argmax of the
+    attention over the image and each slot's attention map (paper Figure 3). Without a decoder (set prediction):
+    Image | Overlay | each slot's attention mask over the image, per iteration (Figure 6).
+
+    masks: [K, H, W]; labels: [H, W] argmax; attn: [T, K, h, w]; recon: [3, H, W], recons: [K, 3, H, W] in
+    [-1, 1] or None."""
+    h, w = image.shape[:2]
+    s = max(1, -(-128 // max(1, min(h, w)))) if scale is None else int(scale)
+    img = image.astype(np.float32) / 255.0  # [H, W, 3]
+    k = masks.shape[0]
+    colors = slot_colors(k)
+    seg_tile = colors[labels]  # [H, W, 3]
+    overlay = 0.5 * img + 0.5 * seg_tile
+    up = lambda t: _upscale(t, s)  # noqa: E731
+    t_count, _, gh, gw = attn.shape
+    iy, ix = np.arange(h) * gh // h, np.arange(w) * gw // w  # nearest upsampling of the grid to the image
+    decoder = recon is not None and recons is not None
+
+    def attn_tiles(t: int) -> list[np.ndarray]:
+        a = attn[t][:, iy][:, :, ix]  # [K, H, W]
+        arg = colors[a.argmax(0)]  # [H, W, 3]
+        maps = [0.5 * img + 0.5 * arg]
+        for j in range(k):
+            m = (a[j] / max(float(a[j].max()), 1e-8))[..., None]  # [H, W, 1]
+            tile = np.repeat(m, 3, -1) if decoder else img * m + (1 - m)
+            maps.append(_border(up(tile), colors[j], s))
+        maps[0] = up(maps[0])
+        return maps
+
+    rows: list[list[np.ndarray | None]] = []
+    row_labels: list[str] = []
+    if decoder:
+        recon_t = to_unit(torch.from_numpy(recon))  # [H, W, 3]
+        per_slot = to_unit(torch.from_numpy(recons)) * masks[..., None] + (1 - masks[..., None])
+        columns = slot_columns(k, ("Image", "Reconstruction", "Mask (argmax)", "Overlay"))
+        rows.append([up(img), up(recon_t), up(seg_tile), up(overlay)])
+        rows[0] += [_border(up(per_slot[j]), colors[j], s) for j in range(k)]
+        row_labels.append("output")
+        for t in range(t_count):
+            rows.append([None, None, None, *attn_tiles(t)])
+            row_labels.append(f"attention, iteration {t + 1}")
+    else:
+        columns = slot_columns(k, ("Image", "Attention (argmax)"))
+        for t in range(t_count):
+            rows.append([up(img), *attn_tiles(t)])
+            row_labels.append(f"attention, iteration {t + 1}")
+    return LabelledGrid(rows, columns, row_labels, title, slot_legend(k))

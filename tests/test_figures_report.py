@@ -10,17 +10,19 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import PAPER_SLOT_INIT
 from PIL import Image
 
 from slotlab.cli import main
-from slotlab.figures import FIGURE_NAMES, make_figures
+from slotlab.drawing import GROUP_GAP
+from slotlab.figures import FIGURE_NAMES, figure_grids, make_figures
 from slotlab.report import write_report
 
 H = W = 35  # Tetrominoes
 K, T = 4, 3
-PAD = 2  # viz.grid_image padding
+PAD = 2  # drawing.LabelledGrid padding
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +48,28 @@ def run_dir(tmp_path_factory) -> Path:
     return root / "r"
 
 
-def grid_size(rows: int, cols: int, scale: int) -> tuple[int, int]:
-    """(width, height) of a viz.grid_image of rows x cols tiles of H*scale x W*scale pixels."""
-    return cols * (W * scale + PAD) + PAD, rows * (H * scale + PAD) + PAD
+def grid_size(rows: int, cols: int, scale: int, groups: int = 1) -> tuple[int, int]:
+    """(width, height) of the tiles of a figure (drawing.LabelledGrid.canvas) of rows x cols tiles of H*scale x
+    W*scale pixels, in ``groups`` groups of rows (one per image: its iterations) set apart by GROUP_GAP."""
+    return cols * (W * scale + PAD) + PAD, rows * (H * scale + PAD) + PAD + (groups - 1) * GROUP_GAP
+
+
+def find(image: np.ndarray, part: np.ndarray) -> tuple[int, int] | None:
+    """(y, x) where ``part`` [h, w, 3] appears pixel for pixel in ``image`` [H, W, 3], or None."""
+    h, w = part.shape[:2]
+    colours, counts = np.unique(part.reshape(-1, 3), axis=0, return_counts=True)
+    rare = colours[np.argmin([np.all(image == c, axis=-1).sum() for c in colours])]  # the fewest candidates
+    py, px = np.argwhere(np.all(part == rare, axis=-1))[0]
+    for y, x in np.argwhere(np.all(image == rare, axis=-1)):
+        y0, x0 = y - py, x - px
+        if 0 <= y0 <= image.shape[0] - h and 0 <= x0 <= image.shape[1] - w:
+            if np.array_equal(image[y0 : y0 + h, x0 : x0 + w], part):
+                return int(y0), int(x0)
+    return None
+
+
+def png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def test_make_figures_writes_figure_3(run_dir, tmp_path):
@@ -57,15 +78,22 @@ def test_make_figures_writes_figure_3(run_dir, tmp_path):
     assert [p.name for p in paths] == list(FIGURE_NAMES)
     assert all(p.parent == run_dir / "figures" for p in paths)  # default: the run's figures/
     scale = 4  # 35 px images are drawn >= 128 px tall
-    sizes = [Image.open(p).size for p in paths]
+    grids, _ = figure_grids(ckpt, num_images=2)
+    canvases = [grids[n].canvas() for n in FIGURE_NAMES]
+    sizes = [c.shape[1::-1] for c in canvases]
     assert sizes[0] == grid_size(2, 3 + K, scale)  # (a) image, recon, combined mask, K slots
-    assert sizes[1] == grid_size(2 * T, 1 + K, scale)  # (b) per image and iteration: image + K attention maps
-    assert sizes[2] == grid_size(2 * T, 3 + K, scale)  # (c) per image and iteration: as (a)
+    assert sizes[1] == grid_size(2 * T, 1 + K, scale, groups=2)  # (b) per image and iteration: image + K maps
+    assert sizes[2] == grid_size(2 * T, 3 + K, scale, groups=2)  # (c) per image and iteration: as (a)
+    for path, canvas in zip(paths, canvases, strict=True):  # the PNG holds the tiles pixel for pixel, and more
+        image = png(path)
+        assert find(image, canvas) is not None and image.shape[0] > canvas.shape[0] + 20
 
     # Test-time K and T, another folder, no upscaling; and deterministic (same bytes twice).
     other = make_figures(run_dir, out_dir=tmp_path / "f", num_images=1, num_slots=6, iters=2, scale=1)
-    assert Image.open(other[0]).size == grid_size(1, 3 + 6, 1)
-    assert Image.open(other[1]).size == grid_size(2, 1 + 6, 1)
+    grids, _ = figure_grids(run_dir, num_images=1, num_slots=6, iters=2, scale=1)
+    assert grids[FIGURE_NAMES[0]].canvas().shape[1::-1] == grid_size(1, 3 + 6, 1)
+    assert grids[FIGURE_NAMES[1]].canvas().shape[1::-1] == grid_size(2, 1 + 6, 1)
+    assert find(png(other[1]), grids[FIGURE_NAMES[1]].canvas()) is not None
     again = make_figures(run_dir, out_dir=tmp_path / "g", num_images=1, num_slots=6, iters=2, scale=1)
     assert [p.read_bytes() for p in other] == [p.read_bytes() for p in again]
     with Image.open(other[0]) as im:
@@ -140,7 +168,7 @@ def test_report_concatenates_resumed_logs(run_dir, tmp_path):
     rows = read_metrics(resumed)
     steps = [r["step"] for r in rows]
     assert max(steps) == 5 and steps.count(3) == 1  # version 0 is cut where version 1 starts
-    assert steps == sorted(steps) and min(steps) == 0
+    assert steps == sorted(steps) and min(steps) == 1  # logged after the first optimizer step
     assert [r["train/loss"] for r in rows if r["step"] >= 3 and "train/loss" in r] == [0.5, 0.4, 0.3]
     assert "resumed at steps 3" in write_report(resumed).read_text()
 
@@ -162,7 +190,6 @@ def test_eval_sweep_writes_csv_and_plot(run_dir):
 def test_figures_of_a_tfrecord_run_show_the_files_images(tmp_path):
     """Issue 10: `slotlab figures` on a run trained from ``data.path`` (a DeepMind TFRecord file) draws the file's
     held-out images (those after ``data.train_size``), the ones training validated on, not procedural ones."""
-    import numpy as np
     from conftest import QUIET, TINY_OD_MODEL
 
     from slotlab.data.splits import generate_split
@@ -174,11 +201,14 @@ def test_figures_of_a_tfrecord_run_show_the_files_images(tmp_path):
     assert main(["train", *TINY_OD_MODEL, *data, *steps, *QUIET, f"run.root={tmp_path}", "run.name=tf"]) == 0
     run = tmp_path / "tf"
     assert main(["figures", str(run), "--num-images", "1"]) == 0
-    figure = np.asarray(Image.open(run / "figures" / FIGURE_NAMES[0]).convert("RGB"))
+    figure = png(run / "figures" / FIGURE_NAMES[0])
     scale = 4  # 35 px images are drawn >= 128 px tall
-    first_tile = figure[PAD : PAD + H * scale, PAD : PAD + W * scale]  # row 1, column 1: the input image
     held_out = list(read_tfrecords(path, "tetrominoes"))[2]["image"]  # [35, 35, 3]: the record after train_size
-    assert np.array_equal(first_tile, held_out.repeat(scale, 0).repeat(scale, 1))
+    at = find(figure, held_out.repeat(scale, 0).repeat(scale, 1))  # drawn pixel for pixel
+    assert at is not None
+    grids, _ = figure_grids(run, num_images=1)
+    canvas_at = find(figure, grids[FIGURE_NAMES[0]].canvas())
+    assert canvas_at is not None and at == (canvas_at[0] + PAD, canvas_at[1] + PAD)  # row 1, column 1: the image
     procedural = generate_split("tetrominoes", "eval", 1, 0)["image"][0]
     assert not np.array_equal(held_out, procedural)  # what the figure showed before the fix
 

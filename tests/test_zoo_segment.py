@@ -93,7 +93,8 @@ def test_eval_pretrained_remeasures_the_card_score(zoo, capsys, tmp_path, monkey
     out = capsys.readouterr().out
     score = get_model("tiny").card["scores"]["value"]
     assert f"FG-ARI K=4 T=3 on 16 eval images of tetrominoes: {score:.4f} +-" in out
-    res = json.loads((tmp_path / "slotlab_out" / "tiny" / "eval.json").read_text())
+    (named,) = (tmp_path / "slotlab_out" / "tiny").glob("eval-*-step2-K4-T3.json")  # named after its settings
+    res = json.loads(named.read_text())
     assert res["fg_ari_mean"] == pytest.approx(score, abs=1e-12)
     assert sorted(p.name for p in (zoo["zoo"] / "tiny").iterdir()) == ["card.yaml", "model.ckpt"]  # untouched
     assert main(["eval", str(zoo["run"]), "--pretrained", "tiny"]) == 2  # both: refused

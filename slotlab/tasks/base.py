@@ -13,13 +13,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 from torch import nn
 
 from slotlab.train.noise import index_noise
+
+if TYPE_CHECKING:
+    from slotlab.drawing import LabelledGrid
 
 EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see train/noise.py
 
@@ -109,6 +112,14 @@ class Task(ABC):
     curves: tuple[Curve, ...]  # the report's learning curves
     figure_names: tuple[str, ...]  # the PNGs ``slotlab figures`` writes
 
+    def heldout_metrics(self) -> list[str]:
+        """The held-out metrics every validation logs (``val/...``, from :attr:`curves`): TensorBoard's hparams
+        metrics."""
+        names = [self.monitor]
+        for curve in self.curves:
+            names += [c for c in (*curve.columns, curve.band) if c and c.startswith("val/") and c not in names]
+        return names
+
     # ------------------------------------------------------------------ model and data
     @abstractmethod
     def image_size(self, cfg: dict[str, Any]) -> tuple[int, int]:
@@ -194,15 +205,17 @@ class Task(ABC):
 
     # ------------------------------------------------------------------ figures
     @abstractmethod
-    def figures(
+    def figure_grids(
         self,
         model: nn.Module,
         cfg: dict[str, Any],
         data: dict[str, torch.Tensor],
-        out_dir: Path,
+        about: str = "",
         num_slots: int | None = None,
         iters: int | None = None,
         seed: int | None = None,
         scale: int | None = None,
-    ) -> list[Path]:
-        """The paper's figure of this task for held-out ``data`` (from :meth:`heldout`), written to ``out_dir``."""
+    ) -> dict[str, LabelledGrid]:
+        """The paper's figures of this task for held-out ``data`` (from :meth:`heldout`), by file name (one of
+        :attr:`figure_names`), each a labelled grid (:mod:`slotlab.drawing` draws and writes it). ``about``: the
+        model and training step, for the titles."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -35,10 +35,13 @@ from slotlab.tasks.base import (
     slot_attention_of,
     slot_shape,
 )
-from slotlab.train.callbacks import FigureCallback
 from slotlab.train.failed_seed import FailedSeedMonitor, layout_ari
+from slotlab.train.figure_callbacks import FigureCallback
 from slotlab.train.noise import index_noise
-from slotlab.viz import attention_rows, discovery_rows, grid_image, save_png
+from slotlab.viz import attention_grid, discovery_grid, iterations_grid
+
+if TYPE_CHECKING:
+    from slotlab.drawing import LabelledGrid
 
 FIGURE_SEED = 0
 FIGURE_NAMES = ("figure3a_slots.png", "figure3b_attention.png", "figure3c_iterations.png")
@@ -143,6 +146,9 @@ class ObjectDiscovery(Task):
     curves = (
         Curve("training loss (MSE)", ("train/loss",), "loss", log_scale=True),
         Curve("held-out FG-ARI", ("val/fg_ari",), "FG-ARI", band="val/fg_ari_std"),
+        Curve("held-out reconstruction MSE", ("val/mse",), "MSE", log_scale=True),
+        Curve("layout ARI between images (failed-seed check)", ("val/layout_ari",), "ARI"),
+        Curve("images with undefined FG-ARI (skipped)", ("val/fg_ari_undefined",), "images"),
         Curve("learning rate", ("train/lr", "lr-Adam"), "lr"),
     )
     figure_names = FIGURE_NAMES
@@ -284,17 +290,17 @@ class ObjectDiscovery(Task):
         return {"dataset": cfg["data"]["name"]}
 
     # ------------------------------------------------------------------ figures
-    def figures(
+    def figure_grids(
         self,
         model: nn.Module,
         cfg: dict[str, Any],
         data: dict[str, torch.Tensor],
-        out_dir: Path,
+        about: str = "",
         num_slots: int | None = None,
         iters: int | None = None,
         seed: int | None = None,
         scale: int | None = None,
-    ) -> list[Path]:
+    ) -> dict[str, LabelledGrid]:
         """Paper Figure 3 (a) slots, (b) attention per iteration, (c) per-iteration reconstructions from the same
         initial slots (the model is trained to reconstruct after the last iteration only). A model without Slot
         Attention (the Slot MLP baseline) gets (a) only."""
@@ -304,19 +310,21 @@ class ObjectDiscovery(Task):
             raise ValueError(f"iters must be >= 1, got {t_iters}")
         image = image_to_model(data["image"], channels_last=False)  # [B, 3, H, W] in [-1, 1]
         s = default_scale(model.resolution) if scale is None else int(scale)
+        k = num_slots or cfg["model"]["num_slots"]
+        tail = "".join(f" · {part}" for part in (about, f"K={k}") if part)
         if slot_attention_of(model) is None:
             with torch.no_grad():
                 out_a = model(image, num_slots=num_slots)
-            fig_a = grid_image(discovery_rows(image, out_a.recon, out_a.masks, out_a.recons, s))
-            return [save_png(np.ascontiguousarray(fig_a), out_dir / FIGURE_NAMES[0])]
+            title = f"Figure 3a: slots{tail}, Slot MLP"
+            return {FIGURE_NAMES[0]: discovery_grid(image, out_a.recon, out_a.masks, out_a.recons, s, title)}
         res = per_iteration_outputs(model, image, num_slots, t_iters, seed)
         recon, recons, masks = res["recon"][-1], res["recons"][-1], res["masks"][-1]  # after T iterations
-        fig_a = grid_image(discovery_rows(image, recon, masks, recons, s))  # image | recon | mask | slots
+        kt = f"{tail}, T={t_iters}"
         grid = model.encoder.feature_resolution
-        fig_b = grid_image(attention_rows(image, res["attn"], grid, s))  # one row per (image, iteration)
-        per_t = [discovery_rows(image, res["recon"][t], res["masks"][t], res["recons"][t], s) for t in range(t_iters)]
-        fig_c = grid_image([per_t[t][b] for b in range(image.shape[0]) for t in range(t_iters)])
-        return [
-            save_png(np.ascontiguousarray(array), out_dir / name)
-            for name, array in zip(FIGURE_NAMES, (fig_a, fig_b, fig_c), strict=True)
-        ]
+        return {
+            FIGURE_NAMES[0]: discovery_grid(image, recon, masks, recons, s, f"Figure 3a: slots{kt}"),
+            FIGURE_NAMES[1]: attention_grid(image, res["attn"], grid, s, f"Figure 3b: attention per iteration{kt}"),
+            FIGURE_NAMES[2]: iterations_grid(
+                image, res["recon"], res["masks"], res["recons"], s, f"Figure 3c: outputs after each iteration{kt}"
+            ),
+        }

@@ -12,7 +12,7 @@ report draws AP per threshold over steps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -39,8 +39,11 @@ from slotlab.tasks.base import (
     image_to_model,
     slot_attention_of,
 )
-from slotlab.train.callbacks import SetPredictionFigureCallback
-from slotlab.viz import figure6_rows, grid_image, save_png
+from slotlab.train.figure_callbacks import SetPredictionFigureCallback
+from slotlab.viz import figure6_grid
+
+if TYPE_CHECKING:
+    from slotlab.drawing import LabelledGrid
 
 # Paper Figure 5 (left), Slot Attention on CLEVR10, AP in % (mean over seeds); attention-mask ARI: Section 4.2.
 PAPER_AP_CLEVR10 = {"inf": 94.3, "1": 86.7, "0.5": 56.0, "0.25": 10.8, "0.125": 0.9}
@@ -181,7 +184,9 @@ class SetPrediction(Task):
             tuple(f"val/ap_{threshold_name(th)}" for th in PAPER_THRESHOLDS),
             "AP",
         ),
+        Curve("held-out loss (Hungarian Huber)", ("val/loss",), "loss", log_scale=True),
         Curve("held-out attention-mask FG-ARI", ("val/attn_ari",), "FG-ARI"),
+        Curve("images with undefined attention ARI (skipped)", ("val/attn_ari_undefined",), "images"),
         Curve("learning rate", ("train/lr", "lr-Adam"), "lr"),
     )
     figure_names = FIGURE_NAMES
@@ -332,24 +337,29 @@ class SetPrediction(Task):
 
     # ------------------------------------------------------------------ figures
     @torch.no_grad()
-    def figures(
+    def figure_grids(
         self,
         model: nn.Module,
         cfg: dict[str, Any],
         data: dict[str, torch.Tensor],
-        out_dir: Path,
+        about: str = "",
         num_slots: int | None = None,
         iters: int | None = None,
         seed: int | None = None,
         scale: int | None = None,
-    ) -> list[Path]:
+    ) -> dict[str, LabelledGrid]:
         """Paper Figure 6: per held-out image and iteration, the attention mask of every slot over the image."""
         if slot_attention_of(model) is None:
             raise ValueError("a Slot MLP model has no attention maps to draw")
         image = image_to_model(data["image"], channels_last=False)  # [B, 3, S, S]
         noise = eval_noise(model, torch.arange(len(image)), num_slots, EVAL_SEED if seed is None else seed)
         out = model(image, num_slots=num_slots, iters=iters, noise=noise)
-        rows = figure6_rows(
-            image, out.attn, model.encoder.feature_resolution, **({} if scale is None else {"scale": scale})
-        )
-        return [save_png(grid_image(rows), out_dir / FIGURE_NAMES[0])]
+        _, t, k, _ = out.attn.shape
+        title = "Figure 6: attention masks per iteration" + "".join(f" · {p}" for p in (about, f"K={k}, T={t}") if p)
+        s = figure6_scale(model.resolution) if scale is None else int(scale)
+        return {FIGURE_NAMES[0]: figure6_grid(image, out.attn, model.encoder.feature_resolution, s, title)}
+
+
+def figure6_scale(resolution: tuple[int, int], target: int = 128) -> int:
+    """Integer upscaling so that the images of Figure 6 are drawn at least ~``target`` pixels tall (2 at least)."""
+    return max(2, -(-target // max(1, min(resolution))))

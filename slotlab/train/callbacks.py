@@ -1,4 +1,5 @@
-"""Lightning callbacks and checkpoint I/O: figures at every validation, atomic checkpoint writes, a time log."""
+"""Lightning callbacks and checkpoint I/O: atomic checkpoint writes, a time log, the last checkpoint, the EMA of the
+weights (the figures of every validation: :mod:`slotlab.train.figure_callbacks`)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from slotlab.atomic import atomic_open
 from slotlab.runs import run_dir_of
-from slotlab.tasks.base import slot_attention_of
-from slotlab.viz import attention_rows, discovery_rows, figure6_rows, grid_image, save_png
 
 
 class CheckpointWriteError(OSError):
@@ -68,50 +67,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"could not write the checkpoint {path}: {type(e).__name__}: {e}; the partial file was removed and "
                 f"{kept}",
             ) from e
-
-
-class FigureCallback(L.Callback):
-    """After each validation, writes figures/step_XXXXXXX.png (image / recon / masks / per-slot recons) and
-    figures/attention_step_XXXXXXX.png, plus latest.png, into the run folder (rank 0 only)."""
-
-    def __init__(self, out_dir: Path, scale: int = 4) -> None:
-        self.out_dir = Path(out_dir)
-        self.scale = scale
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        batch = getattr(pl_module, "last_val_batch", None)
-        if batch is None or not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        step = trainer.global_step
-        rows = discovery_rows(batch["image"], batch["recon"], batch["masks"], batch["recons"], self.scale)
-        img = grid_image(rows)
-        save_png(img, self.out_dir / f"step_{step:07d}.png")
-        save_png(img, self.out_dir / "latest.png")
-        if slot_attention_of(pl_module.model) is None:  # no attention maps (Slot MLP baseline)
-            return
-        grid = pl_module.model.encoder.feature_resolution
-        att = attention_rows(batch["image"][:2], batch["attn"][:2], grid, self.scale)
-        save_png(grid_image(att), self.out_dir / f"attention_step_{step:07d}.png")
-
-
-class SetPredictionFigureCallback(L.Callback):
-    """After each validation writes figures/attention_step_XXXXXXX.png and attention_latest.png (rank 0)."""
-
-    def __init__(self, out_dir: Path, num_images: int = 2) -> None:
-        self.out_dir = Path(out_dir)
-        self.num_images = num_images
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        batch = getattr(pl_module, "last_val_batch", None)
-        if batch is None or not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        if slot_attention_of(pl_module.model) is None:  # the Slot MLP baseline has no attention maps
-            return
-        grid = pl_module.model.encoder.feature_resolution
-        n = self.num_images
-        img = grid_image(figure6_rows(batch["image"][:n], batch["attn"][:n], grid))
-        save_png(img, self.out_dir / f"attention_step_{trainer.global_step:07d}.png")
-        save_png(img, self.out_dir / "attention_latest.png")
 
 
 class StepTimer(L.Callback):

@@ -16,8 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
 from slotlab.run_lock import run_lock
 from slotlab.runs import launched_rank, write_results
@@ -26,7 +25,9 @@ from slotlab.tasks.base import EvalOptions
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
 from slotlab.train.failed_seed import FailedSeedError
 from slotlab.train.kernel_cache import remove_broken_kernels
+from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
+from slotlab.train.progress import progress_callbacks
 from slotlab.train.resume import checkpoint_to_resume
 from slotlab.train.runtime import (
     compile_support,
@@ -46,9 +47,12 @@ def build_trainer(
     monitor: str = "val/fg_ari",
     best_name: str = "best-step{step:07d}-fgari{val/fg_ari:.4f}",
     extra_callbacks: Sequence[L.Callback] = (),
+    metric_names: Sequence[str] = (),
 ) -> tuple[L.Trainer, dict[str, Any]]:
     """The Lightning Trainer of a run: best (by ``monitor``) and last checkpoints written atomically, CSV and
-    TensorBoard logs, lr monitor, training-time log, plus the task's own callbacks."""
+    TensorBoard logs at the number of optimizer steps done (:mod:`slotlab.train.loggers`; ``metric_names``: the
+    held-out metrics of TensorBoard's hparams tab), training-time log, progress output
+    (:mod:`slotlab.train.progress`), plus the task's own callbacks. The learning rate is logged as ``train/lr``."""
     t = cfg["trainer"]
     accelerator = resolve_accelerator(t["accelerator"])
     precision = resolve_precision(t["precision"], accelerator)
@@ -63,8 +67,8 @@ def build_trainer(
             save_last=False,
         ),
         LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
-        LearningRateMonitor(logging_interval="step"),
         StepTimer(),
+        *progress_callbacks(t["progress_bar"], t["log_every"]),
         *extra_callbacks,
     ]
     if cfg["optim"].get("ema_decay"):
@@ -72,10 +76,7 @@ def build_trainer(
         # resuming) and the end of training use the averaged weights. First after the warmup.
         ema = WarmupEMA(cfg["optim"]["ema_decay"], cfg["optim"]["warmup_steps"])
         callbacks.insert(0, ema)
-    loggers = [
-        CSVLogger(save_dir=str(run_dir), name="logs"),
-        TensorBoardLogger(save_dir=str(run_dir), name="tb", default_hp_metric=False),
-    ]
+    loggers = run_loggers(str(run_dir), metric_names or [monitor])
     trainer = L.Trainer(
         default_root_dir=str(run_dir),
         accelerator=accelerator,
@@ -90,13 +91,14 @@ def build_trainer(
         num_sanity_val_steps=0,
         log_every_n_steps=t["log_every"],
         gradient_clip_val=cfg["optim"]["grad_clip"],
-        enable_progress_bar=t["progress_bar"],
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_model_summary=False,
         callbacks=callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
         deterministic=False,
     )
+    bind(loggers, trainer)
     return trainer, {"accelerator": accelerator, "precision": precision}
 
 
@@ -158,7 +160,9 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
                 removed_kernels[0],
             )
         module.model.compile()
-    trainer, facts = build_trainer(cfg, run_dir, task.monitor, task.best_name, task.callbacks(cfg, run_dir))
+    trainer, facts = build_trainer(
+        cfg, run_dir, task.monitor, task.best_name, task.callbacks(cfg, run_dir), task.heldout_metrics()
+    )
     ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
     try:
