@@ -81,7 +81,8 @@ class LineProgress(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = (self.clock(), trainer.global_step)
         first = f"from step {trainer.global_step} " if trainer.global_step else ""
-        self._write(trainer, f"training {first}to step {trainer.max_steps} (a line every {self.every} steps)")
+        every = "step" if self.every == 1 else f"{self.every} steps"
+        self._write(trainer, f"training {first}to step {trainer.max_steps} (a line every {every})")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         step, total = trainer.global_step, trainer.max_steps
