@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from slotlab.errors import UserError, file_access_error
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -27,7 +29,8 @@ def tmp_path(path: str | os.PathLike[str]) -> Path:
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
     """``with atomic_open(path, "w") as f: ...``: write ``f``; on a clean exit it is synced and renamed to
-    ``path``, on an exception the partial file is removed and the exception propagates (``path`` untouched)."""
+    ``path``, on an exception the partial file is removed and the exception propagates (``path`` untouched); an
+    OSError becomes a :class:`~slotlab.errors.FileAccessError` naming ``path``."""
     path = Path(path)
     tmp = tmp_path(path)
     try:
@@ -36,8 +39,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # e.g. the folder is a file: nothing was written
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            # A folder that cannot be written (no permission, a full disk, a file in the path): the user's to fix.
+            raise file_access_error(path, "write", e) from e
         raise
 
 

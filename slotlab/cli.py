@@ -15,8 +15,10 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
+from slotlab.errors import UserError
 from slotlab.validate import (
     MAX_COUNT,
     MAX_ITERS,
@@ -31,6 +33,10 @@ from slotlab.validate import (
 DEFAULT_CONFIG = "tetrominoes_quick"
 VECTOR_FORMATS = ("pdf", "svg")  # slotlab.drawing.VECTOR_FORMATS (not imported: it is not needed to parse)
 FORMAT_HELP = "also write each figure as vector graphics (pdf or svg; repeat for both); the PNG is always written"
+BUG_NOTE = (
+    "this is a bug in slotlab: please report it with the command line and the traceback above "
+    "(errors in your input are shown as one `error:` line, exit status 2)"
+)
 # Flag types: every number is range-checked while parsing (argparse prints `error: ...`, exit status 2).
 _slots, _iters = int_list_arg(1, MAX_SLOTS), int_list_arg(1, MAX_ITERS)
 
@@ -416,7 +422,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     elif Path(args.source).suffix in (".tfrecords", ".tfrecord") or os.sep in args.source:
         raise UsageError(f"{args.source}: no such file")
     else:
-        get_dataset(args.source)  # an unknown name: ValueError naming the nearest built-in ones
+        get_dataset(args.source)  # an unknown name: UnknownDatasetError naming the nearest built-in ones
     out = preview(args.source, args.dataset, args.num, args.seed, args.out)
     print(f"wrote {out}")
     return 0
@@ -548,12 +554,6 @@ def main(argv: list[str] | None = None) -> int:
     from slotlab.train.runtime import tensorboard_without_tensorflow
 
     tensorboard_without_tensorflow()  # TensorBoard logs need no TensorFlow import (see its docstring)
-    from slotlab.config import ConfigError
-    from slotlab.data.errors import DatasetFileError
-    from slotlab.runs import RunDirError
-    from slotlab.train.checkpoints import CheckpointError
-    from slotlab.train.module import NonFiniteLossError
-
     commands = {
         "train": cmd_train,
         "eval": cmd_eval,
@@ -567,17 +567,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, RunDirError, DatasetFileError, NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:
-        # Bad input found by library code (ValueError: a value it cannot use; OSError: a file it cannot read or
-        # write, a full disk) is the user's to fix, not a crash: one line, exit status 2. SLOTLAB_DEBUG=1 shows
-        # the traceback instead.
+    except UserError as e:
+        # Input the user must fix, named where it was checked: one line, exit status 2 (SLOTLAB_DEBUG=1 also
+        # shows where it was raised).
         if os.environ.get("SLOTLAB_DEBUG"):
-            raise
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception:
+        # Anything else is a bug: never disguised as the user's mistake.
+        traceback.print_exc()
+        print(BUG_NOTE, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

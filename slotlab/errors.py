@@ -7,6 +7,18 @@ class UserError(Exception):
     ``error:`` line and exits 2. Any other exception is a bug in slotlab."""
 
 
+class FileAccessError(UserError, OSError):
+    """A file or folder the user named, or one slotlab writes into a folder the user chose, cannot be read or
+    written (missing, a folder, no permission, a full disk); the message names the path."""
+
+
+def file_access_error(path: object, action: str, error: OSError) -> FileAccessError:
+    """``cannot <action> <path>: <reason>``, keeping the errno of ``error`` (raise it ``from error``)."""
+    e = FileAccessError(f"cannot {action} {path}: {error.strerror or error}")
+    e.errno = error.errno
+    return e
+
+
 class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key and what to do."""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from slotlab.atomic import atomic_open, write_json
+from slotlab.errors import file_access_error
 
 RECORDS = "evals.jsonl"
 
@@ -53,11 +54,14 @@ def append_records(folder: Path, records: list[dict[str, Any]]) -> Path:
     """Append one JSON line per record (with the time) to ``folder/evals.jsonl``."""
     path = Path(folder) / RECORDS
     now = datetime.now().isoformat(timespec="seconds")
-    with open(path, "a") as f:
-        for r in records:
-            f.write(json.dumps({"time": now, **r}, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a") as f:
+            for r in records:
+                f.write(json.dumps({"time": now, **r}, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise file_access_error(path, "append to", e) from e
     return path
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EVAL_SEED, EvalOptions, EvalSetting
 from slotlab.train.checkpoints import load_model
+from slotlab.validate import UsageError
 
 
 def data_with_path(cfg: dict[str, Any], data_path: str | None) -> dict[str, Any]:
@@ -50,6 +51,11 @@ def evaluate_settings(
         key = (s.num_slots, s.objects) if cfg["task"] == "set_prediction" else ()
         if key not in loaded:
             loaded[key] = task.eval_data(cfg, d, split, n, s)
+            if s.objects is not None and len(loaded[key][0]["image"]) == 0:
+                raise UsageError(
+                    f"--objects {s.objects}: none of the first {n} held-out images ({split} split) has exactly "
+                    f"{s.objects} objects; raise --num-images or choose another count"
+                )
         data, facts = loaded[key]
         res = task.evaluate(model, data, cfg, s, EvalOptions(seed, ari_undefined, batch_size))
         res.update(facts, split=split, seed=seed)

@@ -58,6 +58,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from slotlab.errors import UserError, file_access_error
+
 TASKS = ("object_discovery", "set_prediction")
 # The packaged configs that state the official training settings of each task.
 PACKAGED_CONFIGS = {"object_discovery": "clevr6", "set_prediction": "clevr10_set_prediction"}
@@ -72,7 +74,7 @@ ANCHOR = "encoder_cnn/layer_with_weights-0/kernel"
 Layout = Literal["dense", "conv", "conv_transpose", "same", "gru_kernel", "gru_bias"]
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(UserError, ValueError):
     """An official checkpoint that cannot be found, read or mapped onto slotlab's model (message says why)."""
 
 
@@ -523,10 +525,13 @@ def import_official(
     state, moments = convert(ckpt, specs, expected)
     lightning_ckpt = lightning_checkpoint(task, cfg, resolution, state, moments, ckpt.global_step, ckpt.optimizer_step)
 
-    from slotlab.atomic import atomic_open
+    from slotlab.atomic import atomic_open, write_text
     from slotlab.runs import dump_config
 
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise file_access_error(out / "checkpoints", "create the folder", e) from e
     dump_config(cfg, out / "config.yaml")
     with atomic_open(out / "checkpoints" / "last.ckpt") as f:
         torch.save(lightning_ckpt, f)
@@ -546,7 +551,7 @@ def import_official(
         "tensorflow": ckpt.tensorflow_version,
         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / "imported.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(out / "imported.json", json.dumps(info, indent=2) + "\n")
     return out
 
 

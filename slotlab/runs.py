@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from slotlab.atomic import write_json, write_text
+from slotlab.errors import UserError
 
 LAST = "last.ckpt"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(UserError, RuntimeError):
     """A run folder that cannot be created, written or resumed."""
 
 

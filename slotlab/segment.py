@@ -37,6 +37,7 @@ from torch import nn
 from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
 from slotlab.drawing import checkpoint_label, write
+from slotlab.errors import UserError
 from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
 from slotlab.train.checkpoints import load_model
 from slotlab.train.noise import index_noise
@@ -47,11 +48,11 @@ MAX_UPSCALE = 4  # refuse images whose (cropped) side is more than 4x smaller th
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-class SegmentInputError(ValueError):
+class SegmentInputError(UserError, ValueError):
     """An input image that cannot be segmented (missing, a folder, unreadable, unusable pixel format, too small)."""
 
 
-class SegmentModelError(ValueError):
+class SegmentModelError(UserError, ValueError):
     """A model that cannot segment (e.g. a Slot MLP set-prediction model: no decoder and no attention)."""
 
 

@@ -63,6 +63,8 @@ def encode_clevr_objects(objects: Sequence[dict[str, Any]], max_objects: int = 1
         raise ValueError(f"scene has {len(objects)} objects, more than max_objects={max_objects}")
     target = np.zeros((max_objects, NUM_TARGET_FEATURES), dtype=np.float32)  # [max_objects, 19]
     for i, obj in enumerate(objects):
+        if not isinstance(obj, dict):
+            raise ValueError(f"object {i} is {type(obj).__name__} {obj!r:.60}, not a mapping of attributes")
         try:
             coords = np.asarray(obj["3d_coords"], dtype=np.float32)
         except KeyError:

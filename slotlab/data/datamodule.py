@@ -22,6 +22,7 @@ from slotlab.data.cache import cached_split
 from slotlab.data.files import load_tfrecord_split
 from slotlab.data.registry import get_dataset
 from slotlab.data.splits import generate_split
+from slotlab.errors import ConfigError
 
 
 def to_tensors(data: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -45,12 +46,12 @@ class StepBatches(IterableDataset):
     ) -> None:
         n = len(next(iter(tensors.values())))
         if batch_size > n:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size {batch_size} is larger than the training set ({n} images); "
                 "lower data.batch_size or raise data.train_size"
             )
         if batch_size % world_size:
-            raise ValueError(f"global batch_size {batch_size} is not divisible by the {world_size} processes")
+            raise ConfigError(f"global batch_size {batch_size} is not divisible by the {world_size} processes")
         self.tensors = tensors
         self.n = n
         self.batch_size = batch_size
@@ -147,11 +148,11 @@ class ObjectDiscoveryData(StepDataModule):
         super().__init__(batch_size, eval_batch_size, seed)
         self.info = get_dataset(name)
         if train_size < 1 or eval_size < 1:
-            raise ValueError(f"train_size and eval_size must be >= 1, got {train_size}, {eval_size}")
+            raise ConfigError(f"data.train_size and data.eval_size must be >= 1, got {train_size}, {eval_size}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
         if batch_size > train_size:
-            raise ValueError(
+            raise ConfigError(
                 f"data.batch_size {batch_size} is larger than the training set (data.train_size {train_size})"
             )
         self.name = name

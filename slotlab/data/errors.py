@@ -6,6 +6,12 @@ place. Messages always name the offending file (and, for record files, the recor
 
 from __future__ import annotations
 
+from slotlab.errors import UserError
 
-class DatasetFileError(ValueError):
+
+class DatasetFileError(UserError, ValueError):
     """A dataset file or folder is missing, truncated, corrupt or does not match the expected format."""
+
+
+class UnknownDatasetError(UserError, ValueError):
+    """A dataset name that is not one of the built-in datasets (the message suggests the nearest ones)."""

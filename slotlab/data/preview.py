@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slotlab.validate import UsageError
 from slotlab.viz import grid_image, save_png, slot_colors
 
 
@@ -27,7 +28,7 @@ def preview(source: str, dataset: str | None = None, num: int = 16, seed: int = 
         from slotlab.data.tfrecord import instance_masks, read_tfrecords
 
         if dataset is None:
-            raise ValueError(f"{source} is a file: pass --dataset (e.g. tetrominoes, clevr_with_masks)")
+            raise UsageError(f"{source} is a file: pass --dataset (e.g. tetrominoes, clevr_with_masks)")
         examples = list(itertools.islice(read_tfrecords(path, dataset), num))
         images = [np.repeat(e["image"], 3, -1) if e["image"].shape[-1] == 1 else e["image"] for e in examples]
         masks = [instance_masks(e["mask"]) for e in examples]

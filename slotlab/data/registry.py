@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from slotlab.data import clevr_render, multi_dsprites, tetrominoes
+from slotlab.data.errors import UnknownDatasetError
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ def register(info: DatasetInfo) -> None:
 
 
 def get_dataset(name: str) -> DatasetInfo:
-    """Look up a built-in dataset; unknown names raise a ValueError that suggests the nearest ones."""
+    """Look up a built-in dataset; unknown names raise UnknownDatasetError suggesting the nearest ones."""
     if name not in _DATASETS:
         near = difflib.get_close_matches(name, list(_DATASETS), n=3)
         hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-        raise ValueError(f"unknown dataset {name!r}.{hint} Built-in datasets: {', '.join(sorted(_DATASETS))}")
+        raise UnknownDatasetError(f"unknown dataset {name!r}.{hint} Built-in datasets: {', '.join(sorted(_DATASETS))}")
     return _DATASETS[name]
 
 

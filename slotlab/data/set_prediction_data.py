@@ -44,6 +44,7 @@ from slotlab.data.datamodule import StepDataModule
 from slotlab.data.errors import DatasetFileError
 from slotlab.data.shards import MANIFEST, cache_root, cache_status, renderer_version  # noqa: F401
 from slotlab.data.splits import split_stream
+from slotlab.errors import ConfigError
 
 TARGET_ROWS = {"clevr3": 3, "clevr6": 6, "clevr10": 10}
 FOLDER_SPLITS = {"train": "train", "eval": "val"}
@@ -75,13 +76,13 @@ def cache_spec(data_cfg: dict[str, Any], split: str) -> dict[str, Any]:
     """The parameters that determine a cache folder's content (everything but the image count)."""
     source, variant = data_cfg["source"], data_cfg["variant"]
     if source not in SOURCES:
-        raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
+        raise ConfigError(f"data.source must be one of {SOURCES}, got {source!r}")
     if variant not in TARGET_ROWS:
-        raise ValueError(f"data.variant must be one of {sorted(TARGET_ROWS)}, got {variant!r}")
+        raise ConfigError(f"data.variant must be one of {sorted(TARGET_ROWS)}, got {variant!r}")
     if split not in ("train", "eval", "test"):
         raise ValueError(f"split must be 'train', 'eval' or 'test', got {split!r}")
     if split == "test" and source == "clevr_folder":
-        raise ValueError(
+        raise ConfigError(
             "CLEVR v1.0's test split has no scene annotations, so it cannot be scored; the held-out split of "
             "data.source clevr_folder is 'eval' (CLEVR's val)"
         )
@@ -205,9 +206,9 @@ class SetPredictionData(StepDataModule):
         self.cfg = dict(data_cfg)
         for key in ("batch_size", "train_size", "eval_size", "eval_batch_size"):
             if int(self.cfg[key]) < 1:
-                raise ValueError(f"data.{key} must be >= 1, got {self.cfg[key]}")
+                raise ConfigError(f"data.{key} must be >= 1, got {self.cfg[key]}")
         if self.cfg["batch_size"] > self.cfg["train_size"]:
-            raise ValueError(
+            raise ConfigError(
                 f"data.batch_size {self.cfg['batch_size']} is larger than the training set "
                 f"(data.train_size {self.cfg['train_size']})"
             )

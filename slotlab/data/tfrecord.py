@@ -428,8 +428,11 @@ def _header_is_valid(header: bytes) -> bool:
 
 def _detect_compression(path: str) -> str:
     """'none' or 'gzip', from the first bytes of the file."""
-    with open(path, "rb") as f:
-        head = f.read(12)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise DatasetFileError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     if not head:
         raise DatasetFileError(f"{path}: the file is empty (0 bytes). {_REDOWNLOAD}")
     if _header_is_valid(head):  # a valid uncompressed first record header (gzip magic collision-proof)
@@ -504,6 +507,8 @@ def _iter_records(path: str, compression: str) -> Iterator[tuple[int, bytes]]:
         raise DatasetFileError(
             f"{path}: record {index}: the GZIP stream is truncated or corrupt ({exc}). {_REDOWNLOAD}"
         ) from exc
+    except OSError as exc:
+        raise DatasetFileError(f"{path}: record {index}: cannot read it ({exc.strerror or exc})") from exc
     if index == 0:
         raise DatasetFileError(f"{path}: the file contains no records. {_REDOWNLOAD}")
 

@@ -15,10 +15,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from slotlab.atomic import atomic_open
+from slotlab.errors import UserError
 from slotlab.runs import run_dir_of
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """A checkpoint could not be written (most often: the disk is full); the previous one is intact."""
 
     def __init__(self, code: int, message: str) -> None:

@@ -19,10 +19,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from slotlab.errors import UserError
 from slotlab.metrics.ari import ari
 
 
-class FailedSeedError(RuntimeError):
+class FailedSeedError(UserError, RuntimeError):
     """The run looks stuck in a content-independent segmentation (e.g. stripes)."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from slotlab.errors import UserError
 from slotlab.tasks import get_task
 from slotlab.tasks.base import image_to_model, run_model, slot_attention_of
 from slotlab.train.noise import step_noise
@@ -18,7 +19,7 @@ from slotlab.train.schedule import lr_factor
 from slotlab.train.state import add_state, restore_state
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The training loss became NaN or Inf."""
 
 

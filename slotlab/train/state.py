@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from slotlab.errors import UserError
+
 CHECKPOINT_FORMAT = 2
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError, ValueError):
     """A checkpoint written by a slotlab whose models compute another function than this version's."""
 
 
