@@ -14,8 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from slotlab.config_limits import (
+    MAX_BASE_CHAIN,
+    MAX_DEPTH,
+    check_structure,
+    load_yaml_text,
+    read_config_text,
+)
 from slotlab.defaults import FLEXIBLE, OBJECT_DISCOVERY, TASK_DEFAULTS
 from slotlab.errors import ConfigError
 from slotlab.validate import check_config_values
@@ -46,18 +51,42 @@ def resolve_config_path(name_or_path: str) -> Path:
     raise ConfigError(f"config {name_or_path!r} not found (no such file, no packaged config).{hint}")
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+def _load_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file with its ``base:`` chain merged in; ``chain``: the files that named this one as their base.
+    Every file is checked against the limits of :mod:`slotlab.config_limits` before it is parsed."""
+    chain = (*chain, path)
+    data = load_yaml_text(read_config_text(path), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
     base = data.pop("base", None)
     if base is not None:
-        base_path = path.parent / base if (path.parent / base).exists() else resolve_config_path(base)
-        data = merge(_load_yaml(base_path), data)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: base must be a config name or a path to a YAML file, got {_kind(base)}")
+        base_path = path.parent / base if (path.parent / base).is_file() else resolve_config_path(base)
+        if any(_same_file(base_path, p) for p in chain):
+            loop = " -> ".join(str(p) for p in (*chain, base_path))
+            raise ConfigError(
+                f"{path}: base: {base} makes a loop ({loop}); a base chain must end in a file without base"
+            )
+        if len(chain) >= MAX_BASE_CHAIN:
+            raise ConfigError(
+                f"{path}: base: {base} makes a chain of more than {MAX_BASE_CHAIN} files ({chain[0]} -> ... -> "
+                f"{path} -> {base_path}), the limit for a slotlab config"
+            )
+        data = merge(_load_yaml(base_path, chain), data)
     return data
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -75,10 +104,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.subkey=value (e.g. trainer.max_steps=1000)")
     key, value = text.split("=", 1)
-    try:
-        parsed = yaml.safe_load(value) if value != "" else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: value is not valid YAML: {e}") from e
+    where = f"override {text if len(text) <= 80 else text[:77] + '...'!r}"
+    if key.count(".") >= MAX_DEPTH:
+        raise ConfigError(f"{where}: the key has more than {MAX_DEPTH} levels, the limit for a slotlab config")
+    parsed = load_yaml_text(value, f"{where}: value") if value != "" else None
     if isinstance(parsed, str) and _looks_like_float(parsed):
         parsed = float(parsed)  # YAML 1.1 reads '4e-4' as a string
     return key.strip().split("."), parsed
@@ -107,6 +136,8 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def validate(cfg: dict[str, Any], defaults: dict[str, Any] = OBJECT_DISCOVERY, prefix: str = "") -> dict[str, Any]:
     """Fill in defaults and check every key and value type against them."""
+    if not prefix:
+        check_structure(cfg, "config")  # before any value of it is copied or formatted
     out = copy.deepcopy(defaults)
     for key, value in cfg.items():
         path = f"{prefix}{key}"

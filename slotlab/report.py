@@ -30,7 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from slotlab.atomic import write_text  # noqa: E402
-from slotlab.errors import UserError  # noqa: E402
+from slotlab.config_limits import load_yaml_text, read_config_text  # noqa: E402
+from slotlab.errors import ConfigError, UserError  # noqa: E402
 from slotlab.eval_output import read_jsonl  # noqa: E402
 from slotlab.plots import Panel, plot_learning_curves  # noqa: E402
 from slotlab.report_config import MAX_DIFFERENCES, TrainedConfig, config_differences, sweep_hint, trained_config  # noqa: E402
@@ -122,10 +123,12 @@ def _read_config(run_dir: Path) -> tuple[str, dict[str, Any]]:
     path = run_dir / "config.yaml"
     if not path.exists():
         return "", {}
-    text = path.read_text()
+    text = read_config_text(path)  # a regular UTF-8 file within the config size limit (ConfigError if not)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = load_yaml_text(text, str(path))  # within the limits on nesting and aliases (ConfigError if not)
+    except ConfigError as e:
+        if "not valid YAML" not in str(e):
+            raise
         data = None
     return text, data if isinstance(data, dict) else {}
 

@@ -38,6 +38,7 @@ from slotlab.config import (
     parse_override,
     validate,
 )
+from slotlab.config_limits import check_structure
 from slotlab.runs import RunDirError, dump_config
 from slotlab.train.state import CheckpointFormatError, check_format
 from slotlab.validate import leaves
@@ -209,6 +210,7 @@ def plan_resume(run_dir: str | Path, overrides: list[str], cleanup: bool = True)
     if ckpt is not None:
         hp_cfg = (ckpt.get("hyper_parameters") or {}).get("config")
         if isinstance(hp_cfg, dict):
+            check_structure(hp_cfg, f"the config stored in {path}")  # before it is compared or formatted
             if hp_cfg.get("task", "object_discovery") != task:
                 raise RunDirError(
                     f"{cfg_path} says task {task!r} but {path} holds a {hp_cfg.get('task')!r} model; "
