@@ -185,6 +185,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
 
 
 def _resume_steps(run_dir: Path) -> list[float]:
+    """The steps the run was resumed from: the checkpoints' steps recorded in resumes.json (the first logged row
+    of a resumed session comes a logging interval later), else where each later metrics.csv version starts."""
+    recorded = [r.get("from_step") for r in _read_json_list(run_dir / "resumes.json")]
+    if steps := sorted({float(s) for s in recorded if isinstance(s, int) and not isinstance(s, bool)}):
+        return steps
     starts = []
     for path in sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=_version_number)[1:]:
         steps = [float(r["step"]) for r in _read_csv(path) or [] if r.get("step") not in (None, "")]

@@ -48,10 +48,14 @@ def load_tfrecord_split(path: str | Path, name: str, start: int, count: int) -> 
     """Images ``start .. start + count - 1`` (after filtering) of a DeepMind file, in slotlab's form:
     image uint8 [n, H, W, 3], mask uint8 [n, H, W] (0 = background)."""
     path = Path(path)
-    examples = list(itertools.islice(_examples(path, name), start, start + count))
+    examples, usable = [], 0  # usable: records of the file read so far (the true count when it runs short)
+    for ex in itertools.islice(_examples(path, name), start + count):
+        if usable >= start:
+            examples.append(ex)
+        usable += 1
     if len(examples) < count:
         raise DatasetFileError(
-            f"{path} has only {start + len(examples)} usable {name} records; need {start + count} "
+            f"{path} has only {usable} usable {name} records; need {start + count} "
             f"(data.train_size + data.eval_size). Lower them or use the full file."
         )
     image = np.stack([ex["image"] for ex in examples])  # [n, H, W, C]

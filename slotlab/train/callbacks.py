@@ -38,6 +38,18 @@ def _disk_full(error: BaseException, free: int | None) -> bool:
     return any(s in str(error) for s in _WRITE_FAILED) or (free is not None and free < 1 << 20)
 
 
+def _kept_checkpoints(path: Path) -> str:
+    """What a failed write of ``path`` left of the run's checkpoints, as found on disk (never assumed)."""
+    if path.exists():
+        return f"the previous checkpoint is intact ({path.name})"
+    earlier = sorted(p.name for p in path.parent.glob("*.ckpt") if p.is_file())
+    if not earlier:
+        return "no earlier checkpoint exists"
+    if len(earlier) == 1:
+        return f"the earlier checkpoint {earlier[0]} is intact"
+    return f"the earlier checkpoints {', '.join(earlier)} are intact"
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to ``<path>.tmp`` then renames it over ``path``: a crash (or a full disk) while
     saving leaves the previous good checkpoint in place. A failed write raises CheckpointWriteError that says
@@ -55,7 +67,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             except OSError:
                 free = None
             run = run_dir_of(path)
-            kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint exists"
+            kept = _kept_checkpoints(path)
             if _disk_full(e, free):
                 raise CheckpointWriteError(
                     errno.ENOSPC,
