@@ -25,3 +25,11 @@ class ConfigError(UserError, ValueError):
 
 class NonFiniteOutputError(UserError, ValueError):
     """A model gave NaN / Inf outputs (a diverged or damaged checkpoint): they are reported as such, never scored."""
+
+
+class RunDirError(UserError, RuntimeError):
+    """A run folder that cannot be created, written or resumed (:mod:`slotlab.runs`, :mod:`slotlab.run_lock`)."""
+
+
+class UsageError(UserError, ValueError):
+    """A command-line flag that does not apply to the model or run it is given for."""

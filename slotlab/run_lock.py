@@ -23,7 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from slotlab.runs import RunDirError
+from slotlab.errors import RunDirError
 
 log = logging.getLogger(__name__)
 

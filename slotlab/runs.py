@@ -16,14 +16,9 @@ from typing import Any
 import yaml
 
 from slotlab.atomic import write_json, write_text
-from slotlab.errors import UserError
+from slotlab.errors import RunDirError  # also importable from here
 
 LAST = "last.ckpt"
-
-
-class RunDirError(UserError, RuntimeError):
-    """A run folder that cannot be created, written or resumed."""
-
 
 RUN_DIR_ENV = "SLOTLAB_RUN_DIR"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slotlab.errors import ConfigError, UserError
+from slotlab.errors import ConfigError, UsageError  # UsageError: also importable from here
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 MAX_COUNT = 10**9  # images, steps
@@ -688,10 +688,6 @@ def out_dir_arg(text: str) -> Path:
 
 
 # ------------------------------------------------------------------------- flags of eval / figures
-class UsageError(UserError, ValueError):
-    """A command-line flag that does not apply to the model or run it is given for."""
-
-
 def check_eval_flags(
     cfg: dict[str, Any],
     num_slots: list[int] | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slotlab.validate import UsageError
+from slotlab.errors import UsageError
 from slotlab.viz import grid_image, save_png, slot_colors
 
 
