@@ -455,8 +455,8 @@ def lightning_checkpoint(
     the converted weights at ``global_step``: weights, Adam state, lr schedule position and loop counters."""
     import lightning
 
+    from slotlab.checkpoint_format import add_state
     from slotlab.train.module import SlotModule
-    from slotlab.train.state import add_state
 
     module = SlotModule(cfg, (resolution, resolution))
     hyper = {"config": cfg, "image_size": (resolution, resolution), "channels_last": False}

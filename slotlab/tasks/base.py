@@ -19,12 +19,12 @@ import lightning as L
 import torch
 from torch import nn
 
-from slotlab.train.noise import index_noise
+from slotlab.noise import index_noise
 
 if TYPE_CHECKING:
     from slotlab.drawing import LabelledGrid
 
-EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see train/noise.py
+EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see slotlab/noise.py
 
 
 def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:

@@ -22,6 +22,7 @@ from slotlab.defaults import OBJECT_DISCOVERY
 from slotlab.metrics.ari import fg_ari, nan_summary, undefined_note
 from slotlab.models.object_discovery import ObjectDiscoveryModel
 from slotlab.models.slot_mlp import build_object_discovery_slot_mlp
+from slotlab.noise import index_noise
 from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
@@ -37,7 +38,6 @@ from slotlab.tasks.base import (
 )
 from slotlab.train.failed_seed import FailedSeedMonitor, layout_ari
 from slotlab.train.figure_callbacks import FigureCallback
-from slotlab.train.noise import index_noise
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
 if TYPE_CHECKING:

@@ -11,12 +11,12 @@ from typing import Any
 import lightning as L
 import torch
 
+from slotlab.checkpoint_format import add_state, restore_state
 from slotlab.errors import UserError
+from slotlab.noise import step_noise
 from slotlab.tasks import get_task
 from slotlab.tasks.base import image_to_model, run_model, slot_attention_of
-from slotlab.train.noise import step_noise
 from slotlab.train.schedule import lr_factor
-from slotlab.train.state import add_state, restore_state
 
 
 class NonFiniteLossError(UserError, RuntimeError):
