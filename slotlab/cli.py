@@ -58,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--num-images", type=int_arg(1, MAX_COUNT), default=None, help="held-out images (default: the config's)"
     )
-    e.add_argument("--split", default="eval", choices=["eval", "test"], help="held-out split (recorded)")
+    e.add_argument(
+        "--split",
+        default=None,
+        choices=["eval", "test"],
+        help="held-out split (recorded); default: test for --pretrained (the zoo cards' scores), eval for a run "
+        "(the split its checkpoints were picked on)",
+    )
     e.add_argument(
         "--out",
         type=out_file_arg,
@@ -139,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the training T)")
     sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
     sg.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
+    x = sub.add_parser("export", help="write a trained model as a torch.export program (.pt2) or ONNX file")
+    x.add_argument("model", help="a zoo model name, a run folder, a .ckpt file or a pretrained folder")
+    x.add_argument("--format", choices=["torch-export", "onnx"], default="torch-export", dest="export_format")
+    x.add_argument("--out", type=out_file_arg, default=None, help="output file (default: ./slotlab_out/NAME.pt2|.onnx)")
     return p
 
 
@@ -440,6 +450,8 @@ def cmd_configs(_: argparse.Namespace) -> int:
 def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
     """``--pretrained NAME`` of eval / figures: use the zoo model's checkpoint, and (zoo folders being read-only
     package data) write to ``--out`` or ``./slotlab_out/NAME/``. Returns an exit status to stop with, else None."""
+    if command == "eval" and args.split is None:  # scores of zoo models are measured on images that chose nothing
+        args.split = "test" if args.pretrained is not None else "eval"
     if args.pretrained is None:
         if args.checkpoint is None:
             print(f"error: slotlab {command}: give a checkpoint or run folder, or --pretrained NAME", file=sys.stderr)
@@ -448,10 +460,10 @@ def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
     if args.checkpoint is not None:
         print(f"error: give a checkpoint ({args.checkpoint}) or --pretrained NAME, not both", file=sys.stderr)
         return 2
-    from slotlab.zoo import get_model, output_dir
+    from slotlab.zoo import get_model, output_dir, resolve_model
 
     entry = get_model(args.pretrained)
-    args.checkpoint = str(entry.checkpoint)
+    args.checkpoint = str(resolve_model(entry.name))  # the entry's folder, its weights checked against the card
     args.model_name = f"{entry.name} (zoo)"
     if args.out is None:
         folder = output_dir(entry.name)
@@ -462,6 +474,22 @@ def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"zoo model {entry.name} ({entry.source}): writing to {folder}/ (zoo folders are never written to)")
     return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from slotlab.inference.api import load_model
+    from slotlab.inference.export import FORMATS, export_model
+    from slotlab.validate import UsageError
+    from slotlab.zoo import OUTPUT_ROOT
+
+    model = load_model(args.model)
+    out = args.out or Path(OUTPUT_ROOT) / f"{Path(args.model).name}{FORMATS[args.export_format]}"
+    if Path(out).exists():
+        raise UsageError(f"{out} exists; choose another --out (slotlab never replaces a file it did not just write)")
+    path = export_model(model, args.export_format, out)
+    print(f"wrote {path} ({args.export_format}; inputs image [B, 3, {model.resolution[0]}, {model.resolution[1]}] in "
+          f"[-1, 1] and slot-init noise [B, K, D]; batch size dynamic)")  # fmt: skip
+    return 0
 
 
 def cmd_models(_: argparse.Namespace) -> int:
@@ -564,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         "import-official": cmd_import_official,
         "models": cmd_models,
         "segment": cmd_segment,
+        "export": cmd_export,
     }
     try:
         return commands[args.command](args)

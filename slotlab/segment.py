@@ -38,9 +38,9 @@ from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
 from slotlab.drawing import checkpoint_label, write
 from slotlab.errors import UserError
+from slotlab.noise import index_noise
 from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
 from slotlab.train.checkpoints import load_model
-from slotlab.train.noise import index_noise
 from slotlab.viz import save_png, segmentation_grid, slot_colors
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
@@ -84,6 +84,11 @@ class SegmentModel:
 def load_segment_model(checkpoint: str | Path) -> SegmentModel:
     """Load an object-discovery or set-prediction model from a checkpoint path or run folder."""
     model, cfg, ckpt = load_model(checkpoint)
+    return segment_model_of(model, cfg, ckpt)
+
+
+def segment_model_of(model: nn.Module, cfg: dict[str, Any], ckpt: dict[str, Any]) -> SegmentModel:
+    """A loaded model with how its training images were prepared (crop, aspect, greyscale)."""
     task = cfg["task"]
     notes: list[str] = []
     if task == "set_prediction":
@@ -198,17 +203,19 @@ class Prepared:
 
 
 def _resize(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
-    """uint8 [h, w, 3] -> uint8 [H, W, 3], bilinear with half-pixel centres (as the training data)."""
-    if x.shape[:2] == tuple(size):
+    """uint8 [(N,) h, w, 3] -> uint8 [(N,) H, W, 3], bilinear with half-pixel centres (as the training data)."""
+    if x.shape[-3:-1] == tuple(size):
         return x
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()  # [1, 3, h, w]
+    t = torch.from_numpy(np.ascontiguousarray(x)).reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float()  # [N, 3, h, w]
     y = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=antialias)
-    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    y = y.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()  # [N, H, W, 3]
+    return y.reshape(*x.shape[:-3], *y.shape[1:])
 
 
 def prepare_image(rgb: np.ndarray, sm: SegmentModel) -> Prepared:
-    """Crop / resize / colour-convert ``rgb`` uint8 [H, W, 3] as ``sm``'s training images were prepared."""
-    h, w = rgb.shape[:2]
+    """Crop / resize / colour-convert ``rgb`` uint8 [H, W, 3] (or a batch [N, H, W, 3] of one size, prepared in one
+    go) as ``sm``'s training images were prepared."""
+    h, w = rgb.shape[-3:-1]
     th, tw = sm.resolution
     steps: list[str] = []
     aspect = w / h
@@ -246,7 +253,7 @@ def prepare_image(rgb: np.ndarray, sm: SegmentModel) -> Prepared:
             f"image too small: {w}x{h} pixels ({cw}x{ch} after cropping); the model sees {tw}x{th}, so it needs at "
             f"least {need}x{need} (more than {MAX_UPSCALE}x upscaling would only blur)"
         )
-    x = rgb[top:bottom, left:right]
+    x = rgb[..., top:bottom, left:right, :]
     if sm.greyscale:
         lum = (x.astype(np.float32) @ LUMA).round().clip(0, 255).astype(np.uint8)
         x = np.repeat(lum[..., None], 3, axis=-1)

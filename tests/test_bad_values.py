@@ -151,6 +151,7 @@ TEMPLATES: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
         {"task": ["object_discovery"], "checkpoint": ["{MISSING}"]},
     ),
     ("segment",): (["segment", "{images}", "--model", "{OD}"], {"images": ["{PNG}"]}),
+    ("export",): (["export", "{model}", "--out", "{TMP}/m.pt2"], {"model": ["{OD}"]}),
 }
 # Bad values of arguments whose type is a plain string (names, paths), per (command, dest).
 STRING_BAD = {
@@ -171,6 +172,7 @@ STRING_BAD = {
     ("segment", "images"): ["{MISSING}.png", "{FILE}"],
     ("segment", "model"): ["bogus", "{MISSING}.ckpt"],
     ("segment", "out"): ["{FILE}"],
+    ("export", "model"): ["bogus", "{MISSING}.ckpt", "{FILE}", "{DIR}"],
 }
 EXTRA_CLI = [
     ["eval", "{OD}", "--objects", "3"],  # set prediction only

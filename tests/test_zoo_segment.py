@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import PAPER_SLOT_INIT, QUIET, TINY_OD_DATA, TINY_OD_MODEL
 from PIL import Image
+from safetensors.torch import load_file
 
 from slotlab.cli import main
 from slotlab.data.splits import generate_split
@@ -48,7 +49,7 @@ def _package_data_globs() -> list[str]:
 def test_zoo_files_are_declared_package_data(zoo):
     globs = _package_data_globs()
     made = sorted(p.name for p in (zoo["zoo"] / "tiny").iterdir())
-    assert made == ["card.yaml", "model.ckpt"]
+    assert made == ["README.md", "config.json", "model.safetensors"]  # a Hugging Face-style model folder
     for name in [*made, *ENTRY_FILES]:  # what make_entry writes and every file an entry may hold
         assert any(fnmatch.fnmatch(f"zoo/tiny/{name}", g) for g in globs), (name, globs)
     # The packaged zoo is found through importlib.resources (editable or wheel install), and every file in
@@ -62,10 +63,14 @@ def test_zoo_files_are_declared_package_data(zoo):
 
 def test_slim_checkpoint_and_card(zoo):
     entry = zoo["entry"]
-    ckpt = torch.load(entry.checkpoint, map_location="cpu", weights_only=True)  # plain tensors / numbers only
-    assert set(ckpt) == {"state_dict", "hyper_parameters", "global_step", "slotlab_format", "slotlab_task"}
-    assert all(v.dtype == torch.float32 for v in ckpt["state_dict"].values() if v.is_floating_point())
+    weights = load_file(str(entry.checkpoint))  # safetensors: raw tensors only
+    run_ckpt = torch.load(zoo["run"] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    model_keys = {k.removeprefix("model.") for k in run_ckpt["state_dict"] if k.startswith("model.")}
+    assert set(weights) == model_keys  # the model's weights, nothing else (no EMA copies, no optimizer)
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
     assert entry.size_bytes < (zoo["run"] / "checkpoints" / "last.ckpt").stat().st_size / 2  # no Adam moments
+    meta = json.loads((entry.folder / "config.json").read_text())
+    assert meta["task"] == "object_discovery" and meta["global_step"] == 2 and meta["slotlab_format"] == 2
     card = entry.card
     assert card["task"] == "object_discovery" and card["dataset"] == "tetrominoes"
     assert card["scores"]["metric"] == "FG-ARI" and card["scores"]["command"] == "slotlab eval --pretrained tiny"
@@ -92,11 +97,12 @@ def test_eval_pretrained_remeasures_the_card_score(zoo, capsys, tmp_path, monkey
     assert main(["eval", "--pretrained", "tiny"]) == 0
     out = capsys.readouterr().out
     score = get_model("tiny").card["scores"]["value"]
-    assert f"FG-ARI K=4 T=3 on 16 eval images of tetrominoes: {score:.4f} +-" in out
+    assert f"FG-ARI K=4 T=3 on 16 test images of tetrominoes: {score:.4f} +-" in out  # the card's split: test
+    assert get_model("tiny").card["scores"]["split"] == "test"
     (named,) = (tmp_path / "slotlab_out" / "tiny").glob("eval-*-step2-K4-T3.json")  # named after its settings
     res = json.loads(named.read_text())
     assert res["fg_ari_mean"] == pytest.approx(score, abs=1e-12)
-    assert sorted(p.name for p in (zoo["zoo"] / "tiny").iterdir()) == ["card.yaml", "model.ckpt"]  # untouched
+    assert sorted(p.name for p in (zoo["zoo"] / "tiny").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert main(["eval", str(zoo["run"]), "--pretrained", "tiny"]) == 2  # both: refused
     assert "not both" in capsys.readouterr().err
 

@@ -27,8 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from slotlab.atomic import write_json
 from slotlab.config import (
     _load_yaml,
@@ -39,6 +37,7 @@ from slotlab.config import (
     validate,
 )
 from slotlab.config_limits import check_structure
+from slotlab.inference.checkpoint_io import CheckpointError, UnsafeCheckpointError, safe_torch_load
 from slotlab.runs import RunDirError, dump_config
 from slotlab.train.state import CheckpointFormatError, check_format
 from slotlab.validate import leaves
@@ -105,10 +104,13 @@ def clean_stale_temporaries(run_dir: Path) -> list[Path]:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint loaded as resuming loads it (weights only); RunDirError says why it cannot be used."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for damaged files
-        first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
-        raise RunDirError(f"{path} is damaged or unreadable ({type(e).__name__}: {first})") from e
+        ckpt = safe_torch_load(path)  # weights only: a pickle that would run code is refused, not run
+    except UnsafeCheckpointError as e:
+        raise RunDirError(str(e)) from None
+    except CheckpointError as e:  # torch raises many kinds for damaged files
+        cause = e.__cause__ or e
+        first = str(cause).strip().splitlines()[0].split(". ")[0][:160] if str(cause).strip() else ""
+        raise RunDirError(f"{path} is damaged or unreadable ({type(cause).__name__}: {first})") from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
         raise RunDirError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / global_step)")
     try:

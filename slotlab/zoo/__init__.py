@@ -4,13 +4,14 @@ Serves the paper's results tables (Table 1 object discovery FG-ARI, Figure 5 set
 re-measurable artefacts: every entry can be evaluated (``slotlab eval --pretrained NAME``), drawn
 (``slotlab figures --pretrained NAME``) and used on one's own images (``slotlab segment --model NAME``).
 
-An entry is a folder ``<zoo>/<name>/`` holding
+An entry is a folder ``<zoo>/<name>/`` laid out as a Hugging Face model repo (so ``from_pretrained`` works on it
+and it can be uploaded as it is), written by :func:`slotlab.inference.checkpoint_io.write_pretrained`:
 
-* ``model.ckpt``: a slimmed slotlab checkpoint, only what :func:`slotlab.train.checkpoints.load_checkpoint`
-  needs (``state_dict`` in fp32, ``hyper_parameters`` = config and image size, ``global_step``,
-  ``slotlab_format``, ``slotlab_task``); no optimizer or scheduler state, no RNG state;
-* ``card.yaml`` (or ``card.json``): name, task, dataset, the config, the measured scores with the command that
-  measured them, the machine, the training time and the paper's number.
+* ``model.safetensors``: the model's fp32 weights (safetensors: raw tensors, nothing that can run code);
+* ``config.json``: the slotlab config, task, image size, step and checkpoint format;
+* ``README.md``: the model card; its YAML front matter holds, under ``slotlab``, the name, task, dataset, the
+  measured scores (test split) with the command that measured them, the machine, the training time, the paper's
+  number and the weights' sha256 (checked before the weights are used).
 
 Zoo folders searched, in order: each folder of ``$SLOTLAB_ZOO`` (``os.pathsep``-separated; a name found there
 shadows a packaged one), then the package's own ``slotlab/zoo/``. :func:`make_entry` builds an entry from a
@@ -24,23 +25,31 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
-from slotlab.atomic import atomic_open
-from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+from slotlab.errors import UserError
+from slotlab.inference.checkpoint_io import (
+    CARD_FILE,
+    CONFIG_FILE,
+    PRETRAINED_FILES,
+    WEIGHTS_FILE,
+    CheckpointError,
+    load_checkpoint,
+    read_card_file,
+    write_pretrained,
+)
 
 ZOO_ENV = "SLOTLAB_ZOO"
-CHECKPOINT_NAME = "model.ckpt"
-CARD_NAMES = ("card.yaml", "card.json")
+CHECKPOINT_NAME = WEIGHTS_FILE
 # Every file of an entry; pyproject.toml's [tool.setuptools.package-data] must match these (tested).
-ENTRY_FILES = (CHECKPOINT_NAME, *CARD_NAMES)
+ENTRY_FILES = PRETRAINED_FILES
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 OUTPUT_ROOT = "slotlab_out"  # where eval / figures write for zoo models (package data are read-only)
 
@@ -64,7 +73,7 @@ class UnknownModelError(CheckpointError):
     """A model name that is neither a zoo entry nor an existing path (the CLI prints it and exits 2)."""
 
 
-class ZooEntryError(ValueError):
+class ZooEntryError(UserError, ValueError):
     """An entry that cannot be made (bad name, existing entry, unusable run folder)."""
 
 
@@ -111,16 +120,33 @@ def zoo_dirs() -> list[Path]:
 
 
 def read_card(folder: Path) -> dict[str, Any]:
-    """The card of an entry folder (``card.yaml`` or ``card.json``)."""
-    for name in CARD_NAMES:
-        p = folder / name
-        if p.exists():
-            text = p.read_text()
-            card = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-            if not isinstance(card, dict):
-                raise ZooEntryError(f"{p} is not a mapping")
-            return card
-    raise ZooEntryError(f"{folder} has no card.yaml / card.json")
+    """The card of an entry folder: the ``slotlab`` facts of ``README.md``'s front matter, with the config of
+    ``config.json`` under ``config``."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        raise ZooEntryError(f"{folder} has no {CARD_FILE} (model card)")
+    card = read_card_file(path)
+    if not card:
+        raise ZooEntryError(f"{path} has no 'slotlab' facts in its YAML front matter")
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ZooEntryError(f"cannot read {folder / CONFIG_FILE}: {e}") from e
+    return {**card, "config": meta.get("config")}
+
+
+def verify_weights(entry: ZooEntry) -> None:
+    """Refuse an entry whose weights are not the ones its card describes (sha256), e.g. the half-done replacement
+    of a killed ``add_to_zoo --overwrite``."""
+    want = (entry.card.get("checkpoint") or {}).get("sha256")
+    if not want:
+        raise ZooEntryError(f"{entry.folder / CARD_FILE} records no sha256 of {WEIGHTS_FILE}")
+    got = _sha256(entry.checkpoint)
+    if got != want:
+        raise ZooEntryError(
+            f"zoo entry {entry.name!r}: {entry.checkpoint} (sha256 {got[:12]}...) is not the model its card "
+            f"describes (sha256 {want[:12]}...); make the entry again (tools/add_to_zoo.py --overwrite)"
+        )
 
 
 def scan_zoo() -> tuple[list[ZooEntry], list[str]]:
@@ -141,7 +167,7 @@ def scan_zoo() -> tuple[list[ZooEntry], list[str]]:
                 continue
             try:
                 card = read_card(folder)
-            except (ZooEntryError, ValueError, yaml.YAMLError) as e:
+            except (ZooEntryError, CheckpointError, ValueError, yaml.YAMLError) as e:
                 problems.append(f"{folder}: unreadable card ({e})")
                 continue
             source = "package" if root == package else str(root)
@@ -166,17 +192,19 @@ def get_model(name: str) -> ZooEntry:
     raise UnknownModelError(f"unknown model {name!r}.{hint} (slotlab models lists them)")
 
 
-def resolve_model(spec: str) -> Path:
-    """A model given as a zoo name, a zoo entry folder, a run folder or a .ckpt file -> a path that
-    :func:`load_checkpoint` reads. Existing paths win over zoo names."""
+def resolve_model(spec: str | Path) -> Path:
+    """A model given as a zoo name, a zoo entry / pretrained folder, a run folder or a .ckpt file -> a path that
+    :func:`load_checkpoint` reads. Existing paths win over zoo names; a zoo entry's weights are checked against
+    its card's sha256."""
     p = Path(spec)
-    if p.is_dir() and (p / CHECKPOINT_NAME).exists():
-        return p / CHECKPOINT_NAME
     if p.exists():
         return p
-    if os.sep in spec or spec.endswith(".ckpt"):
+    spec = str(spec)
+    if os.sep in spec or spec.endswith((".ckpt", ".safetensors")):
         raise UnknownModelError(f"{spec} does not exist (neither a file nor a folder), and is no zoo model name")
-    return get_model(spec).checkpoint
+    entry = get_model(spec)
+    verify_weights(entry)
+    return entry.folder
 
 
 def output_dir(name: str, out: str | Path | None = None) -> Path:
@@ -186,32 +214,6 @@ def output_dir(name: str, out: str | Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------
 # making entries
-
-
-def slim_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Only what slotlab's loader needs: fp32 weights (contiguous copies), config + image size, step, format
-    and task. The config's ``run`` section (paths of the training machine) is reset to the defaults."""
-    state = {}
-    for k, v in ckpt["state_dict"].items():
-        if not k.startswith("model."):
-            continue
-        t = v.detach().cpu()
-        state[k] = (t.float() if t.is_floating_point() else t).contiguous().clone()
-    hp = ckpt["hyper_parameters"]
-    cfg = json.loads(json.dumps(hp["config"]))  # plain copy (no tuples / shared objects)
-    cfg["run"] = {"root": "runs", "name": None}
-    slim_hp: dict[str, Any] = {"config": cfg}
-    if "image_size" in hp:
-        slim_hp["image_size"] = tuple(int(s) for s in hp["image_size"])
-    out: dict[str, Any] = {
-        "state_dict": state,
-        "hyper_parameters": slim_hp,
-        "global_step": int(ckpt.get("global_step", 0)),
-    }
-    for key in ("slotlab_format", "slotlab_task"):
-        if key in ckpt:
-            out[key] = ckpt[key]
-    return out
 
 
 def _checkpoint_in(run: Path, which: str) -> Path:
@@ -228,18 +230,23 @@ def _checkpoint_in(run: Path, which: str) -> Path:
     return Path(which)
 
 
+MEASURE_SPLIT = "test"  # a card's score: images that chose nothing (checkpoints are picked on "eval")
+
+
 def measure(checkpoint: str | Path) -> dict[str, Any]:
-    """The default held-out evaluation of a checkpoint, exactly as ``slotlab eval`` runs it (same data, K, T,
-    noise seed, ARI convention): the card's score. Returns ``metric``, ``value``, ``std`` and ``details``."""
+    """The default held-out evaluation of a checkpoint on the ``test`` split, exactly as ``slotlab eval
+    --pretrained NAME`` runs it (same data, K, T, noise seed, ARI convention): the card's score. Returns
+    ``metric``, ``value``, ``std``, ``split`` and ``details``."""
     from slotlab.evaluate import evaluate_checkpoint
     from slotlab.tasks import get_task
 
-    res = evaluate_checkpoint(checkpoint, device="cpu")
+    res = evaluate_checkpoint(checkpoint, device="cpu", split=MEASURE_SPLIT)
     task = get_task(load_checkpoint(checkpoint)["hyper_parameters"]["config"].get("task", "object_discovery"))
     metric, key = task.score
     details = {k: v for k, v in res.items() if k not in NOT_DETAILS}
     std = res.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
-    return {"metric": metric, "value": float(res[key]), "std": None if std is None else float(std), "details": details}
+    value, std = float(res[key]), None if std is None else float(std)
+    return {"metric": metric, "value": value, "std": std, "split": res.get("split"), "details": details}
 
 
 # Settings and facts of an evaluation result that are not scores (left out of a card's ``details``).
@@ -253,11 +260,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    with atomic_open(path) as f:
-        torch.save(obj, f)
 
 
 def make_entry(
@@ -294,34 +296,34 @@ def make_entry(
     run = Path(run)
     src = _checkpoint_in(run, checkpoint)
     ckpt = load_checkpoint(src)
-    slim = slim_checkpoint(ckpt)
     run_dir = run if run.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else src.parent)
-    folder = Path(dest if dest is not None else package_zoo_dir()) / name
+    root = Path(dest if dest is not None else package_zoo_dir())
+    folder = root / name
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise ZooEntryError(f"zoo entry {folder} exists; pass overwrite=True (--overwrite) to replace it")
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    ckpt_path = folder / CHECKPOINT_NAME
+    # The new entry is made whole in a hidden sibling folder, then swapped in: a killed process leaves the old
+    # entry (or, between the two renames, none), never a card beside another model's weights.
+    new, old = root / f".{name}.new", root / f".{name}.old"
+    for leftover in (new, old):
+        shutil.rmtree(leftover, ignore_errors=True)
     try:
-        _atomic_save(slim, ckpt_path)
-        card = _card(name, slim, ckpt_path, src, run_dir, measure_score, paper, machine, notes)
+        write_pretrained(ckpt, new)
+        card = _card(name, ckpt, new, src, run_dir, measure_score, paper, machine, notes)
+        write_pretrained(ckpt, new, card)
     except BaseException:
-        if created:  # leave no half-made entry behind (a checkpoint without a card)
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
+        shutil.rmtree(new, ignore_errors=True)
         raise
-    text = yaml.safe_dump(json.loads(json.dumps(card, default=str)), sort_keys=False, width=120)
-    (folder / "card.yaml").write_text(text)
-    for stale in CARD_NAMES[1:]:
-        (folder / stale).unlink(missing_ok=True)
-    return ZooEntry(name, folder, card, str(folder.parent))
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return ZooEntry(name, folder, read_card(folder), str(root))
 
 
 def _card(
     name: str,
-    slim: dict[str, Any],
-    ckpt_path: Path,
+    ckpt: dict[str, Any],
+    folder: Path,
     src: Path,
     run_dir: Path,
     measure_score: bool,
@@ -329,11 +331,13 @@ def _card(
     machine: str | None,
     notes: str | None,
 ) -> dict[str, Any]:
-    """The card of a new entry: its slimmed checkpoint ``ckpt_path`` (made from ``src`` of run ``run_dir``) is
-    measured here unless ``measure_score`` is False."""
+    """The card of a new entry: its pretrained ``folder`` (made from ``src`` of run ``run_dir``) is measured here
+    unless ``measure_score`` is False."""
     from slotlab.train.runtime import machine_kind
 
-    cfg = slim["hyper_parameters"]["config"]
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    cfg = meta["config"]
+    weights = folder / WEIGHTS_FILE
     task = cfg.get("task", "object_discovery")
     results_path = run_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -344,7 +348,7 @@ def _card(
     else:
         dataset = dataset_name = cfg["data"]["name"]
     if measure_score:
-        scores = measure(ckpt_path)
+        scores = measure(folder)
         scores["command"] = f"slotlab eval --pretrained {name}"
         scores["measured_on"] = machine_kind()
         scores["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -370,7 +374,7 @@ def _card(
         "task": task,
         "dataset": dataset_name,
         "model_kind": cfg["model"].get("kind", "slot_attention"),
-        "image_size": list(slim["hyper_parameters"].get("image_size") or [cfg["data"].get("image_size")] * 2),
+        "image_size": list(meta.get("image_size") or [cfg["data"].get("image_size")] * 2),
         "num_slots": cfg["model"]["num_slots"],
         "iters": cfg["model"]["iters"],
         "scores": scores,
@@ -385,18 +389,17 @@ def _card(
             or (machine_kind() if results else "unknown (no results.json)"),
             "run": run_dir.name,
             "checkpoint": src.name,
-            "checkpoint_step": slim["global_step"],
+            "checkpoint_step": meta["global_step"],
         },
         "checkpoint": {
-            "file": CHECKPOINT_NAME,
-            "bytes": ckpt_path.stat().st_size,
-            "sha256": _sha256(ckpt_path),
-            "parameters": int(sum(v.numel() for v in slim["state_dict"].values())),
+            "file": WEIGHTS_FILE,
+            "bytes": weights.stat().st_size,
+            "sha256": _sha256(weights),
+            "parameters": int(sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("model."))),
             "dtype": "float32",
-            "slotlab_format": slim.get("slotlab_format"),
+            "slotlab_format": meta["slotlab_format"],
         },
         "notes": notes,
-        "config": cfg,
     }
     imported = run_dir / "imported.json"  # a run made by `slotlab import-official`: keep where it came from
     if imported.exists():
