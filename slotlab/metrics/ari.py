@@ -162,3 +162,15 @@ def nan_summary(scores: np.ndarray | Tensor, prefix: str = "fg_ari") -> dict[str
 def undefined_note(count: int) -> str:
     """' (N images where the ARI is undefined skipped)' for a CLI line, '' when none were."""
     return f" ({count} image{'s' if count != 1 else ''} with undefined ARI skipped)" if count else ""
+
+
+def layout_ari(pred_masks: Tensor) -> Tensor:
+    """Mean ARI between the segmentations (argmax over slots, all pixels) of images i and i+1: pred_masks
+    [B, K, H, W] or [B, K, 1, H, W]. Near 1 when a model cuts every image into the same regions whatever it shows
+    (e.g. stripes: a failed seed, :mod:`slotlab.train.failed_seed`); NaN for fewer than two images."""
+    if pred_masks.dim() == 5:
+        pred_masks = pred_masks[:, :, 0]
+    labels = pred_masks.argmax(dim=1).flatten(1)  # [B, H*W]
+    if labels.shape[0] < 2:
+        return torch.tensor(float("nan"))
+    return ari(labels, labels.roll(1, dims=0), undefined="one").mean()

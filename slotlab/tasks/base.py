@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import torch
 from torch import nn
 
 from slotlab.noise import index_noise
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing a task loads neither Lightning nor the training stack
+    import lightning as L
+
     from slotlab.drawing import LabelledGrid
 
 EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see slotlab/noise.py
@@ -53,6 +54,11 @@ def eval_noise(model: nn.Module, index: torch.Tensor, num_slots: int | None, see
     if slot_attention_of(model) is None:
         return None
     return index_noise(seed, index, *slot_shape(model, num_slots))
+
+
+def figure_scale(image_hw: tuple[int, int], target: int = 128) -> int:
+    """Integer upscaling so that an image is drawn at least ~``target`` pixels tall (35x35 Tetrominoes: 4)."""
+    return max(1, -(-target // max(1, min(image_hw))))
 
 
 def run_model(model: nn.Module, image: torch.Tensor, noise: torch.Tensor | None, **kwargs: Any) -> Any:
@@ -111,6 +117,8 @@ class Task(ABC):
     score: tuple[str, str]  # (name, results key) of the headline score, e.g. ("FG-ARI", "fg_ari_mean")
     curves: tuple[Curve, ...]  # the report's learning curves
     figure_names: tuple[str, ...]  # the PNGs ``slotlab figures`` writes
+    # held-out metric that flags a failed seed while training (slotlab.train.failed_seed); None: no such check
+    failed_seed_metric: str | None = None
 
     def heldout_metrics(self) -> list[str]:
         """The held-out metrics every validation logs (``val/...``, from :attr:`curves`): TensorBoard's hparams
@@ -151,8 +159,16 @@ class Task(ABC):
     def validation_end(self, module: L.LightningModule) -> None:
         """Log the held-out metrics (``val/...``) from ``module.val_store``."""
 
-    def callbacks(self, cfg: dict[str, Any], run_dir: Path) -> list[L.Callback]:
-        """The task's own training callbacks (figures at every validation, ...)."""
+    def validation_figures(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], about: str
+    ) -> dict[str, LabelledGrid]:
+        """The figures of one validation, by TensorBoard tag, from what :meth:`validation_step` kept in
+        ``module.last_val_batch``; ``about``: the run and step, for the titles. The training stack writes them
+        (``trainer.figure_every_val``) under the names :meth:`validation_figure_files` gives. None by default."""
+        return {}
+
+    def validation_figure_files(self, tag: str, step: int) -> list[str]:
+        """The file names (in the run's ``figures/``) of validation figure ``tag`` at training step ``step``."""
         return []
 
     # ------------------------------------------------------------------ evaluation

@@ -10,16 +10,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
 from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
-from slotlab.data.datamodule import data_from_config, to_tensors
 from slotlab.data.registry import get_dataset
 from slotlab.defaults import OBJECT_DISCOVERY
-from slotlab.metrics.ari import fg_ari, nan_summary, undefined_note
+from slotlab.metrics.ari import fg_ari, layout_ari, nan_summary, undefined_note
 from slotlab.models.object_discovery import ObjectDiscoveryModel
 from slotlab.models.slot_mlp import build_object_discovery_slot_mlp
 from slotlab.noise import index_noise
@@ -31,16 +29,17 @@ from slotlab.tasks.base import (
     EvalOptions,
     EvalSetting,
     Task,
+    figure_scale,
     image_to_model,
     run_model,
     slot_attention_of,
     slot_shape,
 )
-from slotlab.train.failed_seed import FailedSeedMonitor, layout_ari
-from slotlab.train.figure_callbacks import FigureCallback
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
 if TYPE_CHECKING:
+    import lightning as L
+
     from slotlab.drawing import LabelledGrid
 
 FIGURE_SEED = 0
@@ -152,6 +151,7 @@ class ObjectDiscovery(Task):
         Curve("learning rate", ("train/lr", "lr-Adam"), "lr"),
     )
     figure_names = FIGURE_NAMES
+    failed_seed_metric = "val/layout_ari"
 
     # ------------------------------------------------------------------ model and data
     def image_size(self, cfg: dict[str, Any]) -> tuple[int, int]:
@@ -161,10 +161,14 @@ class ObjectDiscovery(Task):
         return build_model(cfg["model"], tuple(image_size or self.image_size(cfg)))
 
     def datamodule(self, cfg: dict[str, Any]) -> L.LightningDataModule:
+        from slotlab.data.datamodule import data_from_config  # a Lightning DataModule: imported when data is needed
+
         return data_from_config(cfg["data"])
 
     def heldout(self, data_cfg: dict[str, Any], split: str, count: int) -> dict[str, torch.Tensor]:
         """image uint8 [n, 3, H, W], mask uint8 [n, H, W]: generated, from the cache or from ``data.path``."""
+        from slotlab.data.datamodule import data_from_config, to_tensors
+
         return to_tensors(data_from_config(data_cfg).load_split(split, count))
 
     # ------------------------------------------------------------------ training
@@ -217,13 +221,27 @@ class ObjectDiscovery(Task):
         module.log("val/mse", mse.mean())
         module.log("val/layout_ari", layout, sync_dist=True)
 
-    def callbacks(self, cfg: dict[str, Any], run_dir: Path) -> list[L.Callback]:
-        t = cfg["trainer"]
-        after = t["failed_seed_after"] if t["failed_seed_after"] is not None else 2 * cfg["optim"]["warmup_steps"]
-        callbacks: list[L.Callback] = [FailedSeedMonitor(run_dir, t["failed_seed"], t["failed_seed_threshold"], after)]
-        if t["figure_every_val"]:
-            callbacks.append(FigureCallback(run_dir / "figures"))
-        return callbacks
+    def validation_figures(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], about: str
+    ) -> dict[str, LabelledGrid]:
+        """``slots`` (Image | Reconstruction | Mask | Slot k) and, for Slot Attention, ``attention`` (attention per
+        iteration, first 2 images; the Slot MLP baseline has no attention maps)."""
+        s = figure_scale(tuple(batch["image"].shape[-2:]))
+        k = batch["masks"].shape[1]
+        out = {
+            "slots": discovery_grid(
+                batch["image"], batch["recon"], batch["masks"], batch["recons"], s, f"slots · {about} · K={k}"
+            )
+        }
+        if slot_attention_of(model) is not None:
+            grid = model.encoder.feature_resolution
+            t = batch["attn"].shape[1]
+            title = f"attention per iteration · {about} · K={k}, T={t}"
+            out["attention"] = attention_grid(batch["image"][:2], batch["attn"][:2], grid, s, title)
+        return out
+
+    def validation_figure_files(self, tag: str, step: int) -> list[str]:
+        return [f"step_{step:07d}.png", "latest.png"] if tag == "slots" else [f"attention_step_{step:07d}.png"]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

@@ -14,13 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
 from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
-from slotlab.data.set_prediction_data import TARGET_ROWS, SetPredictionData, load_split, resize_masks
 from slotlab.defaults import SET_PREDICTION
 from slotlab.errors import ConfigError
 from slotlab.metrics.ari import fg_ari, nan_summary, undefined_note
@@ -36,14 +34,19 @@ from slotlab.tasks.base import (
     EvalSetting,
     Task,
     eval_noise,
+    figure_scale,
     image_to_model,
     slot_attention_of,
 )
-from slotlab.train.figure_callbacks import SetPredictionFigureCallback
 from slotlab.viz import figure6_grid
 
 if TYPE_CHECKING:
+    import lightning as L
+
     from slotlab.drawing import LabelledGrid
+
+# slotlab.data.set_prediction_data defines the task's Lightning DataModule: it is imported where data is needed, so
+# that importing the task (to build or load a model) does not load Lightning.
 
 # Paper Figure 5 (left), Slot Attention on CLEVR10, AP in % (mean over seeds); attention-mask ARI: Section 4.2.
 PAPER_AP_CLEVR10 = {"inf": 94.3, "1": 86.7, "0.5": 56.0, "0.25": 10.8, "0.125": 0.9}
@@ -97,6 +100,8 @@ def attention_ari(
     without attention (the Slot MLP baseline)."""
     if slot_attention_of(model) is None:
         return None
+    from slotlab.data.set_prediction_data import resize_masks
+
     grid = model.encoder.feature_resolution
     a = attention_masks(out, grid)
     if grid[0] != grid[1]:
@@ -200,11 +205,15 @@ class SetPrediction(Task):
         return build_set_prediction_model(cfg["model"], int(cfg["data"]["image_size"]))
 
     def datamodule(self, cfg: dict[str, Any]) -> L.LightningDataModule:
+        from slotlab.data.set_prediction_data import SetPredictionData
+
         return SetPredictionData(cfg["data"])
 
     def heldout(self, data_cfg: dict[str, Any], split: str, count: int) -> dict[str, torch.Tensor]:
         """image uint8 [n, 3, S, S], target float32 [n, M, 19], mask uint8 [n, S, S] (procedural only),
         num_objects int64 [n], from the validated shard cache (built first if needed)."""
+        from slotlab.data.set_prediction_data import load_split
+
         return load_split(data_cfg, split, count, EVAL_KEYS)
 
     # ------------------------------------------------------------------ training
@@ -251,8 +260,22 @@ class SetPrediction(Task):
             module.log("val/attn_ari", total[0] / total[1].clamp(min=1), prog_bar=True)
             module.log("val/attn_ari_undefined", total[2])
 
-    def callbacks(self, cfg: dict[str, Any], run_dir: Path) -> list[L.Callback]:
-        return [SetPredictionFigureCallback(run_dir / "figures")] if cfg["trainer"]["figure_every_val"] else []
+    def validation_figures(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], about: str
+    ) -> dict[str, LabelledGrid]:
+        """``attention``: the attention masks per iteration of the first 2 images (Figure 6); none for the Slot MLP
+        baseline (no attention maps)."""
+        if slot_attention_of(model) is None:
+            return {}
+        n = 2
+        s = max(2, figure_scale(tuple(batch["image"].shape[-2:])))
+        _, t, k, _ = batch["attn"].shape
+        title = f"attention masks per iteration · {about} · K={k}, T={t}"
+        grid = model.encoder.feature_resolution
+        return {"attention": figure6_grid(batch["image"][:n], batch["attn"][:n], grid, s, title)}
+
+    def validation_figure_files(self, tag: str, step: int) -> list[str]:
+        return [f"attention_step_{step:07d}.png", "attention_latest.png"]
 
     # ------------------------------------------------------------------ evaluation
     def eval_data(
@@ -260,6 +283,8 @@ class SetPrediction(Task):
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The held-out images of ``setting``: a CLEVR6 model tested with more slots than CLEVR6 has objects is
         tested on CLEVR10 scenes; ``setting.objects`` keeps the images with exactly that many objects."""
+        from slotlab.data.set_prediction_data import TARGET_ROWS
+
         d = dict(data_cfg)
         if setting.num_slots is not None and setting.num_slots > TARGET_ROWS[d["variant"]]:
             d["variant"] = "clevr10"

@@ -17,28 +17,28 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from slotlab.errors import UserError
-from slotlab.metrics.ari import ari
+from slotlab.metrics.ari import layout_ari  # noqa: F401 (its home before slotlab.metrics)
 
 
 class FailedSeedError(UserError, RuntimeError):
     """The run looks stuck in a content-independent segmentation (e.g. stripes)."""
 
 
-def layout_ari(pred_masks: torch.Tensor) -> torch.Tensor:
-    """Mean ARI between the segmentations of images i and i+1: pred_masks [B, K, H, W] or [B, K, 1, H, W]."""
-    if pred_masks.dim() == 5:
-        pred_masks = pred_masks[:, :, 0]
-    labels = pred_masks.argmax(dim=1).flatten(1)  # [B, H*W]
-    if labels.shape[0] < 2:
-        return torch.tensor(float("nan"))
-    return ari(labels, labels.roll(1, dims=0), undefined="one").mean()
-
-
 class FailedSeedMonitor(L.Callback):
-    def __init__(self, run_dir: Path, action: str, threshold: float, after_steps: int, patience: int = 2) -> None:
+    """Flags a run whose held-out ``metric`` (a task's ``failed_seed_metric``: the layout ARI of
+    :func:`slotlab.metrics.ari.layout_ari`) stays above ``threshold`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        action: str,
+        threshold: float,
+        after_steps: int,
+        patience: int = 2,
+        metric: str = "val/layout_ari",
+    ) -> None:
         if action not in ("warn", "restart", "off"):
             raise ValueError(f"trainer.failed_seed must be warn, restart or off, got {action!r}")
         self.run_dir = Path(run_dir)
@@ -46,11 +46,12 @@ class FailedSeedMonitor(L.Callback):
         self.threshold = threshold
         self.after_steps = after_steps
         self.patience = patience
+        self.metric = metric
         self.strikes = 0
         self.flagged = False
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get("val/layout_ari")
+        value = trainer.callback_metrics.get(self.metric)
         if self.action == "off" or value is None or trainer.sanity_checking or trainer.global_step < self.after_steps:
             return
         self.strikes = self.strikes + 1 if float(value) > self.threshold else 0

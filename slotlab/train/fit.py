@@ -21,9 +21,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from slotlab.run_lock import run_lock
 from slotlab.runs import launched_rank, write_results
 from slotlab.tasks import get_task
-from slotlab.tasks.base import EvalOptions
+from slotlab.tasks.base import EvalOptions, Task
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
-from slotlab.train.failed_seed import FailedSeedError
+from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
+from slotlab.train.figure_callbacks import ValidationFigures
 from slotlab.train.kernel_cache import remove_broken_kernels
 from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
@@ -102,6 +103,23 @@ def build_trainer(
     return trainer, {"accelerator": accelerator, "precision": precision}
 
 
+def task_callbacks(task: Task, cfg: dict[str, Any], run_dir: Path) -> list[L.Callback]:
+    """The training callbacks a task asks for through its attributes: the failed-seed monitor of its
+    ``failed_seed_metric`` (if it has one) and, with ``trainer.figure_every_val``, its validation figures."""
+    t = cfg["trainer"]
+    callbacks: list[L.Callback] = []
+    if task.failed_seed_metric is not None:
+        after = t["failed_seed_after"] if t["failed_seed_after"] is not None else 2 * cfg["optim"]["warmup_steps"]
+        callbacks.append(
+            FailedSeedMonitor(
+                run_dir, t["failed_seed"], t["failed_seed_threshold"], after, metric=task.failed_seed_metric
+            )
+        )
+    if t["figure_every_val"]:
+        callbacks.append(ValidationFigures(task, run_dir / "figures"))
+    return callbacks
+
+
 def prepare_runtime(cfg: dict[str, Any]) -> None:
     """Threads, allocator tuning and seeds, as the config says (before building data and model)."""
     t = cfg["trainer"]
@@ -161,7 +179,7 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
             )
         module.model.compile()
     trainer, facts = build_trainer(
-        cfg, run_dir, task.monitor, task.best_name, task.callbacks(cfg, run_dir), task.heldout_metrics()
+        cfg, run_dir, task.monitor, task.best_name, task_callbacks(task, cfg, run_dir), task.heldout_metrics()
     )
     ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
