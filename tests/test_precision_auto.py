@@ -1,4 +1,4 @@
-"""``precision: auto`` on CPUs: bf16 autocast where it trains faster than fp32 (slotlab.train.runtime).
+"""``precision: auto`` on CPUs: bf16 autocast where it trains faster than fp32 (slotlab.machine).
 
 AMX-bf16 (Intel) and AVX-512-bf16 on AMD: bf16. AVX-512-bf16 on Intel without AMX: fp32 (its bf16 dot product
 does no more multiply-adds than fp32 FMAs; fp32 steps measured 1.35-1.5x faster there). No bf16 instructions:
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from slotlab.train import runtime
+from slotlab import machine
 
 AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl"}
 
@@ -27,26 +27,26 @@ AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl"}
     ],
 )
 def test_auto_precision_on_cpus(monkeypatch, vendor, flags, expected):
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
-    monkeypatch.setattr(runtime, "cpu_vendor", lambda: vendor)
-    assert runtime.resolve_precision("auto", "cpu") == expected
-    assert runtime.cpu_prefers_bf16() == (expected == "bf16-mixed")
-    assert runtime.cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
-    assert f"precision auto = {expected}" in runtime.machine_kind()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(machine, "cpu_vendor", lambda: vendor)
+    assert machine.resolve_precision("auto", "cpu") == expected
+    assert machine.cpu_prefers_bf16() == (expected == "bf16-mixed")
+    assert machine.cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
+    assert f"precision auto = {expected}" in machine.machine_kind()
 
 
 def test_explicit_precision_is_kept(monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(AVX512 | {"avx512_bf16"}))
-    monkeypatch.setattr(runtime, "cpu_vendor", lambda: "GenuineIntel")
-    assert runtime.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    assert runtime.resolve_precision(32, "cpu") == "32"
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(AVX512 | {"avx512_bf16"}))
+    monkeypatch.setattr(machine, "cpu_vendor", lambda: "GenuineIntel")
+    assert machine.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert machine.resolve_precision(32, "cpu") == "32"
 
 
 def test_the_machine_line_names_the_vendor_without_amx(monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(AVX512 | {"avx512_bf16"}))
-    monkeypatch.setattr(runtime, "cpu_vendor", lambda: "AuthenticAMD")
-    assert "AVX-512-bf16, no AMX (AuthenticAMD)" in runtime.machine_kind()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(AVX512 | {"avx512_bf16"}))
+    monkeypatch.setattr(machine, "cpu_vendor", lambda: "AuthenticAMD")
+    assert "AVX-512-bf16, no AMX (AuthenticAMD)" in machine.machine_kind()
 
 
 def test_this_machines_vendor_is_read():
-    assert isinstance(runtime.cpu_vendor(), str)
+    assert isinstance(machine.cpu_vendor(), str)
