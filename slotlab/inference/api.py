@@ -9,7 +9,6 @@ A model is given as a zoo name (``slotlab models``), a run folder, a ``.ckpt`` f
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,16 +84,11 @@ class SlotModel(nn.Module):
     def forward(
         self, images: Any, num_slots: int | None = None, iters: int | None = None, seed: int = EVAL_SEED
     ) -> SlotModelOutput:
-        """Run on ``images``: the output of :meth:`preprocess` (float [B, 3, H, W] in [-1, 1]), or anything
-        :meth:`preprocess` takes (prepared here). The slot-init noise of image i is that of ``slotlab eval``'s
-        image i (a function of ``seed`` and i), so results are deterministic. ``num_slots``/``iters``: K, T."""
-        x = images if _is_prepared(images, self.resolution) else self.preprocess(images)
-        if float(x.min()) >= 0.0 and float(x.max()) <= 1.0:
-            warnings.warn(
-                "every input value is in [0, 1], but slotlab models take images in [-1, 1]: pass raw images "
-                "(uint8, PIL, or floats in [0, 1]) through model.preprocess(images) first",
-                stacklevel=2,
-            )
+        """Run on ``images``: the output of :meth:`preprocess` (float [B, 3, H, W] in [-1, 1], some value below 0),
+        or anything :meth:`preprocess` takes, prepared here (a float tensor with every value in [0, 1] is taken as
+        images in [0, 1]: rescaled, never misread as [-1, 1] input). The slot-init noise of image i is that of
+        ``slotlab eval``'s image i (a function of ``seed`` and i): deterministic. ``num_slots``/``iters``: K, T."""
+        x = images if _is_prepared(images, self.resolution) else self.preprocess(images)  # [B, 3, H, W] in [-1, 1]
         sa = slot_attention_of(self.model)
         b = x.shape[0]
         kwargs: dict[str, Any] = {"num_slots": num_slots, "iters": iters}
