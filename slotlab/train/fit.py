@@ -22,10 +22,10 @@ from slotlab.run_lock import run_lock
 from slotlab.runs import launched_rank, write_results
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EvalOptions, Task
+from slotlab.torch_workarounds import remove_broken_kernels
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
 from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
 from slotlab.train.figure_callbacks import ValidationFigures
-from slotlab.train.kernel_cache import remove_broken_kernels
 from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
 from slotlab.train.progress import progress_callbacks
