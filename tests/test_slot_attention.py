@@ -158,7 +158,7 @@ def test_implicit_differentiation_same_forward_gradient_through_last_iteration_o
 
 
 def test_fused_attention_function_passes_float64_gradcheck():
-    from slotlab.modules.slot_attention import _AttendMean
+    from slotlab.modules.slot_attention_fused import AttendMean as _AttendMean
 
     torch.manual_seed(0)
     q = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)

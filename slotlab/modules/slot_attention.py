@@ -8,6 +8,10 @@ weighted *mean* over the inputs, a GRUCell update and a residual MLP. Slots are 
 Every ablation of appendix B is a named constructor option (see :class:`SlotAttention`); the defaults are
 the paper's choices. Attention is kept in the (slots, inputs) layout ``[B, K, N]`` so that the softmax over
 slots, the normalisation over inputs and the ``attn @ v`` product need no transposes.
+
+Evaluation order only (the same function): the fused attention with its hand-written backward is in
+:mod:`slotlab.modules.slot_attention_fused`; the workarounds of torch bugs this module needs under torch.compile are
+in :mod:`slotlab.torch_workarounds`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.checks import InputShapeError, float_input, require_nonempty, require_tensor
+from slotlab.modules import slot_attention_fused as fused
 from slotlab.modules.norm import LayerNorm
+from slotlab.torch_workarounds import compiled_attention_logits, standard_normal
 
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
 SoftmaxAxis = Literal["slots", "inputs"]
@@ -84,6 +90,7 @@ class SlotAttention(nn.Module):
             renormalisation differentiated in closed form, the two [B, N, D] input gradients of an iteration in
             one product); it saves only the attention and the normalised weights. The forward is bit-identical
             to ``False`` (autograd through the individual ops); gradients agree to rounding (tested in float64).
+            See :mod:`slotlab.modules.slot_attention_fused`.
     """
 
     def __init__(
@@ -188,11 +195,8 @@ class SlotAttention(nn.Module):
         if self.slots_log_sigma is None:  # learned queries: deterministic
             return mu  # [B, K, D]
         sigma = self.slots_log_sigma.exp().expand(batch_size, k, -1)
-        if noise is None:
-            # = torch.randn(mu.shape, ...) value for value (randn is empty + normal_), but traceable by torch.compile
-            # with a symbolic batch size (randn's size argument must be concrete: a compiled model would fail at the
-            # first batch of another size, e.g. a smaller last batch or another eval batch size).
-            noise = torch.empty(mu.shape, device=mu.device, dtype=mu.dtype).normal_(generator=generator)
+        if noise is None:  # torch.randn(mu.shape, ...), traceable by torch.compile (torch_workarounds, bug 2)
+            noise = standard_normal(mu.shape, mu.device, mu.dtype, generator)
         elif noise.shape != mu.shape:
             raise ValueError(f"noise must be [{batch_size}, {k}, {self.dim}], got {tuple(noise.shape)}")
         return mu + sigma * noise.to(device=mu.device, dtype=mu.dtype)  # [B, K, D]
@@ -244,12 +248,10 @@ class SlotAttention(nn.Module):
         else:  # Algorithm 1 literally: project every input to a key and a value
             keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
-        grads = None
+        grads = None  # the fused path's collector of the iterations' input gradients (one product in the backward)
         if self._fused_path() and torch.is_grad_enabled() and x.requires_grad:
-            # The input gradients of all iterations are summed in one product by _GatherInputGrad's backward.
-            grads = _InputGradFactors()
-            keys = values = _GatherInputGrad.apply(x, grads)
-            grads.node = keys.grad_fn
+            keys, grads = fused.collect_input_grads(x)
+            values = keys
 
         attns = []
         free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
@@ -266,7 +268,7 @@ class SlotAttention(nn.Module):
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
 
     def step(
-        self, slots: Tensor, keys: Tensor, values: Tensor, _grads: _InputGradFactors | None = None
+        self, slots: Tensor, keys: Tensor, values: Tensor, _grads: fused.InputGradFactors | None = None
     ) -> tuple[Tensor, Tensor]:
         """One iteration of Algorithm 1. Returns the new slots [B, K, D] and attn [B, K, N].
 
@@ -280,7 +282,7 @@ class SlotAttention(nn.Module):
         if self.reassociate and not self.identity_projections:
             q = q @ self.project_k.weight.to(q.dtype)  # [B, K, D_inputs]
         if self._fused_path():
-            updates, attn = _AttendMean.apply(q.to(keys.dtype), keys, self.eps, _grads)
+            updates, attn = fused.attend_mean(q.to(keys.dtype), keys, self.eps, _grads)
         else:
             updates, attn = self._attend(q, keys, values)
         if self.reassociate and not self.identity_projections:
@@ -298,8 +300,8 @@ class SlotAttention(nn.Module):
         return slots, attn
 
     def _fused_path(self) -> bool:
-        # Under torch.compile the op-by-op path is traced instead (dynamo cannot trace the custom autograd
-        # function's context; inductor fuses the plain ops itself).
+        # Under torch.compile the op-by-op path is traced instead (torch_workarounds, limitation 5: dynamo cannot
+        # trace the fused function's shared gradient collector; inductor fuses the plain ops itself).
         return (
             self.fused
             and not torch.compiler.is_compiling()
@@ -311,11 +313,8 @@ class SlotAttention(nn.Module):
 
     def _attend(self, q: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Attention [B, K, N] and the aggregated values [B, K, D_values], op by op (autograd differentiates)."""
-        if torch.compiler.is_compiling():
-            # The same dot products as [N, D] x [D, K], then transposed: inductor (torch 2.13, CPU, bf16) fuses the
-            # input gradients of q x^T (transposed) and attn x with the input LayerNorm's backward into a tiled
-            # kernel that returns NaN when N is a multiple of 16 (tests/test_compile.py); this order avoids it.
-            logits = torch.bmm(keys, q.to(keys.dtype).transpose(1, 2)).transpose(1, 2)  # [B, K, N]
+        if torch.compiler.is_compiling():  # the same dot products in another order (torch_workarounds, bug 3)
+            logits = compiled_attention_logits(q, keys)  # [B, K, N]
         else:
             logits = torch.bmm(q.to(keys.dtype), keys.transpose(1, 2))  # [B, K, N]
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
@@ -333,127 +332,6 @@ class SlotAttention(nn.Module):
             weights = weights / denom
         updates = torch.bmm(weights.to(values.dtype), values)  # [B, K, D_inputs] or [B, K, D]
         return updates, attn
-
-
-class _AttendMean(torch.autograd.Function):
-    """The N-sized part of one iteration with the paper's attention, forward and backward written out.
-
-    forward(q [B, K, D], x [B, N, D], eps) -> (updates [B, K, D], attn [B, K, N]) with
-    ``attn = softmax_K(q x^T)``, ``w = (attn + eps) / sum_N(attn + eps)``, ``updates = w x``: the same ops in the
-    same order as :meth:`SlotAttention._attend` (the logits' softmax and normalisation in fp32 when ``x`` is
-    half precision, the two products in ``x``'s dtype), so the forward values are bit-identical.
-
-    Backward, with ``s = sum_N(attn + eps)`` and gradients gU (of updates) and gA (of attn):
-    ``gW = gU x^T``; ``g(attn) = (gW - <gU, updates>_D) / s + gA`` (the renormalisation in closed form: the
-    correction term sum_N gW * w equals <gU, updates>, a [B, K] product instead of another [B, K, N] pass);
-    ``gl = attn * (g(attn) - sum_K attn * g(attn))`` (softmax over K); ``gq = gl x``; and the input gradient of
-    both products at once: ``gx = [w; gl]^T [gU; q]`` (one [B, N, D] product with inner size 2K instead of two
-    with inner size K). Saved: q, x (the caller's tensor, no copy), attn, w (in x's dtype, as the product uses
-    it), s and updates; no [B, N, D] tensor is created in the forward.
-    """
-
-    @staticmethod
-    def forward(ctx, q: Tensor, x: Tensor, eps: float, grads: _InputGradFactors | None) -> tuple[Tensor, Tensor]:
-        with _autocast_off(x.device.type):  # explicit dtypes below, as autocast would pick them
-            logits = torch.bmm(q, x.transpose(1, 2))  # [B, K, N]
-            if logits.dtype in (torch.float16, torch.bfloat16):
-                logits = logits.float()
-            attn = logits.softmax(dim=1)
-            del logits
-            w = attn + eps
-            s = w.sum(dim=-1, keepdim=True)  # [B, K, 1]
-            if w.dtype == x.dtype:
-                w = w.div_(s)
-            else:  # the fp32 quotient rounded to x's dtype in the same pass (the same values as div, then cast)
-                w = torch.div(w, s, out=torch.empty(w.shape, dtype=x.dtype, device=w.device))
-            updates = torch.bmm(w, x)  # [B, K, D]
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(q, x, attn, w, s, updates)
-        ctx.grads = grads
-        return updates, attn
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_updates: Tensor | None, g_attn: Tensor | None):
-        q, x, attn, w, s, updates = ctx.saved_tensors
-        if g_updates is None and g_attn is None:
-            return None, None, None, None
-        with _autocast_off(x.device.type):
-            ga: Tensor | None = None
-            if g_updates is not None:
-                g_updates = g_updates.to(x.dtype)
-                gw = torch.bmm(g_updates, x.transpose(1, 2)).to(attn.dtype)  # [B, K, N]
-                c = (g_updates.to(attn.dtype) * updates.to(attn.dtype)).sum(dim=-1, keepdim=True)  # [B, K, 1]
-                ga = gw.sub_(c).div_(s)
-            if g_attn is not None:
-                ga = g_attn.to(attn.dtype) if ga is None else ga.add_(g_attn)
-            assert ga is not None
-            gl = ga.sub_((attn * ga).sum(dim=1, keepdim=True)).mul_(attn)  # [B, K, N] gradient of the logits
-            gl_x = gl.to(x.dtype)
-            gq = torch.bmm(gl_x, x) if ctx.needs_input_grad[0] else None
-            gx = None
-            if ctx.needs_input_grad[1]:
-                factors = [(gl_x, q)] if g_updates is None else [(w, g_updates), (gl_x, q)]
-                grads = ctx.grads
-                if grads is not None and torch._C._will_engine_execute_node(grads.node):
-                    grads.add(factors)  # summed with the other iterations' by _GatherInputGrad.backward
-                else:
-                    gx = _input_grad(factors)
-        return gq, gx, None, None
-
-
-def _autocast_off(device_type: str):
-    if torch.amp.is_autocast_available(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()  # e.g. the meta device (config validation runs the model there)
-
-
-def _input_grad(factors: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """sum_i p_i^T g_i for p_i [B, K_i, N] and g_i [B, K_i, D] as one product: [B, N, sum K_i] @ [B, sum K_i, D]."""
-    p = torch.cat([f[0] for f in factors], dim=1).transpose(1, 2)
-    if p.dtype in (torch.float16, torch.bfloat16):
-        p = p.contiguous()  # oneDNN's half-precision kernels are faster with the reduced dimension innermost
-    return torch.bmm(p, torch.cat([f[1] for f in factors], dim=1))
-
-
-class _InputGradFactors:
-    """The factors (p [B, K, N], g [B, K, D]) of the iterations' input gradients, collected during backward."""
-
-    def __init__(self) -> None:
-        self.factors: list[tuple[Tensor, Tensor]] = []
-        self.node = None  # the grad_fn of _GatherInputGrad's output
-
-    def add(self, factors: list[tuple[Tensor, Tensor]]) -> None:
-        self.factors.extend(factors)
-
-    def take(self) -> list[tuple[Tensor, Tensor]]:
-        factors, self.factors = self.factors, []
-        return factors
-
-
-class _GatherInputGrad(torch.autograd.Function):
-    """Identity on the normalised inputs whose backward sums the gradients of all iterations in one product.
-
-    Each _AttendMean backward hands its factors to the shared :class:`_InputGradFactors` (when this node runs in
-    the current backward pass) instead of returning a [B, N, D] gradient; this node runs after all of them (it
-    feeds every iteration) and forms ``sum_t [w_t; gl_t]^T [gU_t; q_t]`` with inner size 2KT: one [B, N, D]
-    output instead of 2T products and their accumulation.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, grads: _InputGradFactors) -> Tensor:
-        ctx.grads = grads
-        ctx.set_materialize_grads(False)
-        return x.view_as(x)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g: Tensor | None):
-        factors = ctx.grads.take()
-        gx = _input_grad(factors) if factors else None
-        if g is not None:
-            gx = g if gx is None else gx.add_(g)
-        return gx, None
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
