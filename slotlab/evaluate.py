@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from slotlab.inference.loading import load_model
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EVAL_SEED, EvalOptions, EvalSetting
-from slotlab.train.checkpoints import load_model
 from slotlab.validate import UsageError
 
 

@@ -38,9 +38,9 @@ from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
 from slotlab.drawing import checkpoint_label, write
 from slotlab.errors import UserError
+from slotlab.inference.loading import load_model
 from slotlab.noise import index_noise
 from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
-from slotlab.train.checkpoints import load_model
 from slotlab.viz import save_png, segmentation_grid, slot_colors
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on

@@ -333,7 +333,7 @@ def _card(
 ) -> dict[str, Any]:
     """The card of a new entry: its pretrained ``folder`` (made from ``src`` of run ``run_dir``) is measured here
     unless ``measure_score`` is False."""
-    from slotlab.train.runtime import machine_kind
+    from slotlab.machine import machine_kind
 
     meta = json.loads((folder / CONFIG_FILE).read_text())
     cfg = meta["config"]
