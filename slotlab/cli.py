@@ -557,6 +557,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
             continue
         print(f"{path}: {'; '.join(res.steps)}")
         print(f"  K={res.num_slots} T={res.iters} -> {', '.join(str(p) for p in res.paths)}")
+        if res.domain is not None:
+            print(
+                f"{'warning' if res.far_outside else '  domain'}: {path}: {res.domain}",
+                file=sys.stderr if res.far_outside else sys.stdout,
+            )
     done = len(args.images) - failed
     print(f"{done} of {len(args.images)} images segmented into {out}/" + (f"; {failed} failed" if failed else ""))
     return 2 if failed else 0

@@ -38,6 +38,8 @@ from slotlab.data.clevr_render import CROP
 from slotlab.data.files import TFRECORD_NAMES
 from slotlab.drawing import checkpoint_label, write
 from slotlab.errors import UserError
+from slotlab.inference.checkpoint_io import CARD_FILE, read_card_file
+from slotlab.inference.domain import DomainReference, reference_of, verdict
 from slotlab.inference.loading import load_model
 from slotlab.noise import index_noise
 from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
@@ -72,6 +74,7 @@ class SegmentModel:
     has_decoder: bool
     has_attention: bool
     notes: list[str] = field(default_factory=list)
+    domain: DomainReference | None = None  # held-out reconstruction error (from a zoo / pretrained card)
 
     def describe(self) -> str:
         kind = "object discovery" if self.task == "object_discovery" else "set prediction"
@@ -84,7 +87,11 @@ class SegmentModel:
 def load_segment_model(checkpoint: str | Path) -> SegmentModel:
     """Load an object-discovery or set-prediction model from a checkpoint path or run folder."""
     model, cfg, ckpt = load_model(checkpoint)
-    return segment_model_of(model, cfg, ckpt)
+    sm = segment_model_of(model, cfg, ckpt)
+    card = Path(checkpoint) / CARD_FILE
+    if sm.has_decoder and Path(checkpoint).is_dir() and card.is_file():
+        sm.domain = reference_of(read_card_file(card))
+    return sm
 
 
 def segment_model_of(model: nn.Module, cfg: dict[str, Any], ckpt: dict[str, Any]) -> SegmentModel:
@@ -346,6 +353,8 @@ class SegmentResult:
     paths: list[Path]
     num_slots: int
     iters: int
+    domain: str | None = None  # the reconstruction error against the held-out one (decoder models)
+    far_outside: bool = False  # far outside the training images (slotlab.inference.domain's rule)
 
 
 def segment_file(
@@ -394,7 +403,11 @@ def segment_file(
     np.savez_compressed(tmp, **arrays)
     tmp.replace(npz)
     paths.append(npz)
-    return SegmentResult(steps, paths, int(seg.masks.shape[0]), int(seg.attn.shape[0]))
+    far, domain = False, None
+    if seg.recon is not None:
+        x = prepared.image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0  # [3, H, W] as the model saw it
+        far, domain = verdict(float(((seg.recon - x) ** 2).mean()), sm.domain)
+    return SegmentResult(steps, paths, int(seg.masks.shape[0]), int(seg.attn.shape[0]), domain, far)
 
 
 OUTPUT_KINDS = ("_figure", "_masks")  # segment_file writes <stem>_figure.<ext> and <stem>_masks.<ext>

@@ -254,6 +254,18 @@ NOT_DETAILS = {"checkpoint", "split", "seed", "variant", "source", "model_kind",
                "num_slots"}  # fmt: skip
 
 
+def domain_reference(folder: Path) -> Any:
+    """The held-out reconstruction error of an object-discovery entry (``slotlab.inference.domain``), measured on
+    the first 320 test images of its built-in dataset."""
+    from slotlab.data.samples import load_images
+    from slotlab.inference.domain import measure_reference
+    from slotlab.inference.loading import load_model
+
+    model, cfg, _ = load_model(folder, "object_discovery")
+    images, _ = load_images(cfg["data"]["name"], num=320, split=MEASURE_SPLIT, seed=cfg["data"]["seed"])
+    return measure_reference(model, images)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -401,6 +413,8 @@ def _card(
         },
         "notes": notes,
     }
+    if measure_score and task == "object_discovery" and not cfg["data"].get("path"):
+        card["domain"] = domain_reference(folder).as_card()
     imported = run_dir / "imported.json"  # a run made by `slotlab import-official`: keep where it came from
     if imported.exists():
         card["imported"] = json.loads(imported.read_text())
