@@ -2,8 +2,8 @@
 
 Each has a test in ``tests/test_torch_workarounds.py`` that reproduces the bug on the installed torch: when a torch
 upgrade fixes it, that test fails, and the workaround (with its test) can be deleted. None changes what a model
-computes; each keeps a computation right or a run alive. Rows 1-4 are code here; row 5 is one condition of
-``SlotAttention._fused_path``.
+computes; each keeps a computation right, a run alive or a message true. Rows 1-4 and 6 are code here; row 5 is one
+condition of ``SlotAttention._fused_path``.
 
 =  ================================  =====  =============================  ===============================  ==========
 #  torch bug                         torch  workaround                     used in                          test
@@ -33,6 +33,10 @@ computes; each keeps a computation right or a run alive. Rows 1-4 are code here;
    the fused attention's shared             compiling (inductor fuses it)
    input-gradient collector (a side
    effect)
+6  ``torch.save`` reports a failed   2.13   ``torch_save_failed`` (its     ``train/callbacks.py`` (the      ``test_6``
+   write (a full disk) as a                 messages)                      checkpoint writer's "No space    (Linux)
+   RuntimeError without the OSError                                        left" message)
+   and its errno
 =  ================================  =====  =============================  ===============================  ==========
 
 ``test_N``: ``test_N_...`` in ``tests/test_torch_workarounds.py``.
@@ -233,6 +237,20 @@ def remove_broken_kernels(root: Path | None = None, object_age_s: float = 120.0)
         except OSError:
             continue  # e.g. another user's file in a shared cache: leave it, inductor reports what it cannot load
     return removed
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 6. torch.save's failed writes
+# torch.save's zip writer reports a write that fails (a full disk, mostly) as a RuntimeError of its own ("[enforce
+# fail at inline_container.cc:...] . unexpected pos ..." or "... file write failed"), without the OSError and its
+# errno; the checkpoint writer (slotlab.train.callbacks) recognises these messages to say "No space left".
+
+TORCH_SAVE_WRITE_FAILED = ("unexpected pos", "file write failed")
+
+
+def torch_save_failed(error: BaseException) -> bool:
+    """Whether ``error`` is torch.save's own report of a write that failed (bug 6)."""
+    return any(s in str(error) for s in TORCH_SAVE_WRITE_FAILED)
 
 
 # ----------------------------------------------------------------------------------------------------------------

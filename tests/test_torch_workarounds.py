@@ -137,6 +137,15 @@ def test_5_dynamo_cannot_trace_the_fused_attention():
     torch._dynamo.reset()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux), a file every write to fails")
+def test_6_torch_save_hides_the_os_error_of_a_failed_write():
+    with pytest.raises(RuntimeError) as caught:
+        torch.save({"w": torch.zeros(100_000)}, "/dev/full")  # ENOSPC on every write
+    chain = [caught.value, caught.value.__cause__, caught.value.__context__]
+    assert not any(isinstance(e, OSError) for e in chain), f"fixed in torch {torch.__version__}: {chain}"
+    assert torch_workarounds.torch_save_failed(caught.value), str(caught.value)
+
+
 def test_private_torch_apis_exist():
     # torch._C._will_engine_execute_node: True for a node of the backward pass under way, False for another graph's.
     x = torch.ones(3, requires_grad=True)

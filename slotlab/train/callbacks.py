@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from slotlab.atomic import atomic_open
 from slotlab.errors import UserError
 from slotlab.runs import run_dir_of
+from slotlab.torch_workarounds import torch_save_failed
 
 
 class CheckpointWriteError(UserError, OSError):
@@ -27,15 +28,12 @@ class CheckpointWriteError(UserError, OSError):
         self.errno = code
 
 
-# What torch.save's zip writer says when a write fails (it hides the OSError): a full disk, mostly.
-_WRITE_FAILED = ("unexpected pos", "file write failed", "No space left")
-
-
 def _disk_full(error: BaseException, free: int | None) -> bool:
     for e in (error, error.__cause__, error.__context__):
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             return True
-    return any(s in str(error) for s in _WRITE_FAILED) or (free is not None and free < 1 << 20)
+    # torch.save hides the OSError of a failed write (a full disk, mostly) behind its own message (torch_workarounds)
+    return torch_save_failed(error) or "No space left" in str(error) or (free is not None and free < 1 << 20)
 
 
 def _kept_checkpoints(path: Path) -> str:
