@@ -38,6 +38,7 @@ OBJECT_DISCOVERY: dict[str, Any] = {
         "decoder_channels": 32,
         "position_embedding": True,
         "factorize_decoder": True,
+        "decoder_frame": "absolute",  # ISA-style slot frames (translation / translation_scale): not in the paper
         "layer_norm_eps": 1e-3,  # Keras' default, used by every LayerNorm of the reference code
         "slot_attention": {
             "aggregation": "mean",

@@ -245,6 +245,7 @@ RULES: dict[str, Rule] = {
     "model.head_hidden": Int(1, 16384),
     "model.position_embedding": Bool(),
     "model.factorize_decoder": Bool(),
+    "model.decoder_frame": Choice(("absolute", "translation", "translation_scale")),
     "model.layer_norm_eps": Float(0, 1, lo_open=True),
     **{f"model.slot_attention.{k}": v for k, v in _SLOT_ATTENTION.items()},
     "model.slot_mlp.grid": Int(1, 128),

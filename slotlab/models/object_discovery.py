@@ -20,6 +20,7 @@ from slotlab.checks import check_image
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import SlotInputEncoder
 from slotlab.modules.slot_attention import SlotAttention
+from slotlab.modules.slot_frame import centred_grid, slot_frames
 
 
 @dataclass
@@ -45,6 +46,9 @@ class ObjectDiscoveryModel(nn.Module):
         decoder_channels: channels of the decoder's hidden layers.
         position_embedding: add the soft position embedding to the encoder features (appendix B, Fig. 8).
         factorize_decoder: exact factorisation of the decoder's first layer (speed only; same function).
+        decoder_frame: "absolute" (paper) or "translation" / "translation_scale": the decoder's broadcast grid
+            relative to each slot's attention centre (and spread), as in Invariant Slot Attention (not in the
+            paper; :mod:`slotlab.modules.slot_frame`).
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
         layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
             (Keras' default).
@@ -64,6 +68,7 @@ class ObjectDiscoveryModel(nn.Module):
         factorize_decoder: bool = True,
         slot_attention: dict[str, Any] | None = None,
         layer_norm_eps: float = 1e-3,
+        decoder_frame: str = "absolute",
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
@@ -83,7 +88,12 @@ class ObjectDiscoveryModel(nn.Module):
             layer_norm_eps=layer_norm_eps,
             **(slot_attention or {}),
         )
-        self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
+        self.decoder = build_decoder(
+            self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder, decoder_frame
+        )
+        self.decoder_frame = decoder_frame
+        if decoder_frame != "absolute":  # the encoder keeps full resolution: one input per pixel
+            self.register_buffer("input_grid", centred_grid(*self.resolution), persistent=False)
 
     def forward(
         self,
@@ -97,7 +107,11 @@ class ObjectDiscoveryModel(nn.Module):
         image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
         sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise)
-        dec = self.decoder(sa.slots)
+        if self.decoder_frame == "absolute":
+            dec = self.decoder(sa.slots)
+        else:
+            positions, scales = slot_frames(sa.attn[:, -1], self.input_grid)  # [B, K, 2] each
+            dec = self.decoder(sa.slots, positions, scales)
         return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, sa.slots, sa.attn)
 
     @staticmethod

@@ -65,6 +65,7 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Mo
         factorize_decoder=model_cfg["factorize_decoder"],
         layer_norm_eps=model_cfg["layer_norm_eps"],
         slot_attention=dict(model_cfg["slot_attention"]),
+        decoder_frame=model_cfg["decoder_frame"],
     )
 
 
