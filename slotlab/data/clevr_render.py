@@ -485,6 +485,26 @@ def _render_batch(
     return scenes, grid.to_image(rgb.clamp_(0, 1)), grid.to_image(label[..., None])[..., 0]
 
 
+def render_scenes(scenes: list[dict], image_size: tuple[int, int] = IMAGE_SIZE) -> dict[str, np.ndarray]:
+    """Render given scenes (no sampling, no visibility rule): each a dict with ``camera`` [3], ``lights`` [3, 3]
+    and ``objects`` (arrays x, y, z, r, rotation and 1-based shape, size, material, color codes, as
+    ``clevr_scene.sample_objects`` returns them). Returns image uint8 [n, H, W, 3] and mask uint8 [n, H, W]."""
+    h, w = int(image_size[0]), int(image_size[1])
+    grid = _Grid(h, w)
+    images, masks = [], []
+    for lo in range(0, len(scenes), BATCH):
+        part = scenes[lo : lo + BATCH]
+        m = max(1, max(len(s["objects"]["x"]) for s in part))
+        batch = _Batch(part, m)
+        depth, label = _primary(batch, grid)
+        rgb = grid.to_image(_shade(batch, grid, depth, label).clamp_(0, 1))
+        images.append((rgb * 255.0 + 0.5).to(torch.uint8).numpy())
+        masks.append(grid.to_image(label[..., None])[..., 0].to(torch.uint8).numpy())
+    if not scenes:
+        return {"image": np.zeros((0, h, w, 3), np.uint8), "mask": np.zeros((0, h, w), np.uint8)}
+    return {"image": np.concatenate(images), "mask": np.concatenate(masks)}
+
+
 def generate(
     seed: int,
     start: int,

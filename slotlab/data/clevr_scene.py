@@ -91,6 +91,12 @@ DIRECTIONS = ground_directions()
 _MARGIN_DIRS = np.stack([DIRECTIONS[d][:2] for d in ("left", "right", "front", "behind")])  # [4, 2]
 
 
+def object_radius(shape: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Radius (cube: half-size) of objects with 1-based shape and size codes."""
+    r = SIZE_VALUES[np.asarray(size) - 1]
+    return np.where(np.asarray(shape) == 1, r / np.sqrt(2.0), r)
+
+
 def sample_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Jittered camera location [3] and key / fill / back light locations [3, 3]."""
     camera = CAMERA_LOCATION + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, size=3)
