@@ -1,0 +1,287 @@
+"""SAVi: Slot Attention for Video (Kipf et al., ICLR 2022, "Conditional Object-Centric Learning from Video").
+
+Per frame t: a CNN encoder (:class:`~slotlab.modules.frame_encoder.FrameEncoder`) turns the frame into tokens; the
+*corrector*, Slot Attention (:class:`~slotlab.modules.slot_attention.SlotAttention`, 1 iteration), updates the
+slots from them; the *predictor* (:mod:`slotlab.modules.predictors`, a transformer block over the slots) maps the
+corrected slots to the initial slots of frame t + 1. The corrected slots of every frame are decoded by a spatial
+broadcast decoder (:class:`~slotlab.modules.video_decoder.VideoBroadcastDecoder`) into the targets (RGB and/or
+optical flow) and one alpha mask per slot. The initial slots of frame 0 come from
+:class:`~slotlab.modules.slot_init.SlotInitializer`: first-frame boxes or centre points through an MLP
+(conditional), or learned / sampled (unconditional). Encoder and decoder run on all frames at once (B*T and B*T*K
+folded into the batch); the recurrence over T is the only loop.
+
+Defaults are SAVi-S's (``savi/configs/movi/savi_conditional_small.py`` of google-research/slot-attention-video; the
+facts, with the files they come from, are in docs/video.md, "SAVi facts"):
+
+| setting | SAVi-S (official config / code) | our default | why |
+|---|---|---|---|
+| image size | 64x64 (MOVi's 128x128, ``resize_small(64)``) | ``resolution=(64, 64)`` | SAVi-S's |
+| slots | one per box + background: 24 (MOVi-D/E), 11 (A..C) | boxes + 1; unconditional 11 | SAVi-S's; A..C: 10 + 1 |
+| clip length | train 6; eval 24 in slices of 6, state carried | any T; ``state=out.next_state`` | the task's / data's |
+| slot size | 128 | ``slot_dim=128`` | SAVi-S's |
+| encoder | 4 x Conv 5x5 32 ch ReLU; pos. emb.; LN + MLP 32-64-32 | the same | SAVi-S's |
+| corrector | Slot Attention: 1 iter., qkv 128, GRU, no MLP | the same | SAVi-S's |
+| predictor | transformer block: 4 heads, qkv 128, MLP 256, post-LN | the same; or mlp, identity | SAVi-S's; ablations |
+| decoder | 8x8; 3 x ConvT 5x5 s2 + Conv 5x5, 64 ch; alpha + flow(3) | the same; ``targets=`` any | SAVi-S's |
+| init | boxes -> MLP 4-256-128, background box prepended | ``init="boxes"`` | SAVi-S's |
+| loss | squared error summed over T, C, H, W; batch mean | ``loss(reduction="sum")`` | SAVi-S's |
+| optimiser | Adam 2e-4; warmup from 0 over 2,500; cosine to 0 at 100k | the preset's | not a model setting |
+| grad clipping | global norm 0.05 | the preset's | ditto |
+| batch size | 64 | the preset's | ditto |
+| steps | 100,000 | the preset's | ditto |
+
+Named deviations (parametrisation or evaluation order, the same function family): the position grids are
+slotlab's (y, x, 1 - y, 1 - x) in [0, 1] where SAVi's are (y, x) in [-1, 1] (both give every affine function of the
+position); torch's GRUCell has two more (redundant) bias vectors than flax's; parameters start from torch's default
+initialisation (as slotlab's image models), not flax's lecun-normal; the decoder's two Dense readouts are one 1x1
+convolution. The video is in [-1, 1] (slotlab's convention; SAVi's is [0, 1]), which scales the summed loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from slotlab.checks import InputShapeError, float_input, require_nonempty
+from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
+from slotlab.modules.predictors import build_predictor
+from slotlab.modules.slot_attention import SlotAttention
+from slotlab.modules.slot_init import SlotInitializer
+from slotlab.modules.video_decoder import VideoBroadcastDecoder, savi_decoder_strides
+
+VIDEO_HINT = "; for 0..255 pixels (uint8) pass video.float() / 127.5 - 1"
+
+
+@dataclass
+class SAViOutput:
+    """What :meth:`SAVi.forward` returns (K slots of size D, N = encoder tokens, C = target channels)."""
+
+    slots: Tensor  # [B, T, K, D] corrected slots of every frame (the ones decoded)
+    predicted: Tensor  # [B, T, K, D] the predictor's output after every frame (frame t + 1's initial slots)
+    init_slots: Tensor  # [B, K, D] the initial slots of frame 0
+    recon: Tensor  # [B, T, C, H, W] the targets, mixed with the masks
+    recons: Tensor  # [B, T, K, C, H, W] per-slot targets
+    masks: Tensor  # [B, T, K, H, W] alpha masks, softmax over the slots
+    attn: Tensor  # [B, T, K, N] the corrector's attention (its last iteration), softmax over the slots
+    targets: tuple[tuple[str, int], ...]  # the target names and their channels, in the order of recon's C
+
+    def target(self, name: str) -> Tensor:
+        """The channels of target ``name`` in ``recon``: [B, T, C_name, H, W]."""
+        start = 0
+        for key, c in self.targets:
+            if key == name:
+                return self.recon[:, :, start : start + c]
+            start += c
+        raise KeyError(f"no target {name!r}; the model reconstructs {[k for k, _ in self.targets]}")
+
+    @property
+    def next_state(self) -> Tensor:
+        """[B, K, D] the state to continue from on the next clip of the same videos (SAVi's sliced evaluation)."""
+        return self.predicted[:, -1]
+
+
+class SAVi(nn.Module):
+    """Slot Attention for Video (see the module docstring; the defaults are SAVi-S's).
+
+    Args:
+        resolution: frame (H, W).
+        num_slots: K of the unconditional initialisations (conditional ones have one slot per box, + 1).
+        slot_dim: D.
+        init: initial slots: ``"boxes"``, ``"points"`` (conditional), ``"learned"``, ``"gaussian"`` or
+            ``"standard_normal"`` (:mod:`slotlab.modules.slot_init`).
+        init_hidden: hidden size of the conditional init's MLP (256).
+        prepend_background: conditional init: add a background slot before the boxes' (True).
+        encoder_channels, encoder_strides: the per-frame CNN (32 x 4, stride 1).
+        encoder_hidden: hidden size of the encoder's output MLP (64).
+        encoder_out: its output size (``None``: the CNN's channels, 32).
+        position_embedding: add the encoder's position embedding (True).
+        corrector_iters: Slot Attention iterations per frame (1).
+        corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
+        corrector: further :class:`SlotAttention` options (default ``eps_placement="denominator"``, SAVi's; with
+            ``"attn"`` the fused attention path runs, a 1e-8-sized change of the normaliser).
+        predictor: ``"transformer"``, ``"mlp"`` or ``"identity"``.
+        predictor_heads, predictor_mlp, predictor_pre_norm: the transformer block (4 heads, MLP 256, post-norm); the
+            MLP predictor's hidden size is ``predictor_mlp`` too.
+        decoder_channels: the decoder CNN's channels (64 x 4).
+        decoder_strides: their strides (``None``: SAVi's layout for the resolution, 64 -> 2, 2, 2, 1).
+        broadcast_resolution: the decoder's grid (``None``: the resolution divided by the strides' product).
+        targets: the decoded targets and their channels, in order (SAVi-S: ``{"flow": 3}``, flow as RGB).
+        layer_norm_eps: epsilon of every LayerNorm (flax's default 1e-6).
+    """
+
+    def __init__(
+        self,
+        resolution: Sequence[int] = (64, 64),
+        num_slots: int = 11,
+        slot_dim: int = 128,
+        init: str = "boxes",
+        init_hidden: int = 256,
+        prepend_background: bool = True,
+        encoder_channels: Sequence[int] = (32, 32, 32, 32),
+        encoder_strides: Sequence[int] = (1, 1, 1, 1),
+        encoder_hidden: int = 64,
+        encoder_out: int | None = None,
+        position_embedding: bool = True,
+        corrector_iters: int = 1,
+        corrector_mlp: int | None = None,
+        corrector: Mapping[str, Any] | None = None,
+        predictor: str = "transformer",
+        predictor_heads: int = 4,
+        predictor_mlp: int = 256,
+        predictor_pre_norm: bool = False,
+        decoder_channels: Sequence[int] = (64, 64, 64, 64),
+        decoder_strides: Sequence[int] | None = None,
+        broadcast_resolution: Sequence[int] | None = None,
+        targets: Mapping[str, int] | None = None,
+        layer_norm_eps: float = FLAX_LAYER_NORM_EPS,
+    ) -> None:
+        super().__init__()
+        self.resolution = (int(resolution[0]), int(resolution[1]))
+        self.targets: tuple[tuple[str, int], ...] = tuple((targets or {"flow": 3}).items())
+        if not self.targets or any(int(c) < 1 for _, c in self.targets):
+            raise ValueError(f"targets must name at least one target with >= 1 channels, got {dict(self.targets)}")
+        self.initializer = SlotInitializer(init, slot_dim, num_slots, init_hidden, prepend_background)
+        self.encoder = FrameEncoder(
+            self.resolution,
+            encoder_channels,
+            encoder_strides,
+            encoder_hidden,
+            encoder_out,
+            position_embedding,
+            layer_norm_eps,
+        )
+        options: dict[str, Any] = {"eps_placement": "denominator", **(corrector or {})}
+        self.corrector = SlotAttention(
+            1,  # the slots always come from the initializer or the predictor
+            dim=slot_dim,
+            input_dim=self.encoder.out_dim,
+            iters=corrector_iters,
+            hidden_dim=corrector_mlp or 1,
+            mlp=corrector_mlp is not None,
+            slot_init="queries",
+            layer_norm_eps=layer_norm_eps,
+            **options,
+        )
+        # The corrector's own initial slot is never used (it anchors the module's dtype): no gradient, no update.
+        self.corrector.slots_mu.requires_grad_(False)
+        if corrector_mlp is None:
+            self.corrector.norm_mlp = nn.Identity()  # no MLP, so no LayerNorm before it
+        self.predictor = build_predictor(
+            predictor, slot_dim, predictor_heads, predictor_mlp, predictor_pre_norm, layer_norm_eps
+        )
+        strides = (
+            tuple(decoder_strides)
+            if decoder_strides is not None
+            else savi_decoder_strides(self.resolution, layers=len(decoder_channels))
+        )
+        up = 1
+        for s in strides:
+            up *= s
+        if broadcast_resolution is None:
+            if self.resolution[0] % up or self.resolution[1] % up:
+                raise ValueError(f"decoder strides {strides} do not divide the resolution {self.resolution}")
+            broadcast_resolution = (self.resolution[0] // up, self.resolution[1] // up)
+        self.decoder = VideoBroadcastDecoder(
+            slot_dim, tuple(broadcast_resolution), decoder_channels, strides, sum(int(c) for _, c in self.targets)
+        )
+        if self.decoder.output_resolution != self.resolution:
+            raise ValueError(
+                f"the decoder draws {self.decoder.output_resolution} ({tuple(broadcast_resolution)} x strides "
+                f"{strides}), not the resolution {self.resolution}"
+            )
+        self.slot_dim = slot_dim
+
+    @property
+    def conditional(self) -> bool:
+        return self.initializer.conditional
+
+    def forward(
+        self,
+        video: Tensor,
+        conditioning: Tensor | None = None,
+        state: Tensor | None = None,
+        num_slots: int | None = None,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SAViOutput:
+        """Track slots through ``video``.
+
+        Args:
+            video: [B, T, 3, H, W] float in [-1, 1].
+            conditioning: first-frame boxes [B, K, 4] (ymin, xmin, ymax, xmax in [0, 1]) or points [B, K, 2] (y, x),
+                or the same per frame ([B, T, K, 4|2]; frame 0 is used); required by the conditional inits.
+            state: [B, K, D] slots to continue from (``out.next_state`` of the previous clip); the initialisation is
+                skipped and ``conditioning`` is not needed.
+            num_slots: K for the sampled unconditional inits (default: the constructor's).
+            noise: N(0, 1) samples [B, K, D] for the sampled inits (instead of drawing them).
+            generator: the random generator the sampled inits draw from.
+        """
+        dtype = self.corrector.project_q.weight.dtype
+        h, w = self.resolution
+        video = float_input(video, "video", dtype, f"[B, T, 3, {h}, {w}] scaled to [-1, 1]", VIDEO_HINT)
+        if video.dim() != 5 or video.shape[2] != 3 or tuple(video.shape[-2:]) != (h, w):
+            raise InputShapeError(f"video must be [B, T, 3, {h}, {w}], got {tuple(video.shape)}")
+        require_nonempty(video, "video", f"[B, T, 3, {h}, {w}]", (0, 1))
+        b, t = video.shape[:2]
+
+        if state is None:
+            slots = self.initializer(
+                b, conditioning, num_slots, noise, generator, device=video.device, dtype=dtype
+            )  # [B, K, D]
+        else:
+            slots = float_input(state, "state", dtype, f"[B, K, {self.slot_dim}] of slots (out.next_state)")
+            if slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.slot_dim:
+                raise InputShapeError(f"state must be [{b}, K, {self.slot_dim}], got {tuple(slots.shape)}")
+        init_slots = slots
+
+        frames = video.reshape(b * t, 3, h, w)  # [B*T, 3, H, W]
+        if self._channels_last():
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        inputs = self.encoder(frames)  # [B*T, N, D_in]
+        inputs = inputs.view(b, t, *inputs.shape[1:])  # [B, T, N, D_in]
+
+        corrected, predicted, attns = [], [], []
+        for i in range(t):  # the recurrence: the only loop
+            sa = self.corrector(inputs[:, i], slots=slots)
+            corrected.append(sa.slots)  # [B, K, D]
+            attns.append(sa.attn[:, -1])  # [B, K, N]
+            slots = self.predictor(sa.slots).to(dtype)  # [B, K, D], the state carried in the parameters' dtype
+            predicted.append(slots)
+        slots_t = torch.stack(corrected, dim=1)  # [B, T, K, D]
+        k = slots_t.shape[2]
+
+        dec = self.decoder(slots_t.reshape(b * t, k, self.slot_dim))
+        return SAViOutput(
+            slots=slots_t,
+            predicted=torch.stack(predicted, dim=1),  # [B, T, K, D]
+            init_slots=init_slots,
+            recon=dec.recon.view(b, t, *dec.recon.shape[1:]),  # [B, T, C, H, W]
+            recons=dec.recons.view(b, t, *dec.recons.shape[1:]),  # [B, T, K, C, H, W]
+            masks=dec.masks.view(b, t, *dec.masks.shape[1:]),  # [B, T, K, H, W]
+            attn=torch.stack(attns, dim=1),  # [B, T, K, N]
+            targets=self.targets,
+        )
+
+    def _channels_last(self) -> bool:
+        weight = self.encoder.cnn.net[0].weight
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+    @staticmethod
+    def loss(out: SAViOutput, target: Tensor, reduction: str = "sum") -> Tensor:
+        """Squared error of ``out.recon`` against ``target`` [B, T, C, H, W] (the targets concatenated in the
+        model's order). ``"sum"`` (SAVi's ``recon`` loss): summed over T, C, H, W, averaged over the batch;
+        ``"mean"``: averaged over everything (slotlab's image models' MSE)."""
+        if target.shape != out.recon.shape:
+            raise InputShapeError(
+                f"target must be {list(out.recon.shape)} like the reconstruction, got {tuple(target.shape)}"
+            )
+        if reduction == "sum":
+            return F.mse_loss(out.recon, target.float(), reduction="sum") / target.shape[0]
+        if reduction == "mean":
+            return F.mse_loss(out.recon, target.float())
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
