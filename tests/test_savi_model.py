@@ -245,3 +245,14 @@ def test_a_few_adam_steps_lower_the_loss() -> None:
         losses.append(loss.item())
     assert losses[-1] < 0.95 * losses[0], losses
     assert all(b < a for a, b in zip(losses[:-1], losses[1:], strict=True)), losses
+
+
+def test_bf16_autocast_keeps_masks_and_state_in_fp32() -> None:
+    torch.manual_seed(0)
+    model = tiny(init="boxes")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(video(), boxes())
+    assert out.masks.dtype == out.recon.dtype == out.attn.dtype == torch.float32
+    assert out.next_state.dtype == torch.float32  # the recurrent state is carried in the parameters' dtype
+    torch.testing.assert_close(out.masks.sum(dim=2), torch.ones(B, T, H, H))
+    torch.testing.assert_close(out.recon, model(video(), boxes()).recon, rtol=0.1, atol=0.1)
