@@ -1,8 +1,10 @@
 """Experiment configs: YAML files with defaults, inheritance (``base:``), dotted command-line overrides and
 validation (unknown keys get the nearest known key suggested; wrong value types are named).
 
-The defaults (the paper's / reference code's settings) are in :mod:`slotlab.defaults`; the YAML files under
-``slotlab/configs/`` (also reachable as ``configs/`` at the repository root) only state what differs.
+The keys, their defaults (the paper's / reference code's settings), types and rules are declared once, in each
+task's schema (:class:`slotlab.config_schema.TaskSchema`, carried by the task: ``get_task(name).schema``) and in
+:mod:`slotlab.defaults` for the sections every task shares; the YAML files under ``slotlab/configs/`` (also
+reachable as ``configs/`` at the repository root) only state what differs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import difflib
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slotlab.config_limits import (
     MAX_BASE_CHAIN,
@@ -21,13 +23,37 @@ from slotlab.config_limits import (
     load_yaml_text,
     read_config_text,
 )
-from slotlab.defaults import FLEXIBLE, OBJECT_DISCOVERY, TASK_DEFAULTS
 from slotlab.errors import ConfigError
 from slotlab.validate import check_config_values
 
-# The schemas live in slotlab/defaults.py (one commented block per task); these names are kept for callers.
-DEFAULTS = OBJECT_DISCOVERY
-_FLEXIBLE = FLEXIBLE
+if TYPE_CHECKING:
+    from slotlab.config_schema import TaskSchema
+
+
+def __getattr__(name: str) -> Any:
+    """Names kept for callers: ``DEFAULTS`` (the default task's config), ``_FLEXIBLE`` (accepted types of every
+    registered task's keys whose value may be null or of another type than the default's)."""
+    if name == "DEFAULTS":
+        from slotlab.tasks import DEFAULT_TASK
+
+        return defaults_for(DEFAULT_TASK)
+    if name == "_FLEXIBLE":
+        return {path: types for schema in task_schemas() for path, types in schema.types().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def task_schema(task: str) -> TaskSchema:
+    """The schema of the task called ``task``; ConfigError naming the known tasks otherwise."""
+    from slotlab.tasks import get_task
+
+    return get_task(task).schema
+
+
+def task_schemas() -> list[TaskSchema]:
+    """The schemas of every registered task, built-in ones first."""
+    from slotlab.tasks import TASKS
+
+    return [t.schema for t in TASKS.values()]
 
 
 def config_dir() -> Path:
@@ -134,10 +160,30 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return cfg
 
 
-def validate(cfg: dict[str, Any], defaults: dict[str, Any] = OBJECT_DISCOVERY, prefix: str = "") -> dict[str, Any]:
-    """Fill in defaults and check every key and value type against them."""
+def validate(cfg: dict[str, Any], defaults: dict[str, Any] | None = None, prefix: str = "") -> dict[str, Any]:
+    """Fill in defaults and check every key and value type against them (``defaults``: a task's defaults, those
+    of the task ``cfg`` names when None)."""
     if not prefix:
         check_structure(cfg, "config")  # before any value of it is copied or formatted
+    if defaults is None:
+        from slotlab.tasks import task_name
+
+        defaults = defaults_for(task_name(cfg))
+    return _validate(cfg, defaults, prefix, _types_of(defaults))
+
+
+def _types_of(defaults: dict[str, Any]) -> dict[str, tuple[type, ...]]:
+    """Accepted types of the keys (of the task ``defaults`` belong to) whose value may be null or of another type
+    than the default's."""
+    from slotlab.tasks import TASKS
+
+    task = TASKS.get(defaults.get("task")) if isinstance(defaults.get("task"), str) else None
+    if task is not None:
+        return task.schema.types()
+    return {path: types for schema in task_schemas() for path, types in schema.types().items()}
+
+
+def _validate(cfg: dict[str, Any], defaults: dict[str, Any], prefix: str, types: dict) -> dict[str, Any]:
     out = copy.deepcopy(defaults)
     for key, value in cfg.items():
         path = f"{prefix}{key}"
@@ -149,14 +195,13 @@ def validate(cfg: dict[str, Any], defaults: dict[str, Any] = OBJECT_DISCOVERY, p
         if isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {path!r} must be a section (mapping), got {value!r}")
-            out[key] = validate(value, default, path + ".")
+            out[key] = _validate(value, default, path + ".", types)
             continue
-        out[key] = _check_type(path, value, default)
+        out[key] = _check_type(path, value, default, types.get(path))
     return out
 
 
-def _check_type(path: str, value: Any, default: Any) -> Any:
-    allowed = FLEXIBLE.get(path)
+def _check_type(path: str, value: Any, default: Any, allowed: tuple[type, ...] | None = None) -> Any:
     if allowed is None:
         if isinstance(default, bool):
             allowed = (bool,)
@@ -183,20 +228,20 @@ def _names(types: tuple[type, ...]) -> str:
 
 def load_config(name_or_path: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Defaults <- YAML file (with its ``base:`` chain) <- overrides, validated."""
+    from slotlab.tasks import task_name
+
     raw: dict[str, Any] = {}
     if name_or_path is not None:
         raw = _load_yaml(resolve_config_path(name_or_path))
     raw = apply_overrides(raw, overrides or [])
-    cfg = validate(raw, defaults_for(raw.get("task", "object_discovery")))
+    cfg = validate(raw, defaults_for(task_name(raw)))
     check_values(cfg)
     return cfg
 
 
 def defaults_for(task: str) -> dict[str, Any]:
-    """The schema (with the paper's defaults) of a task: object_discovery or set_prediction."""
-    if isinstance(task, str) and task in TASK_DEFAULTS:
-        return TASK_DEFAULTS[task]
-    raise ConfigError(f"unknown task {task!r}; expected object_discovery or set_prediction")
+    """The config of a registered task when nothing is set (its schema's defaults; a new dict every call)."""
+    return task_schema(task).defaults()
 
 
 def check_values(cfg: dict[str, Any]) -> None:

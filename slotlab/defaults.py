@@ -1,171 +1,259 @@
-"""Every default of slotlab in one place: the config schema of each task, with the paper's / reference code's
-settings (object discovery: Section 4.1 and appendix; set prediction: Section 4.2).
+"""The config keys every task shares, each declared once with its default (the paper's / reference code's
+setting: Section 4.1 and its appendix), rule, resume flag and doc: the top-level ``seed`` and the sections
+``optim``, ``trainer``, ``run``, ``eval``; and catalogues of ``data`` / ``model`` keys (and the
+``model.slot_attention`` / ``model.slot_mlp`` sections) that a task's own schema picks from.
 
-A config is these defaults <- a YAML file (``slotlab/configs/``, with its ``base:`` chain) <- ``key=value``
-overrides; :mod:`slotlab.config` loads and type-checks it against the schema below (a key not listed here is
-unknown; a value must have the default's type unless :data:`FLEXIBLE` says otherwise), :mod:`slotlab.validate`
-checks ranges and the constraints between keys. The YAML files state only what differs from these.
+A task's schema (:class:`slotlab.config_schema.TaskSchema`, declared next to the task in ``slotlab/tasks/``)
+adds its ``data`` and ``model`` sections and its own defaults of shared keys; a config is that schema's defaults
+<- a YAML file (``slotlab/configs/``, with its ``base:`` chain) <- ``key=value`` overrides
+(:mod:`slotlab.config`). The key table of ``docs/configs.md`` is generated from these declarations
+(``python tools/config_docs.py``).
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from slotlab.config_keys import Key, Section
+from slotlab.config_rules import (
+    ACCELERATORS,
+    MAX_COUNT,
+    MAX_ITERS,
+    MAX_SEED,
+    MAX_SLOTS,
+    STRATEGIES,
+    Bool,
+    ChannelsLast,
+    Choice,
+    Devices,
+    Float,
+    Int,
+    IntList,
+    Precision,
+    Text,
+)
 
-# Object discovery defaults = paper / reference code (Tetrominoes sizes; CLEVR configs override the model).
-OBJECT_DISCOVERY: dict[str, Any] = {
-    "task": "object_discovery",
-    "seed": 0,
-    "data": {
-        "name": "tetrominoes",
-        "train_size": 60000,
-        "eval_size": 320,
-        "batch_size": 64,
-        "eval_batch_size": 64,
-        "seed": 0,
-        "path": None,
-        "cache_dir": None,
-        "workers": 0,
+NONE = type(None)
+
+SEED = Key(0, Int(0, MAX_SEED), "seed of the weights' initialisation and of the slot-initialisation noise")
+
+# ------------------------------------------------------------------------------------------ data (catalogue)
+#: ``data`` keys a task may pick (each task declares its own ``data`` section, in its order, with its defaults).
+DATA: dict[str, Key] = {
+    "train_size": Key(60000, Int(1, MAX_COUNT), "training images (a finite set, repeated over epochs)"),
+    "eval_size": Key(320, Int(1, MAX_COUNT), "held-out images of every validation and of the final evaluation"),
+    "batch_size": Key(64, Int(1, 10**6), "global training batch, split evenly over the processes"),
+    "eval_batch_size": Key(64, Int(1, 10**6), "batch of held-out images (memory only)", resume=True),
+    "seed": Key(
+        0, Int(0, MAX_SEED), "seed of the images and of their order (a batch is a function of it and the step)"
+    ),
+    "path": Key(None, Text("path", nullable=True), "the dataset's files (null: generated)", types=(str, NONE)),
+    "cache_dir": Key(
+        None,
+        Text("path", nullable=True),
+        "folder of the cached images (null: $SLOTLAB_CACHE, else the user cache)",
+        resume=True,
+        types=(str, NONE),
+    ),
+    "workers": Key(0, Int(0, 1024), "processes preparing the data (the same images)", resume=True),
+}
+
+# ----------------------------------------------------------------------------------------- model (catalogue)
+#: ``model.slot_attention``: Algorithm 1's options (appendix B ablations) and training options not in the paper.
+SLOT_ATTENTION = Section(
+    {
+        "aggregation": Key(
+            "mean",
+            Choice(("mean", "sum", "sum_layernorm")),
+            "updates: attention-weighted mean (paper), weighted sum, or sum + LayerNorm (appendix B)",
+        ),
+        "softmax_axis": Key(
+            "slots", Choice(("slots", "inputs")), "softmax over slots (paper: slots compete) or over inputs"
+        ),
+        "slot_init": Key(
+            "shared",
+            Choice(("shared", "per_slot", "queries")),
+            "initial slots: one shared Gaussian (paper), a Gaussian per slot, or learned queries (BO-QSA)",
+        ),
+        "update": Key("gru", Choice(("gru", "direct")), "slot update: GRU (paper) or the attention output directly"),
+        "layer_norm": Key(True, Bool(), "LayerNorm of inputs and slots (paper: true)"),
+        "mlp": Key(True, Bool(), "residual MLP after the slot update (paper: true)"),
+        "temperature": Key(
+            None,
+            Float(0, 1e4, lo_open=True, nullable=True),
+            "logits are divided by it (null: sqrt(slot_dim), the paper's)",
+            types=(float, int, NONE),
+        ),
+        "eps": Key(1e-8, Float(0, 1), "epsilon of the attention renormalisation (paper: 1e-8)"),
+        "eps_placement": Key(
+            "attn", Choice(("attn", "denominator")), "where eps goes: added to the attention (paper) or the denominator"
+        ),
+        "identity_projections": Key(False, Bool(), "q, k, v projections are the identity (soft k-means, appendix B)"),
+        "implicit_differentiation": Key(
+            False, Bool(), "backpropagate through the last iteration only (Chang et al. 2022; not in the paper)"
+        ),
     },
-    "model": {
-        "kind": "slot_attention",
-        "num_slots": 4,
-        "iters": 3,
-        "slot_dim": 64,
-        "mlp_hidden": 128,
-        "encoder_channels": [32, 32, 32, 32],
-        "decoder": "full_resolution",
-        "decoder_channels": 32,
-        "position_embedding": True,
-        "factorize_decoder": True,
-        "decoder_frame": "absolute",  # ISA-style slot frames (translation / translation_scale): not in the paper
-        "layer_norm_eps": 1e-3,  # Keras' default, used by every LayerNorm of the reference code
-        "slot_attention": {
-            "aggregation": "mean",
-            "softmax_axis": "slots",
-            "slot_init": "shared",
-            "update": "gru",
-            "layer_norm": True,
-            "mlp": True,
-            "temperature": None,
-            "eps": 1e-8,
-            "eps_placement": "attn",
-            "identity_projections": False,
-            # Not in the paper (Chang et al. 2022): backpropagate through the last iteration only.
-            "implicit_differentiation": False,
+    doc="Slot Attention's options",
+    arg="slot_attention",
+    kinds=("slot_attention",),
+)
+
+
+def slot_mlp_section(prefix: str) -> Section:
+    """``model.slot_mlp``: the Slot MLP baseline's sizes; its keys become the constructor arguments ``prefix`` +
+    ``grid`` / ``hidden``."""
+    return Section(
+        {
+            "grid": Key(8, Int(1, 128), "Slot MLP: the encoder's features are average-pooled to grid x grid"),
+            "hidden": Key(512, Int(1, 65536), "Slot MLP: hidden units"),
         },
-        "slot_mlp": {"grid": 8, "hidden": 512},  # the Slot MLP baseline (model.kind: slot_mlp)
-    },
-    "optim": {
-        "lr": 4e-4,
-        "warmup_steps": 10000,
-        "decay_rate": 0.5,
-        "decay_steps": 100000,
-        # Not in the paper: the last cooldown_steps steps before trainer.max_steps ramp the lr linearly to 0.
-        "cooldown_steps": 0,
-        "grad_clip": None,
-        # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
-        # weights are the average, updated every step after the warmup. null = off (the paper).
-        "ema_decay": None,
-    },
-    "trainer": {
-        "max_steps": 500000,
-        "max_minutes": None,
-        "val_every": 5000,
-        "log_every": 50,
-        "precision": "auto",
-        "channels_last": "auto",
-        # torch.compile the model (the same function): true, false, or "auto" = true for runs of >= 1000 steps where
-        # torch.compile can run (a C++ compiler for CPUs, Triton for GPUs); a runtime choice, like precision.
-        "compile": "auto",
-        "accelerator": "auto",
-        "devices": 1,
-        "num_nodes": 1,
-        "strategy": "auto",
-        "progress_bar": True,
-        "figure_every_val": True,
-        "num_figure_images": 8,
-        "tune_malloc": True,
-        "threads": None,
-        "failed_seed": "warn",
-        "failed_seed_threshold": 0.85,
-        "failed_seed_after": None,
-        "failed_seed_restarts": 2,
-    },
-    "run": {"root": "runs", "name": None},
-    # FG-ARI where it is 0 / 0: "nan" (DeepMind's segmentation_metrics; means skip those images and say how many)
-    # or "one" (scikit-learn's adjusted_rand_score convention).
-    "eval": {"ari_undefined": "nan"},
+        doc="the Slot MLP baseline (model.kind slot_mlp)",
+        prefix=prefix,
+        kinds=("slot_mlp",),
+    )
+
+
+#: ``model`` keys a task may pick.
+MODEL: dict[str, Key | Section] = {
+    "kind": Key(
+        "slot_attention", Choice(("slot_attention", "slot_mlp")), "the model, or the Slot MLP baseline", arg=None
+    ),
+    "num_slots": Key(4, Int(1, MAX_SLOTS), "K, the number of slots at training"),
+    "iters": Key(3, Int(1, MAX_ITERS), "T, Slot Attention iterations at training", kinds=("slot_attention",)),
+    "slot_dim": Key(64, Int(1, 4096), "D, the slot size"),
+    "mlp_hidden": Key(128, Int(1, 16384), "hidden units of Slot Attention's MLP", kinds=("slot_attention",)),
+    "encoder_channels": Key([32, 32, 32, 32], IntList(1, 4096), "channels of the encoder's convolutions"),
+    "position_embedding": Key(
+        True, Bool(), "soft position embedding of the encoder grid (paper: true)", kinds=("slot_attention",)
+    ),
+    "layer_norm_eps": Key(
+        1e-3,
+        Float(0, 1, lo_open=True),
+        "epsilon of every LayerNorm (Keras' 1e-3, the reference code's)",
+        kinds=("slot_attention",),
+    ),
+    "slot_attention": SLOT_ATTENTION,
 }
 
-# Keys whose value may be None or a value of another type than the default's.
-FLEXIBLE = {
-    "model.slot_attention.temperature": (float, int, type(None)),
-    "optim.grad_clip": (float, int, type(None)),
-    "optim.ema_decay": (float, type(None)),
-    "trainer.compile": (bool, str),
-    "trainer.max_minutes": (float, int, type(None)),
-    "trainer.precision": (str, int),
-    "trainer.channels_last": (str, bool),
-    "trainer.devices": (int, str, list),
-    "trainer.threads": (int, type(None)),
-    "trainer.failed_seed_after": (int, type(None)),
-    "run.name": (str, type(None)),
-    "data.path": (str, type(None)),
-    "data.cache_dir": (str, type(None)),
-}
+# ------------------------------------------------------------------------------------------- shared sections
+OPTIM = Section(
+    {
+        "lr": Key(4e-4, Float(0, 10, lo_open=True), "Adam's peak learning rate"),
+        "warmup_steps": Key(10000, Int(0, MAX_COUNT), "linear warmup of the learning rate"),
+        "decay_rate": Key(
+            0.5,
+            Float(0, 1, lo_open=True),
+            "the learning rate is multiplied by decay_rate every decay_steps steps (continuously)",
+        ),
+        "decay_steps": Key(100000, Int(1, MAX_COUNT), "see decay_rate"),
+        "cooldown_steps": Key(
+            0, Int(0, MAX_COUNT), "the last steps before max_steps ramp the lr linearly to 0 (0: off; not in the paper)"
+        ),
+        "grad_clip": Key(
+            None,
+            Float(0, 1e6, lo_open=True, nullable=True),
+            "clip the gradient norm (null: off, the paper)",
+            types=(float, int, NONE),
+        ),
+        "ema_decay": Key(
+            None,
+            Float(0, 0.99999, lo_open=True, nullable=True),
+            "exponential moving average of the weights, used for validation and checkpoints (null: off; not in "
+            "the paper)",
+            types=(float, NONE),
+        ),
+    },
+    doc="Adam and the learning-rate schedule",
+)
 
-# Full config schema of task 'set_prediction' = paper / reference-code settings for CLEVR10 (Section 4.2).
-SET_PREDICTION: dict[str, Any] = {
-    "task": "set_prediction",
-    "seed": 0,
-    "data": {
-        "source": "procedural",  # "procedural" (CLEVR-like renderer) or "clevr_folder" (CLEVR v1.0 at data.path)
-        "path": None,  # CLEVR v1.0 folder (source clevr_folder)
-        # clevr10 (3-10 objects, K = 10 target rows), clevr6 (at most 6 objects, 6 rows) or, not a paper set,
-        # clevr3 (procedural only: 1-3 objects, 3 rows)
-        "variant": "clevr10",
-        "train_size": 70000,
-        "eval_size": 15000,
-        "batch_size": 512,
-        "eval_batch_size": 256,
-        "seed": 0,
-        "image_size": 128,  # the full image resized to image_size x image_size (no crop)
-        "render_size": [160, 240],  # procedural only: (H, W) rendered before the resize (CLEVR v1.0: 320x480)
-        "cache_dir": None,  # shard cache of the rendered / decoded images (default: $SLOTLAB_CACHE or the user cache)
-        "shard_size": 1000,
-        "workers": 0,  # DataLoader workers decoding CLEVR v1.0 PNGs while building the cache
+TRAINER = Section(
+    {
+        "max_steps": Key(500000, Int(1, MAX_COUNT), "training steps", resume=True),
+        "max_minutes": Key(
+            None,
+            Float(0, 1e7, lo_open=True, nullable=True),
+            "stop after this many minutes of training, over all sessions (null: no limit)",
+            resume=True,
+            types=(float, int, NONE),
+        ),
+        "val_every": Key(5000, Int(1, MAX_COUNT), "steps between validations (and checkpoints)", resume=True),
+        "log_every": Key(50, Int(1, MAX_COUNT), "steps between logged training metrics", resume=True),
+        "precision": Key(
+            "auto",
+            Precision(),
+            "numeric precision (auto: bf16-mixed where fast, else 32)",
+            resume=True,
+            types=(str, int),
+        ),
+        "channels_last": Key(
+            "auto",
+            ChannelsLast(),
+            "channels-last memory layout of images and convolutions (auto: on)",
+            resume=True,
+            types=(str, bool),
+        ),
+        "compile": Key(
+            "auto",
+            Choice((True, False, "auto")),
+            "torch.compile the model (auto: runs of >= 1000 steps where it can run)",
+            resume=True,
+            types=(bool, str),
+        ),
+        "accelerator": Key("auto", Choice(ACCELERATORS), "device type (auto: a GPU if there is one)", resume=True),
+        "devices": Key(1, Devices(), "devices per node, or a list of GPU ids", resume=True, types=(int, str, list)),
+        "num_nodes": Key(1, Int(1, 4096), "machines", resume=True),
+        "strategy": Key("auto", Choice(STRATEGIES), "Lightning's distribution strategy", resume=True),
+        "progress_bar": Key(True, Bool(), "show a progress bar", resume=True),
+        "figure_every_val": Key(True, Bool(), "draw figures at every validation", resume=True),
+        "num_figure_images": Key(8, Int(1, 64), "held-out images in those figures", resume=True),
+        "tune_malloc": Key(
+            True, Bool(), "keep freed large blocks in glibc's heap (fewer page faults; CPU speed)", resume=True
+        ),
+        "threads": Key(
+            None, Int(1, 1024, nullable=True), "CPU threads (null: torch's default)", resume=True, types=(int, NONE)
+        ),
+        "failed_seed": Key(
+            "warn",
+            Choice(("warn", "restart", "off")),
+            "a run stuck in a content-independent segmentation: warn, restart from a new seed, or off",
+            resume=True,
+        ),
+        "failed_seed_threshold": Key(
+            0.85, Float(0, 1, lo_open=True), "layout ARI above which a run counts as stuck", resume=True
+        ),
+        "failed_seed_after": Key(
+            None,
+            Int(0, MAX_COUNT, nullable=True),
+            "steps before the failed-seed check starts (null: twice the warmup)",
+            resume=True,
+            types=(int, NONE),
+        ),
+        "failed_seed_restarts": Key(2, Int(0, 100), "at most this many restarts (failed_seed: restart)", resume=True),
     },
-    "model": {
-        "kind": "slot_attention",  # or "slot_mlp" (the Slot MLP baseline)
-        "num_slots": 10,
-        "iters": 3,
-        "slot_dim": 64,
-        "mlp_hidden": 128,
-        "encoder_channels": [64, 64, 64, 64],
-        "encoder_strides": [1, 2, 2, 1],
-        "head_hidden": 64,
-        "position_embedding": True,
-        "layer_norm_eps": OBJECT_DISCOVERY["model"]["layer_norm_eps"],
-        "slot_attention": copy.deepcopy(OBJECT_DISCOVERY["model"]["slot_attention"]),
-        "slot_mlp": {"grid": 8, "hidden": 512},
-    },
-    "optim": {
-        "lr": 4e-4,
-        "warmup_steps": 1000,
-        "decay_rate": 0.5,
-        "decay_steps": 50000,
-        # Not in the paper: the last cooldown_steps steps before trainer.max_steps ramp the lr linearly to 0.
-        "cooldown_steps": 0,
-        "grad_clip": None,
-        # Exponential moving average of the weights (not in the paper): validated, checkpointed and evaluated
-        # weights are the average, updated every step after the warmup. null = off (the paper).
-        "ema_decay": None,
-    },
-    "trainer": {**copy.deepcopy(OBJECT_DISCOVERY["trainer"]), "max_steps": 150000, "val_every": 5000},
-    "run": copy.deepcopy(OBJECT_DISCOVERY["run"]),
-    "eval": copy.deepcopy(OBJECT_DISCOVERY["eval"]),
-}
+    doc="how long and how a run is executed",
+)
 
-#: The schema of each task (``task:`` of a config selects one; object discovery when absent).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"object_discovery": OBJECT_DISCOVERY, "set_prediction": SET_PREDICTION}
+RUN = Section(
+    {
+        "root": Key("runs", Text("path"), "folder of the run folders"),
+        "name": Key(
+            None,
+            Text("name", nullable=True),
+            "the run folder's name (null: <config>-seed<seed>-<date>-<time>)",
+            types=(str, NONE),
+        ),
+    },
+    doc="where the run folder is",
+)
+
+EVAL = Section(
+    {
+        "ari_undefined": Key(
+            "nan",
+            Choice(("nan", "one")),
+            "FG-ARI where it is 0/0: nan (skip those images and count them; DeepMind's) or one (scikit-learn's)",
+        ),
+    },
+    doc="evaluation conventions",
+)
+
+#: The sections after ``data`` and ``model``, in config order.
+SHARED_SECTIONS: dict[str, Section] = {"optim": OPTIM, "trainer": TRAINER, "run": RUN, "eval": EVAL}

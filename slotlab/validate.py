@@ -3,11 +3,11 @@ before any data or model is built, instead of a traceback minutes into a run.
 
 Three layers:
 
-- :data:`RULES`: the allowed range or choices of every config key of both tasks (object discovery and set
-  prediction), checked by :func:`check_config_values` (called by ``config.load_config``) together with the
-  constraints between keys (batch size vs dataset size and number of processes, K vs the set-prediction
-  variant, strides vs channels, ...). Every key of the schemas must have a rule (``tests/test_bad_values.py``
-  checks it), so a new key cannot be added unchecked.
+- The rule of every config key (its range or choices, declared with the key in its task's schema:
+  :mod:`slotlab.config_schema`), checked by :func:`check_config_values` (called by ``config.load_config``)
+  together with the constraints between keys (batch size vs dataset size and number of processes, K vs the
+  set-prediction variant, strides vs channels, ...). A key cannot be declared without a rule, so a new key
+  cannot be added unchecked; :data:`RULES` shows them for every registered task.
 - :func:`preflight_train` / :func:`preflight_eval`: what depends on the machine or the files: the accelerator
   exists, the devices are there, the precision is one slotlab runs, the dataset file or folder exists, the
   cache can be written, the model can be built for the image size (on PyTorch's ``meta`` device: no memory),
@@ -19,282 +19,64 @@ Three layers:
 from __future__ import annotations
 
 import argparse
-import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slotlab.config_rules import (  # noqa: F401 (the rule kinds and limits: also importable from here)
+    ACCELERATORS,
+    MAX_COUNT,
+    MAX_ITERS,
+    MAX_SEED,
+    MAX_SLOTS,
+    PRECISIONS,
+    STRATEGIES,
+    UNSUPPORTED_PRECISIONS,
+    Bool,
+    ChannelsLast,
+    Choice,
+    Devices,
+    Float,
+    Int,
+    IntList,
+    Precision,
+    Rule,
+    Text,
+    generic_rule,
+)
 from slotlab.errors import ConfigError, UsageError  # UsageError: also importable from here
-
-MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
-MAX_COUNT = 10**9  # images, steps
-MAX_SLOTS = 256
-MAX_ITERS = 100
-PRECISIONS = ("auto", "32-true", "32", 32, "bf16-mixed", "bf16", "16-mixed", "16", 16)
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false")
-UNSUPPORTED_PRECISIONS = {
-    "64-true": "the data pipeline feeds float32 images, which a float64 model rejects",
-    "64": "the data pipeline feeds float32 images, which a float64 model rejects",
-    64: "the data pipeline feeds float32 images, which a float64 model rejects",
-    "bf16-true": "the data pipeline feeds float32 images, which a bfloat16 model rejects; use bf16-mixed",
-    "16-true": "the data pipeline feeds float32 images, which a float16 model rejects; use 16-mixed",
-}
 
 
 # ----------------------------------------------------------------------------------------------- rules
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {value!r}"
-    return f"{type(value).__name__} {value!r}"
+def rules_for(task: str) -> dict[str, Rule]:
+    """Dotted path -> rule of every key of a registered task's config (``task``: any registered name)."""
+    from slotlab.tasks import get_task, task_names
+
+    return {**get_task(task).schema.rules(), "task": Choice(task_names())}
 
 
-@dataclass(frozen=True)
-class Int:
-    """An integer in [lo, hi] (or null when ``nullable``)."""
+class _AllRules(Mapping[str, Rule]):
+    """The rule of every config key of every registered task (dotted path -> rule), read when used, so that a
+    task registered later is included; the checks themselves use the rules of the config's own task."""
 
-    lo: int
-    hi: int
-    nullable: bool = False
+    def _rules(self) -> dict[str, Rule]:
+        from slotlab.tasks import task_names
 
-    def check(self, path: str, value: Any) -> None:
-        if value is None and self.nullable:
-            return
-        if not isinstance(value, int) or isinstance(value, bool) or not self.lo <= value <= self.hi:
-            null = " or null" if self.nullable else ""
-            raise ConfigError(f"{path} must be >= {self.lo} and <= {self.hi} (an integer{null}), got {_kind(value)}")
+        return {path: rule for task in task_names() for path, rule in rules_for(task).items()}
 
+    def __getitem__(self, path: str) -> Rule:
+        return self._rules()[path]
 
-@dataclass(frozen=True)
-class Float:
-    """A finite number in [lo, hi] ((lo, hi] when ``lo_open``), or null when ``nullable``."""
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rules())
 
-    lo: float
-    hi: float
-    lo_open: bool = False
-    nullable: bool = False
-
-    def check(self, path: str, value: Any) -> None:
-        if value is None and self.nullable:
-            return
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if ok:
-            ok = (value > self.lo if self.lo_open else value >= self.lo) and value <= self.hi
-        if not ok:
-            low = f"> {self.lo:g}" if self.lo_open else f">= {self.lo:g}"
-            null = " or null" if self.nullable else ""
-            raise ConfigError(f"{path} must be a finite number {low} and <= {self.hi:g}{null}, got {_kind(value)}")
+    def __len__(self) -> int:
+        return len(self._rules())
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One of ``values`` (compared with their type: ``True`` is not ``1``)."""
-
-    values: tuple[Any, ...]
-
-    def check(self, path: str, value: Any) -> None:
-        if not any(type(value) is type(v) and value == v for v in self.values):
-            raise ConfigError(f"{path} must be one of {', '.join(map(repr, self.values))}; got {_kind(value)}")
-
-
-@dataclass(frozen=True)
-class Bool:
-    def check(self, path: str, value: Any) -> None:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path} must be true or false, got {_kind(value)}")
-
-
-@dataclass(frozen=True)
-class IntList:
-    """A list of integers in [lo, hi] with ``min_len`` to ``max_len`` entries."""
-
-    lo: int
-    hi: int
-    min_len: int = 1
-    max_len: int = 16
-
-    def check(self, path: str, value: Any) -> None:
-        ok = isinstance(value, list) and self.min_len <= len(value) <= self.max_len
-        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and self.lo <= v <= self.hi for v in value)
-        if not ok:
-            n = f"{self.min_len}" if self.min_len == self.max_len else f"{self.min_len} to {self.max_len}"
-            raise ConfigError(f"{path} must be a list of {n} integers from {self.lo} to {self.hi}, got {_kind(value)}")
-
-
-@dataclass(frozen=True)
-class Text:
-    """A non-empty string: ``kind`` "path" (any path) or "name" (one folder name: no '/', not '.' or '..')."""
-
-    kind: str = "path"
-    nullable: bool = False
-
-    def check(self, path: str, value: Any) -> None:
-        if value is None and self.nullable:
-            return
-        null = " or null" if self.nullable else ""
-        if not isinstance(value, str) or not value.strip() or "\0" in value:
-            raise ConfigError(f"{path} must be a non-empty {self.kind}{null}, got {_kind(value)}")
-        if self.kind == "name" and ("/" in value or "\\" in value or value in (".", "..") or len(value) > 200):
-            raise ConfigError(
-                f"{path} must be a folder name (no '/', not '.' or '..', at most 200 characters), got {value!r}"
-            )
-
-
-@dataclass(frozen=True)
-class DatasetName:
-    """A built-in object-discovery dataset (see ``slotlab data list``)."""
-
-    def check(self, path: str, value: Any) -> None:
-        from slotlab.data.registry import get_dataset
-
-        if not isinstance(value, str):
-            raise ConfigError(f"{path} must be a dataset name, got {_kind(value)}")
-        try:
-            get_dataset(value)
-        except ValueError as e:
-            raise ConfigError(f"{path}: {e}") from e
-
-
-@dataclass(frozen=True)
-class Devices:
-    """``auto``, a number of devices >= 1, or a list of distinct device ids (GPUs)."""
-
-    def check(self, path: str, value: Any) -> None:
-        if value == "auto" and isinstance(value, str):
-            return
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
-            return
-        if (
-            isinstance(value, list)
-            and 1 <= len(value) <= 4096
-            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 4096 for v in value)
-            and len(set(value)) == len(value)
-        ):
-            return
-        raise ConfigError(
-            f"{path} must be 'auto', a number of devices from 1 to 4096 or a list of distinct device ids "
-            f"(e.g. [0, 1]), got {_kind(value)}"
-        )
-
-
-@dataclass(frozen=True)
-class ChannelsLast:
-    def check(self, path: str, value: Any) -> None:
-        if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
-            return
-        raise ConfigError(f"{path} must be 'auto', true or false, got {_kind(value)}")
-
-
-@dataclass(frozen=True)
-class Precision:
-    def check(self, path: str, value: Any) -> None:
-        if not isinstance(value, bool) and value in UNSUPPORTED_PRECISIONS:
-            raise ConfigError(f"{path} {value!r} is not supported: {UNSUPPORTED_PRECISIONS[value]}")
-        Choice(PRECISIONS).check(path, value)
-
-
-Rule = Int | Float | Choice | Bool | IntList | Text | DatasetName | Devices | ChannelsLast | Precision
-
-_SLOT_ATTENTION: dict[str, Rule] = {
-    "aggregation": Choice(("mean", "sum", "sum_layernorm")),
-    "softmax_axis": Choice(("slots", "inputs")),
-    "slot_init": Choice(("shared", "per_slot", "queries")),
-    "update": Choice(("gru", "direct")),
-    "layer_norm": Bool(),
-    "mlp": Bool(),
-    "temperature": Float(0, 1e4, lo_open=True, nullable=True),
-    "eps": Float(0, 1),
-    "eps_placement": Choice(("attn", "denominator")),
-    "identity_projections": Bool(),
-    "implicit_differentiation": Bool(),
-}
-
-#: The rule of every config key of both tasks (dotted path -> rule).
-RULES: dict[str, Rule] = {
-    "task": Choice(("object_discovery", "set_prediction")),
-    "seed": Int(0, MAX_SEED),
-    # data
-    "data.name": DatasetName(),
-    "data.source": Choice(("procedural", "clevr_folder")),
-    "data.path": Text("path", nullable=True),
-    "data.variant": Choice(("clevr3", "clevr6", "clevr10")),
-    "data.train_size": Int(1, MAX_COUNT),
-    "data.eval_size": Int(1, MAX_COUNT),
-    "data.batch_size": Int(1, 10**6),
-    "data.eval_batch_size": Int(1, 10**6),
-    "data.seed": Int(0, MAX_SEED),
-    "data.image_size": Int(8, 1024),
-    "data.render_size": IntList(16, 4096, 2, 2),
-    "data.cache_dir": Text("path", nullable=True),
-    "data.shard_size": Int(1, 10**6),
-    "data.workers": Int(0, 1024),
-    # model
-    "model.kind": Choice(("slot_attention", "slot_mlp")),
-    "model.num_slots": Int(1, MAX_SLOTS),
-    "model.iters": Int(1, MAX_ITERS),
-    "model.slot_dim": Int(1, 4096),
-    "model.mlp_hidden": Int(1, 16384),
-    "model.encoder_channels": IntList(1, 4096),
-    "model.encoder_strides": IntList(1, 8),
-    "model.decoder": Choice(("full_resolution", "clevr")),
-    "model.decoder_channels": Int(1, 4096),
-    "model.head_hidden": Int(1, 16384),
-    "model.position_embedding": Bool(),
-    "model.factorize_decoder": Bool(),
-    "model.decoder_frame": Choice(("absolute", "translation", "translation_scale")),
-    "model.layer_norm_eps": Float(0, 1, lo_open=True),
-    **{f"model.slot_attention.{k}": v for k, v in _SLOT_ATTENTION.items()},
-    "model.slot_mlp.grid": Int(1, 128),
-    "model.slot_mlp.hidden": Int(1, 65536),
-    # optim
-    "optim.lr": Float(0, 10, lo_open=True),
-    "optim.warmup_steps": Int(0, MAX_COUNT),
-    "optim.decay_rate": Float(0, 1, lo_open=True),
-    "optim.decay_steps": Int(1, MAX_COUNT),
-    "optim.cooldown_steps": Int(0, MAX_COUNT),
-    "optim.grad_clip": Float(0, 1e6, lo_open=True, nullable=True),
-    "optim.ema_decay": Float(0, 0.99999, lo_open=True, nullable=True),
-    # trainer
-    "trainer.max_steps": Int(1, MAX_COUNT),
-    "trainer.max_minutes": Float(0, 1e7, lo_open=True, nullable=True),
-    "trainer.val_every": Int(1, MAX_COUNT),
-    "trainer.log_every": Int(1, MAX_COUNT),
-    "trainer.precision": Precision(),
-    "trainer.channels_last": ChannelsLast(),
-    "trainer.compile": Choice((True, False, "auto")),
-    "trainer.accelerator": Choice(ACCELERATORS),
-    "trainer.devices": Devices(),
-    "trainer.num_nodes": Int(1, 4096),
-    "trainer.strategy": Choice(STRATEGIES),
-    "trainer.progress_bar": Bool(),
-    "trainer.figure_every_val": Bool(),
-    "trainer.num_figure_images": Int(1, 64),
-    "trainer.tune_malloc": Bool(),
-    "trainer.threads": Int(1, 1024, nullable=True),
-    "trainer.failed_seed": Choice(("warn", "restart", "off")),
-    "trainer.failed_seed_threshold": Float(0, 1, lo_open=True),
-    "trainer.failed_seed_after": Int(0, MAX_COUNT, nullable=True),
-    "trainer.failed_seed_restarts": Int(0, 100),
-    # run, eval
-    "run.root": Text("path"),
-    "run.name": Text("name", nullable=True),
-    "eval.ari_undefined": Choice(("nan", "one")),
-}
-
-
-def generic_rule(value: Any) -> Rule | None:
-    """A loose check by type for a key that has no rule in RULES yet (numbers finite, counts not negative)."""
-    if isinstance(value, bool):
-        return Bool()
-    if isinstance(value, int):
-        return Int(0, MAX_COUNT)
-    if isinstance(value, float):
-        return Float(-1e12, 1e12)
-    return None
+RULES: Mapping[str, Rule] = _AllRules()
 
 
 def leaves(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -321,12 +103,17 @@ def process_count(trainer: dict[str, Any]) -> int | None:
 
 
 def check_config_values(cfg: dict[str, Any]) -> None:
-    """Range / choice of every key (:data:`RULES`) and the constraints between keys; raises ConfigError."""
+    """Range / choice of every key (the rules of the config's task) and the constraints between keys; raises
+    ConfigError."""
+    from slotlab.tasks import get_task, task_names
+
+    Choice(task_names()).check("task", cfg.get("task"))  # the first key of a config
+    rules = rules_for(cfg["task"])
     for path, value in leaves(cfg).items():
-        rule = RULES.get(path) or generic_rule(value)  # a key without its rule: tests/test_bad_values.py fails
+        rule = rules.get(path) or generic_rule(value)  # every declared key has its rule
         if rule is not None:
             rule.check(path, value)
-    d, m, t = cfg["data"], cfg["model"], cfg["trainer"]
+    d, t = cfg["data"], cfg["trainer"]
     if d["batch_size"] > d["train_size"]:
         raise ConfigError(
             f"data.batch_size ({d['batch_size']}) is larger than the dataset (data.train_size {d['train_size']})"
@@ -337,38 +124,7 @@ def check_config_values(cfg: dict[str, Any]) -> None:
             f"data.batch_size ({d['batch_size']}) must be divisible by the number of processes ({world} = "
             f"trainer.devices x trainer.num_nodes): it is the global batch, split evenly over the processes"
         )
-    if cfg["task"] == "set_prediction":
-        if len(m["encoder_strides"]) != len(m["encoder_channels"]):
-            raise ConfigError(
-                f"model.encoder_strides ({m['encoder_strides']}) and model.encoder_channels "
-                f"({m['encoder_channels']}) must have the same length (one stride per encoder layer)"
-            )
-        check_set_prediction_config(cfg)
-    else:
-        from slotlab.data.registry import get_dataset
-
-        h, w = get_dataset(d["name"]).image_size
-        if m["decoder"] == "clevr" and (h % 16 or w % 16):
-            raise ConfigError(
-                f"model.decoder 'clevr' upsamples 16x and needs an image size divisible by 16; {d['name']} images "
-                f"are {h}x{w}: use model.decoder=full_resolution"
-            )
-
-
-def check_set_prediction_config(cfg: dict[str, Any]) -> None:
-    """Set-prediction constraints between keys: the variant, K = its number of target rows, a folder to read."""
-    from slotlab.data.set_prediction_data import TARGET_ROWS
-
-    d, m = cfg["data"], cfg["model"]
-    if d["variant"] not in TARGET_ROWS:
-        raise ConfigError(f"data.variant must be one of {sorted(TARGET_ROWS)}, got {d['variant']!r}")
-    if m["num_slots"] != TARGET_ROWS[d["variant"]]:
-        raise ConfigError(
-            f"model.num_slots ({m['num_slots']}) must equal the number of target rows of data.variant "
-            f"{d['variant']!r} ({TARGET_ROWS[d['variant']]}): the Hungarian loss matches K slots to K targets"
-        )
-    if d["source"] == "clevr_folder" and not d["path"]:
-        raise ConfigError("data.source is 'clevr_folder': set data.path to the CLEVR v1.0 folder")
+    get_task(cfg["task"]).check_config(cfg)  # the task's own constraints between keys
 
 
 # ------------------------------------------------------------------------------------- machine checks

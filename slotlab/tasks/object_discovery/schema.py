@@ -1,0 +1,66 @@
+"""The config keys of task 'object_discovery' (paper Section 4.1 and appendix; the defaults are the reference
+code's, with Tetrominoes sizes: the CLEVR presets override the model): its ``data`` and ``model`` sections, and
+the shared keys of :mod:`slotlab.defaults` as they are. Carried by the task class (``Task.schema``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slotlab.config_schema import Bool, Choice, Int, Key, TaskSchema, kind_of, pick
+from slotlab.defaults import DATA, MODEL, slot_mlp_section
+from slotlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """A built-in object-discovery dataset (see ``slotlab data list``)."""
+
+    def check(self, path: str, value: Any) -> None:
+        from slotlab.data.registry import get_dataset
+
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} must be a dataset name, got {kind_of(value)}")
+        try:
+            get_dataset(value)
+        except ValueError as e:
+            raise ConfigError(f"{path}: {e}") from e
+
+    def describe(self) -> str:
+        return "a built-in dataset (`slotlab data list`)"
+
+
+SCHEMA = TaskSchema(
+    "object_discovery",
+    doc="unsupervised object discovery (Section 4.1)",
+    data={
+        "name": Key("tetrominoes", DatasetName(), "the dataset"),
+        **pick(DATA, "train_size", "eval_size", "batch_size", "eval_batch_size", "seed"),
+        "path": DATA["path"].but(doc="DeepMind's TFRecord file of the dataset (null: generated, or the cache)"),
+        **pick(DATA, "cache_dir", "workers"),
+    },
+    model={
+        **pick(MODEL, "kind", "num_slots", "iters", "slot_dim", "mlp_hidden", "encoder_channels"),
+        "decoder": Key(
+            "full_resolution",
+            Choice(("full_resolution", "clevr")),
+            "spatial broadcast decoder: at full resolution (small images) or 8x8 upsampled 16x (CLEVR)",
+        ),
+        "decoder_channels": Key(32, Int(1, 4096), "channels of the decoder's convolutions"),
+        "position_embedding": MODEL["position_embedding"],
+        "factorize_decoder": Key(
+            True, Bool(), "compute the decoder's first layer per slot, then broadcast (the same function, faster)"
+        ),
+        "decoder_frame": Key(
+            "absolute",
+            Choice(("absolute", "translation", "translation_scale")),
+            "position frame of the decoder's broadcast grid: absolute (paper) or relative to each slot's attention "
+            "centre / spread (ISA; not in the paper)",
+            kinds=("slot_attention",),
+        ),
+        "layer_norm_eps": MODEL["layer_norm_eps"],
+        "slot_attention": MODEL["slot_attention"],
+        "slot_mlp": slot_mlp_section("slot_mlp_"),
+    },
+)
