@@ -6,6 +6,12 @@ which model or checkpoint and which training step, a title per column (Image, Re
 a label per row (iteration t, ...) and a legend of the slot colours. :func:`render` lays it out with matplotlib
 (Agg, nothing shown): the tiles are drawn pixel for pixel (no resampling in the PNG), the text sized to fit its
 column. :func:`write` saves the PNG and, on request, vector PDF / SVG files whose text stays text.
+
+An :class:`Animation` is a grid per time step (a video's frames: the same columns, rows and legend, the title saying
+which frame), written as one animated GIF with Pillow (:func:`gif_bytes`): the frames share one palette (all frames
+quantised together, no dithering), so a slot's colour is the same in every frame; frames of unequal size (a title
+wrapping differently) are padded with white. It is a figure that writes itself (``write(path, formats)``, see
+:func:`slotlab.figures.write_figure`). MP4 is not written: no well-kept encoder is a dependency.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ MARGIN = 8  # pixels around the figure and between its parts
 GROUP_GAP = 10  # extra pixels between groups of rows
 VECTOR_FORMATS = ("pdf", "svg")
 FORMATS = ("png", *VECTOR_FORMATS)
+GIF_COLOURS = 256
 # Text stays text in the vector files (editable, searchable); fixed metadata: the same figure gives the same bytes.
 _VECTOR_RC = {"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "slotlab"}
 
@@ -275,3 +282,75 @@ def write(grid: LabelledGrid, path: str | Path, formats: Sequence[str] = ()) -> 
 def _metadata(fmt: str) -> dict[str, str | None]:
     """No dates in the vector files (the same figure gives the same bytes)."""
     return {"Creator": "slotlab", "CreationDate": None} if fmt == "pdf" else {"Creator": "slotlab", "Date": None}
+
+
+# ---------------------------------------------------------------------------------------------- animations
+@dataclass
+class Animation:
+    """``frames``: one figure per time step, shown ``duration_ms`` each, looping forever (``loop=0``) or
+    ``loop`` times; ``still``: an optional static figure of the same content (e.g. every frame in rows), written
+    next to the GIF as a PNG (and ``formats``) so that a report or a PDF can show it."""
+
+    frames: Sequence[LabelledGrid]
+    duration_ms: int = 500
+    loop: int = 0
+    still: LabelledGrid | None = None
+
+    def arrays(self) -> list[np.ndarray]:
+        """Every frame drawn: uint8 [H, W, 3] each, all the same size (white padding right and below)."""
+        if not self.frames:
+            raise ValueError("an animation needs at least one frame")
+        drawn = [to_array(render(grid)) for grid in self.frames]
+        h = max(a.shape[0] for a in drawn)
+        w = max(a.shape[1] for a in drawn)
+        out = []
+        for a in drawn:
+            canvas = np.full((h, w, 3), 255, dtype=np.uint8)
+            canvas[: a.shape[0], : a.shape[1]] = a
+            out.append(canvas)
+        return out
+
+    def write(self, path: str | Path, formats: Sequence[str] = ()) -> list[Path]:
+        """Write ``path`` as an animated GIF (the suffix becomes ``.gif``) and, with :attr:`still`, the still as
+        ``<stem>_still.png`` plus its ``formats`` ("pdf", "svg"). Atomic writes; returns the paths, the GIF first."""
+        vector = check_formats(formats)
+        path = Path(path).with_suffix(".gif")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            f.write(gif_bytes(self.arrays(), self.duration_ms, self.loop))
+        paths = [path]
+        if self.still is not None:
+            paths += write(self.still, path.with_name(f"{path.stem}_still.png"), vector)
+        return paths
+
+
+def gif_bytes(frames: Sequence[np.ndarray], duration_ms: int = 500, loop: int = 0) -> bytes:
+    """uint8 RGB frames [H, W, 3] (one size) -> the bytes of an animated GIF with one shared palette."""
+    import io
+
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    shape = frames[0].shape
+    if any(f.shape != shape for f in frames) or len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"GIF frames must all be uint8 [H, W, 3] of one size, got {[f.shape for f in frames]}")
+    # One palette for all frames: quantise them stacked (a colour keeps its palette entry in every frame).
+    stacked = Image.fromarray(np.concatenate([np.asarray(f, dtype=np.uint8) for f in frames], axis=0))
+    palette = stacked.quantize(GIF_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    images = [
+        Image.fromarray(np.asarray(f, dtype=np.uint8)).quantize(palette=palette, dither=Image.Dither.NONE)
+        for f in frames
+    ]
+    buf = io.BytesIO()
+    images[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(int(duration_ms), 20),
+        loop=int(loop),
+        disposal=1,
+        optimize=False,
+    )
+    return buf.getvalue()
