@@ -247,6 +247,7 @@ def _train_command(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Every task: the held-out metrics of a checkpoint; lists of K, T (or --objects) sweep (Figures 2, 5)."""
     from slotlab.evaluate import evaluate_settings
+    from slotlab.inference.domain_eval import domain_check
     from slotlab.tasks import get_task
     from slotlab.tasks.base import EVAL_SEED
     from slotlab.train.checkpoints import load_model
@@ -266,20 +267,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = EVAL_SEED if args.seed is None else args.seed
     undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
     settings = eval_settings(args, ckpt, seed, undefined)
+    domain = domain_check(args.checkpoint, model, cfg) if args.data_path is not None else None
     results = evaluate_settings(
         model, cfg, grid, split=args.split, num_images=args.num_images, seed=seed, ari_undefined=undefined,
-        data_path=args.data_path,
+        data_path=args.data_path, domain=domain,
     )  # fmt: skip
     records = []
     for setting, res in zip(grid, results, strict=True):
         print(task.format_eval(res, setting, args.split, cfg))
         records.append({**settings, **task.eval_record(res, setting, cfg)})
+    print_domain(results[0].get("domain"))
     extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
                         args.data_path)  # fmt: skip
     single = {**settings, **task.eval_file_row(results[0], records[0])} if len(records) == 1 else None
     save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
               lambda rows, png: task.plot_sweep(rows, png, cfg))  # fmt: skip
     return 0
+
+
+def print_domain(record: dict | None) -> None:
+    """The ``domain:`` line of an evaluation on a data file, and its ``warning:`` when the images are far outside
+    the model's training images (:mod:`slotlab.inference.domain`)."""
+    from slotlab.inference.domain_eval import record_lines
+
+    if record is None:
+        return
+    line, warning = record_lines(record)
+    print(f"domain: {line}")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def check_out_suffix(out: str | Path | None, sweep: bool) -> None:

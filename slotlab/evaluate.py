@@ -1,6 +1,7 @@
 """The one evaluation path of every task (``slotlab eval``, the zoo's measured scores, Python): a trained model
 on the held-out images of its run (or of another data file), at test-time K / T (paper Figure 2 right, Figure 5)
 and, for set prediction, per number of objects. The metrics are the task's (FG-ARI; AP + attention-mask ARI).
+On a data file, models that reconstruct also get the domain check (:mod:`slotlab.inference.domain_eval`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slotlab.inference.domain_eval import DomainCheck, domain_check
 from slotlab.inference.loading import load_model
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EVAL_SEED, EvalOptions, EvalSetting
@@ -39,9 +41,12 @@ def evaluate_settings(
     ari_undefined: str | None = None,
     data_path: str | None = None,
     batch_size: int | None = None,
+    domain: DomainCheck | None = None,
 ) -> list[dict[str, Any]]:
     """One result per setting (the task's metrics, with ``split``, ``seed`` and the data facts). The held-out
-    images are loaded once per distinct data need, from the same loader training validated on."""
+    images are loaded once per distinct data need, from the same loader training validated on. ``domain``: the
+    results also hold ``domain``, the reconstruction error of their images against its reference (at the model's
+    own K and T, like the reference)."""
     task = get_task(cfg["task"])
     d = data_with_path(cfg, data_path)
     n = int(num_images or d["eval_size"])
@@ -56,6 +61,9 @@ def evaluate_settings(
                     f"--objects {s.objects}: none of the first {n} held-out images ({split} split) has exactly "
                     f"{s.objects} objects; raise --num-images or choose another count"
                 )
+            if domain is not None:
+                summary = domain.summarize(model, loaded[key][0]["image"])
+                loaded[key] = (loaded[key][0], {**loaded[key][1], "domain": summary.as_record()})
         data, facts = loaded[key]
         res = task.evaluate(model, data, cfg, s, EvalOptions(seed, ari_undefined, batch_size))
         res.update(facts, split=split, seed=seed)
@@ -86,7 +94,8 @@ def evaluate_checkpoint(
         split: held-out split, "eval" or (procedural data) "test"; recorded in the result.
         seed: seed of the slot-initialisation noise.
         ari_undefined: "nan" (DeepMind) or "one" (scikit-learn) where the ARI is 0/0; default: the run's.
-        data_path: real data instead of the config's (a DeepMind .tfrecords file / a CLEVR v1.0 folder).
+        data_path: real data instead of the config's (a DeepMind .tfrecords file / a CLEVR v1.0 folder); the
+            result then holds ``domain`` (:mod:`slotlab.inference.domain_eval`) for models that reconstruct.
     """
     model, cfg, ckpt = load_model(checkpoint)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -101,6 +110,7 @@ def evaluate_checkpoint(
         ari_undefined=ari_undefined,
         data_path=data_path,
         batch_size=batch_size,
+        domain=domain_check(checkpoint, model, cfg) if data_path is not None else None,
     )
     result["checkpoint"] = str(checkpoint)
     return result
