@@ -78,7 +78,7 @@ class TaskSchema:
     @cached_property
     def tree(self) -> Section:
         """The whole schema: ``task``, ``seed``, ``data``, ``model``, then the shared sections."""
-        task = Key(self.name, Choice((self.name,)), "the task (object discovery when a config names none)")
+        task = Key(self.name, Choice((self.name,)), "the task (the default task when a config names none)")
         sections: dict[str, Key | Section] = {
             "task": task,
             "seed": SEED,
