@@ -138,19 +138,19 @@ def _applies(item: Key | Section, kind: str | None) -> bool:
 
 
 def _kwargs(section: Mapping[str, Key | Section], cfg: Mapping[str, Any], kind: str | None, prefix: str) -> dict:
+    """Constructor arguments from ``cfg`` (a config section; a missing key takes its default)."""
     out: dict[str, Any] = {}
     for name, item in section.items():
         if not _applies(item, kind):
             continue
-        value = cfg.get(name) if isinstance(cfg, Mapping) else None
         if isinstance(item, Section):
-            value = {**item.defaults(), **(value or {})}
+            value = {**item.defaults(), **cfg.get(name, {})}
             if item.arg:
-                out[item.arg] = value
+                out[item.arg] = value  # the whole section as one dict argument
             elif item.prefix is not None:
                 out.update(_kwargs(item.keys, value, kind, prefix + item.prefix))
         elif item.arg is not None:
-            out[prefix + (item.arg or name)] = item.default if name not in cfg else value
+            out[prefix + (item.arg or name)] = cfg.get(name, item.default)
     return out
 
 
