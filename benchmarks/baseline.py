@@ -184,7 +184,7 @@ class PlainObjectDiscovery(nn.Module):
 
 def check_against_slotlab(size: ModelSize, batch: int = 2) -> float:
     """Load a slotlab model's weights into the baseline; returns the max |recon difference| (same noise)."""
-    from slotlab.models.object_discovery import ObjectDiscoveryModel
+    from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
     ours = ObjectDiscoveryModel(
         resolution=(size.resolution, size.resolution),

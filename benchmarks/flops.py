@@ -133,7 +133,7 @@ def verify(sizes: list[str]) -> None:
     from baseline import PlainObjectDiscovery
     from torch.utils.flop_counter import FlopCounterMode
 
-    from slotlab.models.object_discovery import ObjectDiscoveryModel
+    from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
     for key in sizes:
         size = SIZES[key]

@@ -73,8 +73,9 @@ from module import machine_line  # noqa: E402
 from peaks import KERNELS, Kernel, measure_peaks  # noqa: E402
 
 from slotlab.config import load_config  # noqa: E402
+from slotlab.tasks.common import image_to_model  # noqa: E402
+from slotlab.tasks.object_discovery import build_model  # noqa: E402
 from slotlab.train.fit import compile_enabled  # noqa: E402
-from slotlab.train.object_discovery import build_model, image_to_model  # noqa: E402
 from slotlab.train.runtime import (  # noqa: E402
     resolve_accelerator,
     resolve_channels_last,

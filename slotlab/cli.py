@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from slotlab.errors import UserError
@@ -39,6 +40,29 @@ BUG_NOTE = (
 )
 # Flag types: every number is range-checked while parsing (argparse prints `error: ...`, exit status 2).
 _slots, _iters = int_list_arg(1, MAX_SLOTS), int_list_arg(1, MAX_ITERS)
+
+
+class LazyChoices:
+    """argparse ``choices`` read from the task registry only when an argument is checked against them (importing
+    the tasks is not needed to parse the other commands)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def _official_tasks() -> Sequence[str]:
+    from slotlab.official import official_tasks
+
+    return official_tasks()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("configs", help="list the packaged experiment configs")
 
     o = sub.add_parser("import-official", help="convert an official Slot Attention TF checkpoint into a run folder")
-    o.add_argument("task", choices=["object_discovery", "set_prediction"])
+    o.add_argument("task", choices=LazyChoices(_official_tasks), help="the task whose official model it is")
     o.add_argument("checkpoint", help="folder with the TF `checkpoint` file (its latest is used) or a ckpt-N prefix")
     o.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to write (new or empty)")
     o.add_argument(
@@ -237,7 +261,7 @@ def _train_command(args: argparse.Namespace) -> int:
     if result.get("failed_seed"):
         print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
         return 2
-    summary = get_task(cfg["task"]).format_result(result, cfg)
+    summary = get_task(cfg["task"]).presenter.format_result(result, cfg)
     if summary:
         print(summary)
         print(f"(step {result.get('global_step')}; results: {run_dir / 'results.json'})")
@@ -248,9 +272,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Every task: the held-out metrics of a checkpoint; lists of K, T (or --objects) sweep (Figures 2, 5)."""
     from slotlab.evaluate import evaluate_settings
     from slotlab.inference.domain_eval import domain_check
+    from slotlab.inference.loading import load_model
     from slotlab.tasks import get_task
-    from slotlab.tasks.base import EVAL_SEED
-    from slotlab.train.checkpoints import load_model
+    from slotlab.tasks.common import EVAL_SEED
     from slotlab.train.runtime import tune_malloc
     from slotlab.validate import check_eval_flags, preflight_eval
 
@@ -259,6 +283,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return code
     model, cfg, ckpt = load_model(args.checkpoint)
     task = get_task(cfg["task"])
+    show = task.presenter
     check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
     grid, k_names, t_names = task.eval_grid(cfg, args.num_slots, args.iters, args.objects)
     check_out_suffix(args.out, len(grid) > 1)
@@ -274,14 +299,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )  # fmt: skip
     records = []
     for setting, res in zip(grid, results, strict=True):
-        print(task.format_eval(res, setting, args.split, cfg))
-        records.append({**settings, **task.eval_record(res, setting, cfg)})
+        print(show.format_eval(res, setting, args.split, cfg))
+        records.append({**settings, **show.eval_record(res, setting, cfg)})
     print_domain(results[0].get("domain"))
     extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
                         args.data_path)  # fmt: skip
-    single = {**settings, **task.eval_file_row(results[0], records[0])} if len(records) == 1 else None
+    single = {**settings, **show.eval_file_row(results[0], records[0])} if len(records) == 1 else None
     save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
-              lambda rows, png: task.plot_sweep(rows, png, cfg))  # fmt: skip
+              lambda rows, png: show.plot_sweep(rows, png, cfg))  # fmt: skip
     return 0
 
 
@@ -385,18 +410,19 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def check_figure_flags(args: argparse.Namespace) -> None:
     """K / T / split of `slotlab figures` apply to the checkpoint's model, and the model runs with them."""
     from slotlab.config import defaults_for, validate
-    from slotlab.train.checkpoints import load_checkpoint
+    from slotlab.inference.checkpoint_io import load_checkpoint
+    from slotlab.tasks import get_task, task_name
     from slotlab.validate import UsageError, check_eval_flags, preflight_eval
 
     raw = load_checkpoint(args.checkpoint)["hyper_parameters"].get("config")
     if not isinstance(raw, dict):
-        return  # load_*_checkpoint names the problem
-    cfg = validate(raw, defaults_for(raw.get("task", "object_discovery")))
+        return  # load_model names the problem
+    cfg = validate(raw, defaults_for(task_name(raw)))
     k = None if args.num_slots is None else [args.num_slots]
     t = None if args.iters is None else [args.iters]
     check_eval_flags(cfg, k, t, None, args.split)
-    if cfg["task"] == "set_prediction" and cfg["model"]["kind"] == "slot_mlp":
-        raise UsageError("slotlab figures draws attention maps; the Slot MLP baseline has none")
+    if (problem := get_task(cfg["task"]).presenter.figure_problem(cfg)) is not None:
+        raise UsageError(problem)
     preflight_eval(cfg, args.num_images, [args.num_slots], [args.iters])
 
 
@@ -543,7 +569,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         segment_file,
         unique_stems,
     )
-    from slotlab.tasks.base import EVAL_SEED
+    from slotlab.tasks.common import EVAL_SEED
     from slotlab.zoo import resolve_model
 
     try:

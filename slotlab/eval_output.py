@@ -33,14 +33,17 @@ def _join(values: Sequence[Any]) -> str:
 def eval_tag(
     split: str,
     step: int | None,
-    ks: Sequence[int],
+    ks: Sequence[int | None],
     ts: Sequence[int | None],
     objects: Sequence[int] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
     """``test-step3500-K4_6-T3[-objects3_4][-n100][-seed7]...``: the settings of an evaluation as a file-name part.
-    ``extra``: further settings that differ from the run's defaults (name -> value), appended in order."""
-    parts = [split, f"step{step}" if step is not None else "stepNA", f"K{_join(ks)}"]
+    ``extra``: further settings that differ from the run's defaults (name -> value), appended in order. K and T are
+    left out where they are None (a model without slots or iterations)."""
+    parts = [split, f"step{step}" if step is not None else "stepNA"]
+    if any(k is not None for k in ks):
+        parts.append(f"K{_join(k for k in ks if k is not None)}")
     if any(t is not None for t in ts):
         parts.append(f"T{_join(t for t in ts if t is not None)}")
     if objects:

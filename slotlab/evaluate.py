@@ -1,6 +1,7 @@
 """The one evaluation path of every task (``slotlab eval``, the zoo's measured scores, Python): a trained model
 on the held-out images of its run (or of another data file), at test-time K / T (paper Figure 2 right, Figure 5)
-and, for set prediction, per number of objects. The metrics are the task's (FG-ARI; AP + attention-mask ARI).
+and, for a task that selects images by their number of objects, per number of objects. The metrics are the task's
+(:meth:`slotlab.tasks.base.Task.evaluate`).
 On a data file, models that reconstruct also get the domain check (:mod:`slotlab.inference.domain_eval`).
 """
 
@@ -15,19 +16,14 @@ from torch import nn
 from slotlab.inference.domain_eval import DomainCheck, domain_check
 from slotlab.inference.loading import load_model
 from slotlab.tasks import get_task
-from slotlab.tasks.base import EVAL_SEED, EvalOptions, EvalSetting
-from slotlab.validate import UsageError
+from slotlab.tasks.common import EVAL_SEED, EvalOptions, EvalSetting
 
 
 def data_with_path(cfg: dict[str, Any], data_path: str | None) -> dict[str, Any]:
-    """The run's ``data`` section, reading ``data_path`` instead when given (object discovery: a DeepMind
-    .tfrecords file; set prediction: a CLEVR v1.0 folder)."""
+    """The run's ``data`` section, reading ``data_path`` instead when given (the task says how: e.g. a DeepMind
+    .tfrecords file, a CLEVR v1.0 folder)."""
     d = dict(cfg["data"])
-    if data_path is None:
-        return d
-    if cfg["task"] == "set_prediction":
-        return {**d, "source": "clevr_folder", "path": str(data_path)}
-    return {**d, "path": str(data_path)}
+    return d if data_path is None else get_task(cfg["task"]).data_with_path(d, data_path)
 
 
 def evaluate_settings(
@@ -53,14 +49,9 @@ def evaluate_settings(
     loaded: dict[tuple, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
     results = []
     for s in settings:
-        key = (s.num_slots, s.objects) if cfg["task"] == "set_prediction" else ()
+        key = task.eval_data_key(s)
         if key not in loaded:
             loaded[key] = task.eval_data(cfg, d, split, n, s)
-            if s.objects is not None and len(loaded[key][0]["image"]) == 0:
-                raise UsageError(
-                    f"--objects {s.objects}: none of the first {n} held-out images ({split} split) has exactly "
-                    f"{s.objects} objects; raise --num-images or choose another count"
-                )
             if domain is not None:
                 summary = domain.summarize(model, loaded[key][0]["image"])
                 loaded[key] = (loaded[key][0], {**loaded[key][1], "domain": summary.as_record()})
@@ -90,7 +81,7 @@ def evaluate_checkpoint(
     Args:
         num_slots, iters: K and T at test time (default: the training values).
         num_images: the first ``num_images`` held-out images (default: the config's ``data.eval_size``).
-        exact_objects: set prediction: only the images with exactly this many objects (paper Figure 5 right).
+        exact_objects: only the images with exactly this many objects (set prediction, paper Figure 5 right).
         split: held-out split, "eval" or (procedural data) "test"; recorded in the result.
         seed: seed of the slot-initialisation noise.
         ari_undefined: "nan" (DeepMind) or "one" (scikit-learn) where the ARI is 0/0; default: the run's.

@@ -1,27 +1,28 @@
-"""``slotlab figures``: the paper's figure of a trained model, for every task, in one call (object discovery:
-Figure 3 (a) slots, (b) attention per iteration, (c) per-iteration reconstructions; set prediction: Figure 6,
-attention masks per slot and iteration).
+"""``slotlab figures``: the paper's figure of a trained model, for every task, in one call (e.g. object
+discovery: Figure 3 (a) slots, (b) attention per iteration, (c) per-iteration reconstructions; set prediction:
+Figure 6, attention masks per slot and iteration).
 
 :func:`make_figures` loads a checkpoint, takes the first ``num_images`` images of a held-out split from the run's
 own data (the procedural generator, the cache, or the ``data.path`` file it was trained on: the same held-out
-loader as training and ``slotlab eval``) and lets the task build them as labelled grids (column titles, iteration
-rows, slot legend, the model and its training step in the title), which :mod:`slotlab.drawing` writes into the
-run's ``figures/`` folder as PNG and, on request, PDF / SVG. Everything is deterministic: fixed images and
-slot-init noise from a private generator seeded with ``seed``.
+loader as training and ``slotlab eval``) and lets the task's presenter build them
+(:meth:`slotlab.tasks.presenter.Presenter.figures`): labelled grids (column titles, iteration rows, slot legend, the
+model and its training step in the title), which :mod:`slotlab.drawing` writes into the run's ``figures/`` folder as
+PNG and, on request, PDF / SVG, or any figure that writes itself (``write(path, formats)``, e.g. an animation).
+Everything is deterministic: fixed images and slot-init noise from a private generator seeded with ``seed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
+from slotlab.inference.loading import load_model
 from slotlab.runs import run_dir_of
 from slotlab.tasks import get_task
-from slotlab.tasks.object_discovery import FIGURE_NAMES, per_iteration_outputs
-from slotlab.train.checkpoints import load_model
 
-__all__ = ["FIGURE_NAMES", "checkpoint_label", "figure_grids", "make_figures", "per_iteration_outputs"]
+__all__ = ["checkpoint_label", "figure_grids", "make_figures", "write_figure"]
 
 
 def figure_grids(
@@ -33,9 +34,9 @@ def figure_grids(
     seed: int | None = None,
     scale: int | None = None,
     name: str | None = None,
-) -> tuple[dict[str, LabelledGrid], Path]:
-    """The paper figures of ``checkpoint`` as labelled grids by file name, and the run folder's ``figures/``
-    (arguments: :func:`make_figures`)."""
+) -> tuple[dict[str, Any], Path]:
+    """The paper figures of ``checkpoint`` by file name (labelled grids, or figures that write themselves), and the
+    run folder's ``figures/`` (arguments: :func:`make_figures`)."""
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     model, cfg, ckpt = load_model(checkpoint)
@@ -45,7 +46,7 @@ def figure_grids(
     step = ckpt.get("global_step")
     about = checkpoint_label(ckpt["_path"]) if name is None else name
     about += f" · step {step}" if step is not None else ""
-    grids = task.figure_grids(model, cfg, data, f"{about} · {split} images", num_slots, iters, seed, scale)
+    grids = task.presenter.figures(model, cfg, data, f"{about} · {split} images", num_slots, iters, seed, scale)
     return grids, run_dir_of(ckpt["_path"]) / "figures"
 
 
@@ -61,7 +62,7 @@ def make_figures(
     formats: Sequence[str] = (),
     name: str | None = None,
 ) -> list[Path]:
-    """Write the paper figure of ``checkpoint`` (a .ckpt file or a run folder); returns the paths written (per
+    """Write the paper figures of ``checkpoint`` (a .ckpt file or a run folder); returns the paths written (per
     figure the PNG, then its ``formats`` files).
 
     Args:
@@ -78,4 +79,12 @@ def make_figures(
     check_formats(formats)
     grids, figures_dir = figure_grids(checkpoint, num_images, num_slots, iters, split, seed, scale, name)
     out = Path(out_dir) if out_dir is not None else figures_dir
-    return [p for file, grid in grids.items() for p in write(grid, out / file, formats)]
+    return [p for file, figure in grids.items() for p in write_figure(figure, out / file, formats)]
+
+
+def write_figure(figure: Any, path: Path, formats: Sequence[str] = ()) -> list[Path]:
+    """Write one figure: a :class:`LabelledGrid` as PNG (+ ``formats``), anything else by its own
+    ``write(path, formats)`` (e.g. an animated GIF of a video task); returns the paths written."""
+    if isinstance(figure, LabelledGrid):
+        return write(figure, path, formats)
+    return list(figure.write(path, formats))

@@ -2,8 +2,8 @@
 
 The reference implementation (``slot_attention/model.py``: the Keras classes ``SlotAttentionAutoEncoder``
 for object discovery, paper Section 2.2 / 4.1, and ``SlotAttentionClassifier`` for set prediction, Section
-2.3 / 4.2, both built around the Keras ``SlotAttention`` layer of Algorithm 1) is trained by
-``object_discovery/train.py`` and ``set_prediction/train.py``, which save
+2.3 / 4.2, both built around the Keras ``SlotAttention`` layer of Algorithm 1) is trained by the ``train.py``
+script of each task's folder, which saves
 ``tf.train.Checkpoint(network=model, optimizer=optimizer, global_step=global_step)`` through a
 ``tf.train.CheckpointManager``: a folder with a ``checkpoint`` file and ``ckpt-N.index`` /
 ``ckpt-N.data-*`` files in TF2's object-based format. ``network`` is the functional ``tf.keras.Model`` that
@@ -13,9 +13,10 @@ wraps the autoencoder / classifier layer, so the variables are keyed by their pa
     network/layer_with_weights-0/slot_attention/gru/recurrent_kernel/.ATTRIBUTES/VARIABLE_VALUE
     network/layer_with_weights-0/.../kernel/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE  (Adam moment)
 
-This module reads such a checkpoint, converts every variable to the PyTorch layout of slotlab's models
-(:class:`~slotlab.models.object_discovery.ObjectDiscoveryModel` with the "clevr" decoder,
-:class:`~slotlab.models.set_prediction.SetPredictionModel`) and writes a normal slotlab run folder
+This module reads such a checkpoint, converts every variable to the PyTorch layout of slotlab's models (the
+model of each task that declares its official counterpart, :attr:`slotlab.tasks.base.Task.official`: the
+encoder and Slot Attention are shared, the task names its head, e.g. the "clevr" decoder or the property
+classifier) and writes a normal slotlab run folder
 (``config.yaml``, ``checkpoints/last.ckpt``, ``imported.json``) that ``slotlab eval``, ``figures``,
 ``report`` and ``train --resume`` accept. slotlab's 128x128 models compute what the reference code computes
 (TF "SAME" alignment of stride-2 layers, LayerNorm eps 1e-3; see :mod:`slotlab.modules.same`), so the
@@ -59,11 +60,9 @@ import numpy as np
 import torch
 
 from slotlab.errors import UserError, file_access_error
+from slotlab.tasks import TASKS as REGISTERED
+from slotlab.tasks.base import OfficialModel
 
-TASKS = ("object_discovery", "set_prediction")
-# The packaged configs that state the official training settings of each task.
-PACKAGED_CONFIGS = {"object_discovery": "clevr6", "set_prediction": "clevr10_set_prediction"}
-OFFICIAL_CLASSES = {"object_discovery": "SlotAttentionAutoEncoder", "set_prediction": "SlotAttentionClassifier"}
 TF_MISSING = 'reading official TF checkpoints needs TensorFlow: pip install "slotlab[tf]"'
 
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -102,11 +101,24 @@ class OfficialCheckpoint:
     tensorflow_version: str = ""
 
 
-def variable_specs(task: str, encoder_layers: int = 4, decoder_layers: int = 6) -> list[VariableSpec]:
+def official_tasks() -> tuple[str, ...]:
+    """The registered tasks whose model the official code has (``slotlab import-official TASK``)."""
+    return tuple(name for name, t in REGISTERED.items() if t.official is not None)
+
+
+def official_model(task: str) -> OfficialModel:
+    """What the official code's model of ``task`` is (OfficialCheckpointError for a task it has none of)."""
+    known = official_tasks()
+    if task not in known:
+        raise OfficialCheckpointError(f"task must be one of {known}, got {task!r}")
+    return REGISTERED[task].official
+
+
+def variable_specs(task: str, encoder_layers: int = 4) -> list[VariableSpec]:
     """Every variable of the official ``task`` model (the Keras attribute names of ``model.py``) and its
-    slotlab counterpart. Sequential sub-models number their layers ``layer_with_weights-i``."""
-    if task not in TASKS:
-        raise OfficialCheckpointError(f"task must be one of {TASKS}, got {task!r}")
+    slotlab counterpart: the shared encoder and Slot Attention, then the task's head. Sequential sub-models number
+    their layers ``layer_with_weights-i``."""
+    head = official_model(task).head
 
     def dense(tf_name: str, torch_name: str, bias: bool = True) -> list[VariableSpec]:
         out = [VariableSpec(f"{tf_name}/kernel", (f"{torch_name}.weight",), "dense")]
@@ -147,18 +159,7 @@ def variable_specs(task: str, encoder_layers: int = 4, decoder_layers: int = 6) 
     specs += dense(f"{sa}/mlp/layer_with_weights-0", f"{sa}.mlp.0")
     specs += dense(f"{sa}/mlp/layer_with_weights-1", f"{sa}.mlp.2")
 
-    if task == "object_discovery":
-        specs += dense("decoder_pos/dense", "decoder.pos.dense")
-        for i in range(decoder_layers):
-            specs += [
-                VariableSpec(
-                    f"decoder_cnn/layer_with_weights-{i}/kernel", (f"decoder.layers.{i}.weight",), "conv_transpose"
-                ),
-                VariableSpec(f"decoder_cnn/layer_with_weights-{i}/bias", (f"decoder.layers.{i}.bias",), "same"),
-            ]
-    else:
-        specs += dense("mlp_classifier/layer_with_weights-0", "head.net.0")
-        specs += dense("mlp_classifier/layer_with_weights-1", "head.net.2")
+    specs += [VariableSpec(name, targets, layout) for name, targets, layout in head]
     return specs
 
 
@@ -219,7 +220,7 @@ def convert(
         got = tuple(ckpt.variables[s.name].shape)
         if got != want:
             problems.append(f"wrong shape of {_key(ckpt.root, s.name)}: {list(got)}, expected {list(want)}")
-    other = {"decoder_cnn/": "object_discovery", "mlp_classifier/": "set_prediction"}
+    other = {REGISTERED[t].official.head_prefix: t for t in official_tasks()}
     for part, other_task in other.items():
         if any(f"/{part}" in k for k in unknown):
             problems.append(f"its {part.rstrip('/')} variables say it is for `slotlab import-official {other_task}`")
@@ -366,7 +367,8 @@ def read_official_checkpoint(path: str | Path) -> OfficialCheckpoint:
 
 
 def imported_config(task: str, resolution: int, num_slots: int | None, iters: int | None) -> dict[str, Any]:
-    """The packaged config of ``task`` (the official training settings) with K, T and the image size."""
+    """The packaged config of ``task`` (the official training settings) with K, T, the image size and what else
+    the task sets for an imported model (:meth:`slotlab.tasks.base.Task.official_overrides`)."""
     from slotlab.config import ConfigError, load_config
 
     overrides = []
@@ -374,22 +376,15 @@ def imported_config(task: str, resolution: int, num_slots: int | None, iters: in
         overrides.append(f"model.num_slots={num_slots}")
     if iters is not None:
         overrides.append(f"model.iters={iters}")
-    if task == "set_prediction":
-        overrides.append(f"data.image_size={resolution}")
-        from slotlab.data.set_prediction_data import TARGET_ROWS
-
-        # The Hungarian loss matches K slots to K target rows: K = 6 is the CLEVR6 variant.
-        variant = next((v for v, rows in TARGET_ROWS.items() if rows == num_slots), None)
-        if variant is not None:
-            overrides.append(f"data.variant={variant}")
+    overrides += REGISTERED[task].official_overrides(resolution, num_slots)
     try:
-        return load_config(PACKAGED_CONFIGS[task], overrides)
+        return load_config(official_model(task).config, overrides)
     except ConfigError as e:
         raise OfficialCheckpointError(str(e)) from e
 
 
 def _check_resolution(task: str, resolution: int) -> None:
-    factor = 16 if task == "object_discovery" else 4  # decoder upsampling 16x / encoder downsampling 4x
+    factor = official_model(task).resolution_factor  # e.g. decoder upsampling 16x / encoder downsampling 4x
     if resolution < factor or resolution % factor:
         raise OfficialCheckpointError(
             f"--resolution must be a positive multiple of {factor} for {task}, got {resolution}"
@@ -509,8 +504,7 @@ def import_official(
     Writes ``config.yaml`` (the packaged config of ``task`` with K / T / resolution), ``checkpoints/last.ckpt``
     (at the TF checkpoint's global step) and ``imported.json`` (where the weights came from). Returns ``out``.
     """
-    if task not in TASKS:
-        raise OfficialCheckpointError(f"task must be one of {TASKS}, got {task!r}")
+    official = official_model(task)
     _check_resolution(task, resolution)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -520,7 +514,7 @@ def import_official(
     ckpt = read_official_checkpoint(checkpoint)
 
     m = cfg["model"]
-    specs = variable_specs(task, len(m["encoder_channels"]), 6)
+    specs = variable_specs(task, len(m["encoder_channels"]))
     expected = {k: tuple(v.shape) for k, v in _model_shapes(task, cfg, resolution).items()}
     state, moments = convert(ckpt, specs, expected)
     lightning_ckpt = lightning_checkpoint(task, cfg, resolution, state, moments, ckpt.global_step, ckpt.optimizer_step)
@@ -537,13 +531,13 @@ def import_official(
         torch.save(lightning_ckpt, f)
     info = {
         "source": str(Path(ckpt.prefix).resolve()),
-        "source_code": "google-research/google-research slot_attention (" + OFFICIAL_CLASSES[task] + ")",
+        "source_code": "google-research/google-research slot_attention (" + official.keras_class + ")",
         "task": task,
         "global_step": ckpt.global_step,
         "num_slots": m["num_slots"],
         "iters": m["iters"],
         "resolution": [resolution, resolution],
-        "config": PACKAGED_CONFIGS[task],
+        "config": official.config,
         "variables": len(specs),
         "model_root": ckpt.root,
         "adam_moments": bool(moments),

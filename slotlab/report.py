@@ -1,14 +1,14 @@
-"""A self-contained HTML report of one training run of any task (object discovery: paper Section 4.1 / Table 1,
-Figure 3; set prediction: Section 4.2, Figures 5 and 6).
+"""A self-contained HTML report of one training run of any task (e.g. object discovery: paper Section 4.1 /
+Table 1, Figure 3; set prediction: Section 4.2, Figures 5 and 6).
 
 :func:`write_report` turns a run folder made by ``slotlab train`` into ``<run_dir>/report.html``: run summary
-(with every resume of ``resumes.json`` and the overrides it applied), metrics tables (``results.json``, every
-``slotlab eval`` row of ``evals.jsonl``, every ``eval_sweep-*.csv``), the task's learning curves (object
-discovery: loss, FG-ARI; set prediction: loss, AP per distance threshold, attention-mask ARI) drawn from every
-``logs/version_*/metrics.csv`` (versions concatenated, so resumed runs give one curve), the latest figures
-(the per-validation figures, the paper-figure PNGs of :mod:`slotlab.figures`, the test-time sweep plot) and the
-full config. Images are embedded as base64 PNGs and the styling is inline, so
-the page opens offline and can be mailed as one file. Missing pieces are skipped with a note.
+(with every resume of ``resumes.json`` and the overrides it applied, and the task presenter's summary of the
+held-out scores), metrics tables (``results.json``, every ``slotlab eval`` row of ``evals.jsonl``, every
+``eval_sweep-*.csv``), the learning curves its presenter names (e.g. loss, FG-ARI; loss, AP per distance threshold,
+attention-mask ARI) drawn from every ``logs/version_*/metrics.csv`` (versions concatenated, so resumed runs give
+one curve), the latest figures (the per-validation figures, the paper-figure PNGs of :mod:`slotlab.figures`, the
+test-time sweep plot) and the full config. Images are embedded as base64 PNGs and the styling is inline, so the
+page opens offline and can be mailed as one file. Missing pieces are skipped with a note.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from slotlab.errors import ConfigError, UserError  # noqa: E402
 from slotlab.eval_output import read_jsonl  # noqa: E402
 from slotlab.plots import Panel, plot_learning_curves  # noqa: E402
 from slotlab.report_config import MAX_DIFFERENCES, TrainedConfig, config_differences, sweep_hint, trained_config  # noqa: E402
-from slotlab.tasks import TASKS, get_task  # noqa: E402
-from slotlab.tasks.base import Task  # noqa: E402
+from slotlab.tasks import TASKS, get_task, task_name  # noqa: E402
+from slotlab.tasks.presenter import Presenter, format_number  # noqa: E402
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px;
@@ -52,22 +52,15 @@ pre { background: #f7f7f7; border: 1px solid #ddd; padding: 10px; overflow-x: au
 figcaption { color: #555; font-size: 0.9em; margin-top: 4px; } img { max-width: 100%; image-rendering: pixelated; }
 """
 
-# Captions of the paper figures ``slotlab figures`` writes, by file name.
-_CAPTIONS = {
-    "figure3a_slots.png": "Figure 3a: image | reconstruction | combined mask | per-slot reconstruction x alpha",
-    "figure3b_attention.png": "Figure 3b: attention masks per iteration (rows) and slot (columns)",
-    "figure3c_iterations.png": "Figure 3c: reconstructions and masks after each iteration, same initial slots",
-    "figure6_attention.png": "Figure 6: per image and iteration, the attention mask of each slot over the image",
-}
-
 
 class ReportError(UserError, ValueError):
     """A folder that is not a run folder `slotlab report` can describe (missing, or not made by slotlab train)."""
 
 
-def _task_of(cfg: dict[str, Any]) -> Task:
-    name = cfg.get("task", "object_discovery") if cfg else "object_discovery"
-    return get_task(name if name in TASKS else "object_discovery")
+def _presenter_of(cfg: dict[str, Any]) -> Presenter:
+    """The presenter of the config's task (of the default task when the config names an unknown one)."""
+    name = task_name(cfg)
+    return get_task(name if name in TASKS else task_name(None)).presenter
 
 
 def is_run_dir(path: Path) -> bool:
@@ -95,13 +88,13 @@ def write_report(run_dir: Path) -> Path:
     written = f"{datetime.now():%Y-%m-%d %H:%M}"
     parts.append(f'<p class="sub">{_e(str(run_dir.resolve()))} &middot; report written {written}</p>')
     parts.append("<h2>Summary</h2>")
-    parts.append(_summary(run_dir, cfg, results))
+    parts.append(_summary(run_dir, cfg, results, _presenter_of(cfg)))
     parts.append("<h2>Metrics</h2>")
     parts.append(_metrics(results, evaluation, sweeps, read_jsonl(run_dir / "evals.jsonl"), sweep_hint(run_dir, cfg)))
     parts.append("<h2>Learning curves</h2>")
-    parts.append(_curves(run_dir, _task_of(cfg)))
+    parts.append(_curves(run_dir, _presenter_of(cfg)))
     parts.append("<h2>Figures</h2>")
-    parts.append(_figures(run_dir, _task_of(cfg)))
+    parts.append(_figures(run_dir, _presenter_of(cfg)))
     parts.append("<h2>Figures of each validation</h2>")
     parts.append(_figure_history(run_dir))
     parts.append("<h2>Config</h2>")
@@ -201,7 +194,7 @@ def _resume_steps(run_dir: Path) -> list[float]:
 # ---------------------------------------------------------------------------------------------- sections
 
 
-def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None) -> str:
+def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None, presenter: Presenter) -> str:
     model = cfg.get("model", {}) if cfg else {}
     data = cfg.get("data", {}) if cfg else {}
     trainer = cfg.get("trainer", {}) if cfg else {}
@@ -225,18 +218,7 @@ def _summary(run_dir: Path, cfg: dict[str, Any], results: dict[str, Any] | None)
         items.append(("wall time", _minutes(results.get("wall_seconds"))))
         items.append(("training time", _minutes(results.get("train_seconds"))))
         items.append(("accelerator / precision", f"{results.get('accelerator')} / {results.get('precision')}"))
-        if "ap_inf" in results:
-            aps = ", ".join(f"{k.removeprefix('ap_')} {_fmt(v)}" for k, v in results.items() if k.startswith("ap_"))
-            items.append(("held-out AP per distance threshold", f"{aps} ({results.get('num_images')} images)"))
-        if "fg_ari_mean" in results:
-            items.append(
-                (
-                    "held-out FG-ARI",
-                    f"{_fmt(results['fg_ari_mean'])} +- {_fmt(results.get('fg_ari_std'))} "
-                    f"({results.get('num_images')} images"
-                    f"{_undefined(results.get('fg_ari_undefined'))})",
-                )
-            )
+        items += presenter.summary_items(results)
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in items if v is not None)
     out = f"<table>{rows}</table>"
     if results is None:
@@ -296,16 +278,15 @@ def _metrics(
     return "\n".join(parts)
 
 
-def curve_panels(task: Task, rows: list[dict[str, float]]) -> list[Panel]:
+def curve_panels(presenter: Presenter, rows: list[dict[str, float]]) -> list[Panel]:
     """The task's learning curves, then one panel for every other held-out metric (``val/...``) the run logged, so
     that each logged held-out metric is drawn. A panel of alternatives (train/lr or the older lr-Adam) draws the
     first one logged; a panel of distinct metrics (AP per threshold) draws each."""
     logged = {c for r in rows for c in r}
     panels, drawn = [], set()
-    for curve in task.curves:
+    for curve in presenter.curves:
         present = [c for c in curve.columns if c in logged]
-        alternatives = not curve.title.startswith("held-out AP")
-        columns = tuple(present[:1] if alternatives else present) or curve.columns[:1]
+        columns = tuple(present[:1] if curve.alternatives else present) or curve.columns[:1]
         band = curve.band if curve.band in logged else None
         panels.append(Panel(curve.title, columns, curve.ylabel, band, curve.log_scale))
         drawn.update(curve.columns, {curve.band} if curve.band else set())
@@ -314,13 +295,13 @@ def curve_panels(task: Task, rows: list[dict[str, float]]) -> list[Panel]:
     return panels
 
 
-def _curves(run_dir: Path, task: Task) -> str:
+def _curves(run_dir: Path, presenter: Presenter) -> str:
     """Every logged metric over optimizer steps (:func:`curve_panels`, :func:`slotlab.plots.plot_learning_curves`)."""
     rows = read_metrics(run_dir)
     if not rows:
         return _note("no logs/version_*/metrics.csv with data: no learning curves")
     resumes = _resume_steps(run_dir)
-    panels = curve_panels(task, rows)
+    panels = curve_panels(presenter, rows)
     fig = plot_learning_curves(rows, panels, resumes)
     out = _img_tag(_fig_png(fig), "learning curves")
     plt.close(fig)
@@ -333,7 +314,7 @@ def _curves(run_dir: Path, task: Task) -> str:
     return out
 
 
-def _figures(run_dir: Path, task: Task) -> str:
+def _figures(run_dir: Path, presenter: Presenter) -> str:
     fig_dir = run_dir / "figures"
     wanted: list[tuple[Path, str]] = []
     what = {"latest.png": "image | reconstruction | combined mask | slots", "attention_latest.png": "attention"}
@@ -342,9 +323,9 @@ def _figures(run_dir: Path, task: Task) -> str:
     attention = sorted(fig_dir.glob("attention_step_*.png"))
     if attention:
         wanted.append((attention[-1], f"attention per iteration ({attention[-1].name})"))
-    for name in task.figure_names:
+    for name in presenter.figure_names:
         if (fig_dir / name).exists():
-            wanted.append((fig_dir / name, _CAPTIONS.get(name, name)))
+            wanted.append((fig_dir / name, presenter.captions.get(name, name)))
     named = {p for p, _ in wanted}
     for p in sorted(fig_dir.glob("*.png")) if fig_dir.is_dir() else []:
         if p not in named and not re.match(r"(attention_)?step_\d+\.png$", p.name):
@@ -354,10 +335,9 @@ def _figures(run_dir: Path, task: Task) -> str:
     parts = []
     if not latest:
         parts.append(_note("no figures/latest.png (no validation has run yet, or trainer.figure_every_val is off)"))
-    if not any((fig_dir / n).exists() for n in task.figure_names):
-        parts.append(
-            _note(f"no paper figure PNGs ({', '.join(task.figure_names)}): make them with slotlab figures {run_dir}")
-        )
+    if presenter.figure_names and not any((fig_dir / n).exists() for n in presenter.figure_names):
+        names = ", ".join(presenter.figure_names)
+        parts.append(_note(f"no paper figure PNGs ({names}): make them with slotlab figures {run_dir}"))
     for path, caption in wanted:
         try:
             data = path.read_bytes()
@@ -456,17 +436,7 @@ def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
 
 
-def _undefined(count: int | None) -> str:
-    """', N undefined (skipped)' when FG-ARI was undefined (NaN, DeepMind's semantics) for some images."""
-    return f", {count} with undefined ARI skipped" if count else ""
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-    return str(v)
+_fmt = format_number
 
 
 def _cell(v: Any) -> str:

@@ -1,7 +1,7 @@
 """What ``slotlab report`` says about a run's config: the config the model was trained with (stored in its
 checkpoint, not ``config.yaml``, which anyone can edit after the fact), where ``config.yaml`` differs from it, and
-a test-time sweep command that this run's model can run (a model with learned per-slot initial slots or queries
-has a fixed K; the Slot MLP baseline has no iterations)."""
+a test-time sweep command that this run's model can run (its task's presenter says which flags: a model with
+learned per-slot initial slots or queries has a fixed K; the Slot MLP baseline has no iterations)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def run_checkpoint(run_dir: Path) -> Path | None:
 
 def trained_config(run_dir: Path) -> TrainedConfig:
     """The config stored in the run's checkpoint (read without running code from it)."""
-    from slotlab.train.checkpoints import CheckpointError, load_checkpoint
+    from slotlab.inference.checkpoint_io import CheckpointError, load_checkpoint
 
     path = run_checkpoint(run_dir)
     if path is None:
@@ -80,17 +80,13 @@ def config_differences(trained: dict[str, Any], file: dict[str, Any]) -> list[tu
 
 
 def sweep_hint(run_dir: Path, cfg: dict[str, Any]) -> str | None:
-    """A ``slotlab eval`` test-time sweep this run's model can run, or None (no model section in the config)."""
+    """A ``slotlab eval`` test-time sweep this run's model can run, or None (no model section in the config, a task
+    that is not registered, or nothing to sweep)."""
+    from slotlab.tasks import TASKS, task_name
+
     model = cfg.get("model") if isinstance(cfg, dict) else None
-    if not isinstance(model, dict):
+    task = TASKS.get(task_name(cfg))
+    if not isinstance(model, dict) or task is None:
         return None
-    args = []
-    if model.get("kind") != "slot_mlp":
-        args.append("--iters 1,2,3,5")
-        init = (model.get("slot_attention") or {}).get("slot_init")
-        k = model.get("num_slots")
-        if init == "shared" and isinstance(k, int) and cfg.get("task", "object_discovery") == "object_discovery":
-            args.append(f"--num-slots {k},{k + 2}")  # K is free only with the shared learned Gaussian
-    elif cfg.get("task") == "set_prediction":
-        args.append("--objects 3,4,5,6")
+    args = task.presenter.sweep_args(cfg)
     return f"slotlab eval {shlex.quote(str(run_dir))} {' '.join(args)}" if args else None

@@ -1,16 +1,18 @@
 """Segment one's own images with a trained model (``slotlab segment IMAGE... --model NAME|RUN_DIR``).
 
 Serves the paper's object-discovery results (Section 4.1, Figure 3: per-slot reconstructions, alpha masks and
-attention per iteration) on images outside the training distribution, and draws the attention masks of a
-set-prediction model (Section 4.2, Figure 6).
+attention per iteration) on images outside the training distribution, and draws the attention masks of a model
+without a decoder (set prediction, Section 4.2, Figure 6).
 
 Each image is read with Pillow, converted to 8-bit RGB (alpha dropped, greyscale / palette / CMYK / 16-bit
-converted, each said), and prepared as the model's training data were prepared:
+converted, each said), and prepared as the model's training data were prepared (the task says how:
+:meth:`slotlab.tasks.base.Task.image_preparation`):
 
-* CLEVR-like object-discovery models (``clevr6``, ``clevr10``, ``clevr6_greyscale``; trained on 240x320 scenes
-  cropped to rows 29:221, columns 64:256 and resized to 128x128 bilinearly without antialiasing): a 4:3 image
-  gets the same crop (scaled to its size) and resize; greyscale models take the luminance as in training.
-* set-prediction models (the whole 3:2 scene squashed to S x S): a 3:2 image is squashed the same way.
+* models trained on CLEVR scenes cropped as the reference code does (240x320 scenes cropped to rows 29:221,
+  columns 64:256 and resized to 128x128 bilinearly without antialiasing): a 4:3 image gets the same crop (scaled
+  to its size) and resize; greyscale models take the luminance as in training.
+* models trained on whole scenes squashed to S x S (set prediction: 3:2): an image of that aspect is squashed the
+  same way.
 * every other case (models trained on square images, or an aspect ratio unlike the training images'): the
   largest centred square is cropped, then resized (bilinear; antialiased when shrinking).
 
@@ -35,14 +37,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from slotlab.data.clevr_render import CROP
-from slotlab.data.files import TFRECORD_NAMES
 from slotlab.drawing import checkpoint_label, write
 from slotlab.errors import UserError
 from slotlab.inference.checkpoint_io import CARD_FILE, read_card_file
 from slotlab.inference.domain import DomainReference, reference_of, verdict
 from slotlab.inference.loading import load_model
 from slotlab.noise import index_noise
-from slotlab.tasks.base import EVAL_SEED, image_to_model, slot_attention_of
+from slotlab.tasks import get_task
+from slotlab.tasks.common import EVAL_SEED, image_to_model, reconstructs, slot_attention_of
 from slotlab.viz import save_png, segmentation_grid, slot_colors
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
@@ -55,7 +57,7 @@ class SegmentInputError(UserError, ValueError):
 
 
 class SegmentModelError(UserError, ValueError):
-    """A model that cannot segment (e.g. a Slot MLP set-prediction model: no decoder and no attention)."""
+    """A model that cannot segment (e.g. a Slot MLP model without a decoder: no masks and no attention)."""
 
 
 @dataclass
@@ -64,20 +66,20 @@ class SegmentModel:
 
     model: nn.Module
     cfg: dict[str, Any]
-    task: str  # "object_discovery" | "set_prediction"
+    task: str  # the config's task (slotlab.tasks.TASKS)
     resolution: tuple[int, int]  # (H, W) of the model's input
     source: str  # the checkpoint path
     dataset: str
     clevr_crop: bool  # object discovery on CLEVR: reference crop before the resize
     greyscale: bool  # training images were greyscale (luminance in all 3 channels)
-    squash_aspect: float | None  # set prediction: W / H of the training scenes, squashed to the square
+    squash_aspect: float | None  # W / H of training scenes squashed to the model's square input (set prediction)
     has_decoder: bool
     has_attention: bool
     notes: list[str] = field(default_factory=list)
     domain: DomainReference | None = None  # held-out reconstruction error (from a zoo / pretrained card)
 
     def describe(self) -> str:
-        kind = "object discovery" if self.task == "object_discovery" else "set prediction"
+        kind = get_task(self.task).title
         h, w = self.resolution
         sa = slot_attention_of(self.model)
         kt = f"K={sa.num_slots}, T={sa.iters}" if sa is not None else f"K={self.cfg['model']['num_slots']}, Slot MLP"
@@ -85,7 +87,7 @@ class SegmentModel:
 
 
 def load_segment_model(checkpoint: str | Path) -> SegmentModel:
-    """Load an object-discovery or set-prediction model from a checkpoint path or run folder."""
+    """Load a model of any task from a checkpoint path, run folder or pretrained folder."""
     model, cfg, ckpt = load_model(checkpoint)
     sm = segment_model_of(model, cfg, ckpt)
     card = Path(checkpoint) / CARD_FILE
@@ -95,41 +97,19 @@ def load_segment_model(checkpoint: str | Path) -> SegmentModel:
 
 
 def segment_model_of(model: nn.Module, cfg: dict[str, Any], ckpt: dict[str, Any]) -> SegmentModel:
-    """A loaded model with how its training images were prepared (crop, aspect, greyscale)."""
-    task = cfg["task"]
-    notes: list[str] = []
-    if task == "set_prediction":
-        d = cfg["data"]
-        has_attention = slot_attention_of(model) is not None
-        if not has_attention:
-            raise SegmentModelError(
-                f"{ckpt['_path']} is a Slot MLP set-prediction model: it has neither a decoder nor attention maps, "
-                "so there is nothing to segment with"
-            )
-        if d.get("source") == "clevr_folder":
-            aspect = 480 / 320
-        else:
-            rh, rw = d.get("render_size") or (160, 240)
-            aspect = rw / rh
-        notes.append(
-            "set-prediction model: no decoder, so no reconstructions; the masks are the last iteration's "
-            f"attention maps on the {model.encoder.feature_resolution[0]}x{model.encoder.feature_resolution[1]} "
-            "encoder grid, upsampled to the image"
+    """A loaded model with how its training images were prepared (the task's crop, aspect, greyscale)."""
+    task = get_task(cfg["task"])
+    has_decoder, has_attention = reconstructs(model), slot_attention_of(model) is not None
+    if not has_decoder and not has_attention:
+        raise SegmentModelError(
+            f"{ckpt['_path']} is a Slot MLP {task.title.replace(' ', '-')} model: it has neither a decoder nor "
+            "attention maps, so there is nothing to segment with"
         )
-        return SegmentModel(
-            model, cfg, task, tuple(model.resolution), str(ckpt["_path"]), f"{d.get('variant', '?')} (set prediction)",
-            clevr_crop=False, greyscale=False, squash_aspect=aspect, has_decoder=False, has_attention=True,
-            notes=notes,
-        )  # fmt: skip
-    name = cfg["data"]["name"]
-    tf_name, _, grey = TFRECORD_NAMES.get(name, (name, None, False))
-    has_attention = slot_attention_of(model) is not None
-    if not has_attention:
-        notes.append("Slot MLP baseline: no attention maps to draw")
+    prep = task.image_preparation(model, cfg)
     return SegmentModel(
-        model, cfg, task, tuple(model.resolution), str(ckpt["_path"]), name,
-        clevr_crop=tf_name == "clevr_with_masks", greyscale=bool(grey), squash_aspect=None,
-        has_decoder=True, has_attention=has_attention, notes=notes,
+        model, cfg, task.name, tuple(model.resolution), str(ckpt["_path"]), prep["dataset"],
+        clevr_crop=prep["clevr_crop"], greyscale=prep["greyscale"], squash_aspect=prep["squash_aspect"],
+        has_decoder=has_decoder, has_attention=has_attention, notes=list(prep["notes"]),
     )  # fmt: skip
 
 

@@ -255,22 +255,18 @@ def model_footprint(
 
 
 def input_size(cfg: dict[str, Any]) -> tuple[int, int]:
-    """(H, W) of the images the model of ``cfg`` takes."""
-    if cfg["task"] == "set_prediction":
-        s = cfg["data"]["image_size"]
-        return s, s
-    from slotlab.data.registry import get_dataset
+    """(H, W) of the images the model of ``cfg`` takes (the task's :meth:`~slotlab.tasks.base.Task.image_size`)."""
+    from slotlab.tasks import get_task
 
-    return tuple(get_dataset(cfg["data"]["name"]).image_size)
+    return tuple(get_task(cfg["task"]).image_size(cfg))
 
 
 def image_bytes(cfg: dict[str, Any]) -> int:
-    """Bytes one image takes in memory (uint8 image + mask + targets)."""
-    h, w = input_size(cfg)
-    return 4 * h * w + (TARGET_BYTES if cfg["task"] == "set_prediction" else 0)
+    """Bytes one example takes in memory (uint8 image + mask + targets: the task's
+    :meth:`~slotlab.tasks.base.Task.example_bytes`)."""
+    from slotlab.tasks import get_task
 
-
-TARGET_BYTES = 10 * 19 * 4
+    return get_task(cfg["task"]).example_bytes(cfg)
 
 
 def _gib(n: float) -> str:
@@ -289,43 +285,11 @@ def check_memory(need: int, parts: str, where: str, advice: str) -> None:
 
 
 def check_data_source(cfg: dict[str, Any]) -> None:
-    """The dataset file / folder exists, and the cache folder can be written where the data are cached."""
-    d = cfg["data"]
-    path = d.get("path")
-    if cfg["task"] == "set_prediction":
-        if d["source"] == "clevr_folder" and not Path(path).is_dir():
-            raise ConfigError(f"data.path {path}: no such folder (the CLEVR v1.0 folder, with images/ and scenes/)")
-        check_cache_root(d)
-        return
-    if path:
-        if not Path(path).is_file():
-            what = "is a folder" if Path(path).is_dir() else "not found"
-            raise ConfigError(
-                f"data.path {path}: {what}. Give the {d['name']} TFRecord file of DeepMind's multi-object-datasets"
-            )
-        return
-    from slotlab.data.registry import get_dataset
+    """The dataset file / folder exists, and the cache folder can be written where the data are cached (the
+    task's :meth:`~slotlab.tasks.base.Task.check_data_source`)."""
+    from slotlab.tasks import get_task
 
-    if get_dataset(d["name"]).expensive:
-        check_cache_root(d)
-
-
-def check_cache_root(data_cfg: dict[str, Any]) -> None:
-    """ConfigError when the data cache (``data.cache_dir``, else $SLOTLAB_CACHE, else the user cache) is not a
-    writable folder (it is created if missing)."""
-    from slotlab.data.cache import cache_root
-
-    root = cache_root(data_cfg.get("cache_dir"))
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write_test_{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot write the data cache {root}: {e.strerror or e}. Set SLOTLAB_CACHE (or data.cache_dir) to a "
-            "writable folder"
-        ) from e
+    get_task(cfg["task"]).check_data_source(cfg)
 
 
 def preflight_train(cfg: dict[str, Any]) -> None:
@@ -455,48 +419,31 @@ def check_eval_flags(
     data_path: str | None = None,
 ) -> None:
     """UsageError for test-time flags that do not apply to the checkpoint's model or task (instead of being
-    ignored), before any data are loaded."""
-    m, task = cfg["model"], cfg["task"]
-    k = m["num_slots"]
-    if m["kind"] == "slot_mlp":
+    ignored), before any data are loaded: K and T against the model's slots here, the task's own flags by the task
+    (:meth:`slotlab.tasks.base.Task.check_eval_flags`)."""
+    from slotlab.tasks import get_task
+
+    task = get_task(cfg["task"])
+    m = cfg["model"]
+    k = m.get("num_slots")
+    if k is None:  # a model without slots
+        if num_slots or iters:
+            flag = "--num-slots" if num_slots else "--iters"
+            raise UsageError(f"{flag} does not apply: this {task.title} model has no slots")
+    elif m.get("kind") == "slot_mlp":
         if iters:
             raise UsageError("--iters does not apply: the Slot MLP baseline (model.kind slot_mlp) has no iterations")
         if num_slots and any(v != k for v in num_slots):
             raise UsageError(
                 f"--num-slots: the Slot MLP baseline has a fixed number of slots ({k}); it cannot use others"
             )
-        if task == "set_prediction" and ari_undefined:
-            raise UsageError("--ari-undefined does not apply: the Slot MLP baseline has no attention masks to score")
-    elif m["slot_attention"]["slot_init"] != "shared" and num_slots and any(v != k for v in num_slots):
+    elif (
+        (init := (m.get("slot_attention") or {}).get("slot_init", "shared")) != "shared"
+        and num_slots
+        and any(v != k for v in num_slots)
+    ):
         raise UsageError(
             f"--num-slots: this model learned one initial slot per slot (model.slot_attention.slot_init "
-            f"{m['slot_attention']['slot_init']}), so it runs with exactly K={k}"
+            f"{init}), so it runs with exactly K={k}"
         )
-    if task == "object_discovery":
-        if objects:
-            raise UsageError(
-                "--objects applies to set prediction only (images with exactly N objects); this checkpoint is an "
-                "object-discovery model"
-            )
-        if data_path is not None and not Path(data_path).is_file():
-            raise UsageError(f"--data-path {data_path}: {'a folder' if Path(data_path).is_dir() else 'not found'}; "
-                             "give the DeepMind .tfrecords file of the model's dataset")  # fmt: skip
-        return
-    source = "clevr_folder" if data_path is not None else cfg["data"]["source"]
-    if data_path is not None and not Path(data_path).is_dir():
-        raise UsageError(f"--data-path {data_path}: no such folder (a CLEVR v1.0 folder with images/ and scenes/)")
-    if split == "test" and source == "clevr_folder":
-        raise UsageError(
-            "--split test: CLEVR v1.0's test split has no scene annotations, so it cannot be scored; use --split "
-            "eval (CLEVR's val)"
-        )
-    if objects:
-        from slotlab.data.clevr_render import VARIANTS
-
-        variant = cfg["data"]["variant"]
-        if num_slots and max(num_slots) > VARIANTS[variant]["max_objects"]:
-            variant = "clevr10"  # evaluate_set_prediction's rule: more slots than objects -> CLEVR10 scenes
-        lo, hi = VARIANTS[variant]["min_objects"], VARIANTS[variant]["max_objects"]
-        bad = [o for o in objects if not lo <= o <= hi]
-        if bad:
-            raise UsageError(f"--objects {bad}: {variant} scenes have {lo} to {hi} objects, so no image has {bad[0]}")
+    task.check_eval_flags(cfg, num_slots, iters, objects, split, ari_undefined, data_path)

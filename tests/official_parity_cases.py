@@ -30,8 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")  # run through test_official_parity.py (own process)
 
 from slotlab.cli import main  # noqa: E402
+from slotlab.inference.checkpoint_io import load_checkpoint  # noqa: E402
+from slotlab.inference.loading import load_model  # noqa: E402
 from slotlab.official import TF_MISSING  # noqa: E402
-from slotlab.train.checkpoints import load_checkpoint, load_object_discovery, load_set_prediction  # noqa: E402
 
 RESOLUTION = 128  # the official size (the official decoder always outputs 128x128)
 BATCH = 2
@@ -325,7 +326,7 @@ def test_checkpoint_names_are_those_of_keras2(object_discovery, set_prediction):
 
 def test_object_discovery_matches_tf(object_discovery, capsys):
     od = object_discovery
-    model, cfg, ckpt = load_object_discovery(od.run)
+    model, cfg, ckpt = load_model(od.run, "object_discovery")
     assert (cfg["model"]["num_slots"], cfg["model"]["iters"], cfg["data"]["name"]) == (5, 2, "clevr6")
     assert ckpt["global_step"] == 123
     with torch.no_grad():
@@ -344,7 +345,7 @@ def test_object_discovery_matches_tf(object_discovery, capsys):
 
 def test_set_prediction_matches_tf(set_prediction, capsys):
     sp = set_prediction
-    model, cfg, ckpt = load_set_prediction(sp.run)
+    model, cfg, ckpt = load_model(sp.run, "set_prediction")
     assert (cfg["model"]["num_slots"], cfg["model"]["iters"], cfg["data"]["image_size"]) == (6, 3, 128)
     assert cfg["data"]["variant"] == "clevr6"
     with torch.no_grad():

@@ -5,7 +5,6 @@ score is not a score), and evaluation reports non-finite model outputs as such (
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,12 +16,12 @@ from slotlab.cli import main
 from slotlab.errors import NonFiniteOutputError, UserError
 from slotlab.metrics.ari import fg_ari
 from slotlab.metrics.average_precision import average_precision
-from slotlab.models.object_discovery import ObjectDiscoveryModel
-from slotlab.models.set_prediction import SetPredictionModel
-from slotlab.models.slot_mlp import ObjectDiscoverySlotMLP, SetPredictionSlotMLP
 from slotlab.modules.slot_attention import SlotAttention
+from slotlab.tasks.common import ValidationContext
 from slotlab.tasks.object_discovery import ObjectDiscovery, evaluate_fg_ari
+from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
 from slotlab.tasks.set_prediction import evaluate_model
+from slotlab.tasks.set_prediction.model import SetPredictionModel, SetPredictionSlotMLP
 
 SMALL = dict(encoder_channels=(8, 8, 8, 8), slot_dim=16, mlp_hidden=16)
 
@@ -162,17 +161,14 @@ def test_evaluation_reports_non_finite_outputs_not_a_score():
 
 def test_validation_reports_non_finite_outputs():
     _, model, _ = models()[0]
-    module = SimpleNamespace(
-        model=nan_weights(model), channels_last=False, device=torch.device("cpu"), val_store={}, global_step=7,
-        config={"eval": {"ari_undefined": "nan"}, "trainer": {"num_figure_images": 2}},
-    )  # fmt: skip
+    ctx = ValidationContext(config={"eval": {"ari_undefined": "nan"}}, step=7, want_figures=True)
     batch = {
         "image": torch.zeros(2, 3, 35, 35, dtype=torch.uint8),
         "mask": torch.zeros(2, 35, 35),
         "index": torch.arange(2),
     }
     with pytest.raises(NonFiniteOutputError, match="masks for validation batch 0 at step 7 .*optim.lr"):
-        ObjectDiscovery().validation_step(module, batch, 0)
+        ObjectDiscovery().validation_step(nan_weights(model), batch, 0, ctx)
 
 
 def test_cli_eval_of_nan_weights_is_an_error_not_a_score(tmp_path: Path, tiny_od_run, capsys):

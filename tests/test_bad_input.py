@@ -39,13 +39,13 @@ def ckpt(tmp_path_factory) -> Path:
 
 
 def test_checkpoint_of_another_task(ckpt, tmp_path):
-    from slotlab.train.checkpoints import CheckpointError, load_object_discovery
+    from slotlab.inference.loading import CheckpointError, load_model
 
     c = torch.load(ckpt, weights_only=False)
     c["hyper_parameters"]["config"]["task"] = "set_prediction"
     torch.save(c, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="holds a 'set_prediction' model, not an object-discovery model"):
-        load_object_discovery(tmp_path / "other.ckpt")  # e.g. `slotlab figures` on a set-prediction run
+        load_model(tmp_path / "other.ckpt", "object_discovery")  # e.g. `slotlab figures` on a set-prediction run
 
 
 def test_checkpoint_of_another_architecture(ckpt, tmp_path, capsys):

@@ -1,5 +1,5 @@
 """The generated bad-value grid: wrong values for every key of both config schemas and for every flag and positional
-argument of every subcommand, derived from the schemas (``DEFAULTS``, ``SET_PREDICTION_DEFAULTS``) and from the
+argument of every subcommand, derived from the schemas (``DEFAULTS``, ``defaults_for("set_prediction")``) and from the
 argparse parser, each run in-process through ``slotlab.cli.main``.
 
 Every case must end with ``error: ...`` on stderr and exit status 2, without a traceback, and before any data or
@@ -21,11 +21,10 @@ import torch
 from conftest import TINY_OD, TINY_SP
 
 from slotlab.cli import build_parser, main
-from slotlab.config import _FLEXIBLE, DEFAULTS
-from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
+from slotlab.config import _FLEXIBLE, DEFAULTS, defaults_for
 from slotlab.validate import RULES, leaves
 
-SCHEMAS = {"od": DEFAULTS, "sp": SET_PREDICTION_DEFAULTS}
+SCHEMAS = {"od": DEFAULTS, "sp": defaults_for("set_prediction")}
 BASE = {"od": ["train", *TINY_OD, "trainer.max_steps=2"], "sp": ["train", *TINY_SP, "trainer.max_steps=2"]}
 
 # What starts real work; the grid replaces each by a sentinel.

@@ -12,16 +12,16 @@ import pytest
 import torch
 from test_clevr_folder import SCENES, _make_clevr
 
+from slotlab.config import defaults_for
 from slotlab.data.errors import DatasetFileError
 from slotlab.data.fingerprint import content_key
-from slotlab.data.set_prediction_data import load_split
-from slotlab.defaults import SET_PREDICTION
+from slotlab.tasks.set_prediction.data import load_split
 
 EVAL_KEYS = ("image", "target", "num_objects")
 
 
 def data_cfg(tmp_path: Path, root: Path) -> dict:
-    d = dict(SET_PREDICTION["data"])
+    d = dict(defaults_for("set_prediction")["data"])
     d.update(source="clevr_folder", path=str(root), variant="clevr6", train_size=2, eval_size=2, image_size=16)
     d.update(cache_dir=str(tmp_path / "cache"), workers=0, shard_size=2)
     return d

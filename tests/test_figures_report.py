@@ -17,8 +17,9 @@ from PIL import Image
 
 from slotlab.cli import main
 from slotlab.drawing import GROUP_GAP
-from slotlab.figures import FIGURE_NAMES, figure_grids, make_figures
+from slotlab.figures import figure_grids, make_figures
 from slotlab.report import write_report
+from slotlab.tasks.object_discovery.presenter import FIGURE_NAMES
 
 H = W = 35  # Tetrominoes
 K, T = 4, 3
@@ -106,11 +107,11 @@ def test_make_figures_last_iteration_matches_the_model(run_dir):
 
     from slotlab.data.datamodule import to_tensors
     from slotlab.data.splits import generate_split
-    from slotlab.figures import per_iteration_outputs
-    from slotlab.tasks.base import image_to_model
-    from slotlab.train.checkpoints import load_object_discovery
+    from slotlab.inference.loading import load_model
+    from slotlab.tasks.common import image_to_model
+    from slotlab.tasks.object_discovery.presenter import per_iteration_outputs
 
-    model, cfg, _ = load_object_discovery(run_dir)
+    model, cfg, _ = load_model(run_dir, "object_discovery")
     image = image_to_model(to_tensors(generate_split("tetrominoes", "eval", 2, cfg["data"]["seed"]))["image"], False)
     res = per_iteration_outputs(model, image, None, T, seed=3)
     with torch.no_grad():

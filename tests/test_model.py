@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from slotlab.models.object_discovery import ObjectDiscoveryModel
 from slotlab.modules.decoders import SpatialBroadcastDecoder, clevr_layers, full_resolution_layers
+from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
 
 def test_tetrominoes_model_outputs():

@@ -69,7 +69,7 @@ def test_models_layer_norm_gradients_under_bf16_autocast_match_fp32():
     # autocast (4-7x too small); now 1.5-2.5 % (bf16 rounding elsewhere in the model). (norm_slots' bias has an
     # exactly-zero gradient, the softmax over slots being shift-invariant, so its relative error means nothing.)
     from slotlab.config import load_config
-    from slotlab.train.object_discovery import build_model
+    from slotlab.tasks.object_discovery import build_model
 
     torch.manual_seed(0)
     cfg = load_config("tetrominoes", ["model.slot_attention.slot_init=queries"])

@@ -135,7 +135,7 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, capsys, monkeypatch):
-    from slotlab.models.object_discovery import ObjectDiscoveryModel
+    from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
     assert (
         main(["train", *SMALL, "trainer.max_steps=2", "trainer.val_every=2", f"run.root={tmp_path}", "run.name=nan"])
@@ -189,7 +189,7 @@ def test_layout_ari_flags_stripes_not_objects():
 
 def test_failed_seed_restart_on_a_constructed_failure(tmp_path, monkeypatch, capsys):
     """A model whose masks are horizontal stripes whatever the image is flagged, and the run restarts."""
-    from slotlab.models.object_discovery import ObjectDiscoveryModel
+    from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
     original = ObjectDiscoveryModel.forward
 

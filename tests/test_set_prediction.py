@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from slotlab.config import load_config
-from slotlab.data.set_prediction_data import (
+from slotlab.config import defaults_for, load_config
+from slotlab.evaluate import evaluate_checkpoint as evaluate_set_prediction
+from slotlab.tasks.set_prediction.data import (
     MANIFEST,
     SetPredictionData,
     build_cache,
@@ -19,17 +20,15 @@ from slotlab.data.set_prediction_data import (
     cache_status,
     load_cache,
 )
-from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
-from slotlab.evaluate import evaluate_checkpoint as evaluate_set_prediction
-from slotlab.models.set_prediction import SetPredictionModel
-from slotlab.tasks.set_prediction import format_ap_table
+from slotlab.tasks.set_prediction.model import SetPredictionModel
+from slotlab.tasks.set_prediction.presenter import format_ap_table
 from slotlab.train.fit import train
 
 THRESHOLDS = ("inf", "1", "0.5", "0.25", "0.125")
 
 
 def tiny_data_cfg(tmp_path, **kw):
-    d = dict(SET_PREDICTION_DEFAULTS["data"])
+    d = dict(defaults_for("set_prediction")["data"])
     d.update(
         variant="clevr6",
         train_size=12,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slotlab.models.object_discovery import ObjectDiscoveryModel
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.slot_frame import centred_grid, relative_grid, slot_frames
+from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
 
 def test_frames_equal_a_per_slot_loop_oracle() -> None:

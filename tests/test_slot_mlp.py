@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slotlab.defaults import SET_PREDICTION as SET_PREDICTION_DEFAULTS
-from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
-from slotlab.models.slot_mlp import (
+from slotlab.config import defaults_for
+from slotlab.models.slot_mlp import SlotMLP
+from slotlab.tasks.object_discovery.model import (
+    ObjectDiscoveryModel,
+    ObjectDiscoveryOutput,
     ObjectDiscoverySlotMLP,
-    SetPredictionSlotMLP,
-    SlotMLP,
     build_object_discovery_slot_mlp,
 )
 from slotlab.tasks.set_prediction import build_set_prediction_model
+from slotlab.tasks.set_prediction.model import SetPredictionSlotMLP
 
 
 def test_slot_mlp_shapes_and_grid():
@@ -38,7 +39,7 @@ def test_set_prediction_slot_mlp_shapes():
 
 
 def test_build_from_config():
-    m = dict(SET_PREDICTION_DEFAULTS["model"], kind="slot_mlp")
+    m = dict(defaults_for("set_prediction")["model"], kind="slot_mlp")
     model = build_set_prediction_model(m, 128)
     assert isinstance(model, SetPredictionSlotMLP)
     assert model.encoder.feature_resolution == (32, 32)

@@ -19,6 +19,7 @@ from slotlab.data import shards
 from slotlab.data.registry import get_dataset
 from slotlab.data.shards import cache_root, default_cache_dir, make_cache_folder  # noqa: F401 (the cache root)
 from slotlab.data.splits import split_stream
+from slotlab.errors import ConfigError
 
 SHARD = 512
 KEYS = ("image", "mask", "num_objects")
@@ -77,3 +78,19 @@ def cached_split(
     name: str, split: str, count: int, seed: int = 0, cache_dir: str | Path | None = None, workers: int = 0
 ) -> dict[str, np.ndarray]:
     return load(build(name, split, count, seed, cache_dir, workers), count)
+
+
+def check_cache_writable(cache_dir: str | Path | None) -> None:
+    """ConfigError when the data cache (``data.cache_dir``, else $SLOTLAB_CACHE, else the user cache) is not a
+    writable folder (it is created if missing): checked before a run starts."""
+    root = cache_root(cache_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write_test_{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot write the data cache {root}: {e.strerror or e}. Set SLOTLAB_CACHE (or data.cache_dir) to a "
+            "writable folder"
+        ) from e

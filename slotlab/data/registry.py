@@ -79,7 +79,7 @@ for _variant, _name in (
     )
 
 
-def _clevr_object_discovery(variant: str, greyscale: bool, seed: int, start: int, count: int) -> dict:
+def _clevr_cropped_scenes(variant: str, greyscale: bool, seed: int, start: int, count: int) -> dict:
     """CLEVR-like scenes at 320x240, preprocessed as the reference code: crop rows 29:221 and columns
     64:256, bilinear resize to 128x128 (masks: nearest)."""
     out = clevr_render.generate(seed, start, count, variant=variant, greyscale=greyscale)
@@ -103,7 +103,7 @@ for _variant, _grey, _name in (
             _name,
             (128, 128),
             clevr_render.MAX_OBJECTS[_variant],
-            functools.partial(_clevr_object_discovery, _variant, _grey),
+            functools.partial(_clevr_cropped_scenes, _variant, _grey),
             f"CLEVR-like {_variant}{' greyscale' if _grey else ''}: rendered 320x240, cropped, resized to 128x128",
             expensive=True,
         )

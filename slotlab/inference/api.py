@@ -22,7 +22,7 @@ from slotlab.errors import UserError
 from slotlab.inference.checkpoint_io import CheckpointError, load_checkpoint, write_pretrained
 from slotlab.inference.loading import model_from_checkpoint
 from slotlab.noise import index_noise
-from slotlab.tasks.base import EVAL_SEED, slot_attention_of
+from slotlab.tasks.common import EVAL_SEED, reconstructs, slot_attention_of
 
 
 class ImageInputError(UserError, ValueError):
@@ -36,9 +36,9 @@ class SlotModelOutput:
     slots: Tensor  # [B, K, D]
     masks: Tensor  # [B, K, H, W]: alpha masks (softmax over slots); set prediction: attention upsampled, sums to 1
     attn: Tensor  # [B, T, K, h, w]: Slot Attention of every iteration
-    recon: Tensor | None = None  # [B, 3, H, W] in [-1, 1] (object discovery)
-    recons: Tensor | None = None  # [B, K, 3, H, W] per-slot RGB in [-1, 1] (object discovery)
-    pred: Tensor | None = None  # [B, K, 19] set-prediction properties
+    recon: Tensor | None = None  # [B, 3, H, W] in [-1, 1] (models with a decoder)
+    recons: Tensor | None = None  # [B, K, 3, H, W] per-slot RGB in [-1, 1] (models with a decoder)
+    pred: Tensor | None = None  # [B, K, 19] predicted properties (models with a property head)
 
 
 class SlotModel(nn.Module):
@@ -98,7 +98,7 @@ class SlotModel(nn.Module):
         grid = self.model.encoder.feature_resolution
         attn = out.attn.float()  # [B, T, K, N]
         attn = attn.reshape(b, attn.shape[1], attn.shape[2], *grid)  # [B, T, K, h, w]
-        if self.task == "object_discovery":
+        if reconstructs(self.model):
             return SlotModelOutput(out.slots, out.masks[:, :, 0].float(), attn, out.recon.float(), out.recons.float())
         masks = F.interpolate(attn[:, -1], size=self.resolution, mode="bilinear", align_corners=False)  # [B, K, H, W]
         masks = masks / masks.sum(1, keepdim=True).clamp_min(1e-8)

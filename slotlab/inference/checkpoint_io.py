@@ -33,12 +33,12 @@ from slotlab.checkpoint_format import CHECKPOINT_FORMAT, CheckpointFormatError, 
 from slotlab.config_limits import load_yaml_text
 from slotlab.errors import UserError
 from slotlab.runs import checkpoint_file
+from slotlab.tasks import task_name
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 PRETRAINED_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
-TASK_WORDS = {"object_discovery": "an object-discovery", "set_prediction": "a set-prediction"}
 MAX_CONFIG_BYTES = 1 << 20  # a config.json larger than 1 MiB is no slotlab config
 
 
@@ -126,7 +126,7 @@ def read_pretrained(folder: str | Path) -> dict[str, Any]:
         "hyper_parameters": hp,
         "global_step": int(meta.get("global_step", 0)),
         "slotlab_format": meta.get("slotlab_format", 1),
-        "slotlab_task": meta["config"].get("task", "object_discovery"),
+        "slotlab_task": task_name(meta["config"]),
     }
 
 
@@ -139,7 +139,7 @@ def pretrained_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "library_name": "slotlab",
         "slotlab_format": ckpt.get("slotlab_format", CHECKPOINT_FORMAT),
-        "task": cfg.get("task", "object_discovery"),
+        "task": task_name(cfg),
         "global_step": int(ckpt.get("global_step", 0)),
         "config": cfg,
     }

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from slotlab.noise import index_noise
-from slotlab.tasks.base import EVAL_SEED, slot_attention_of
+from slotlab.tasks.common import EVAL_SEED, slot_attention_of
 
 FAR_FACTOR = 3.0
 FAR_SHARE = 0.05  # the most held-out images beyond their 95th percentile (and so beyond FAR_FACTOR times it)

@@ -1,7 +1,7 @@
 """Exporting a trained model for use outside slotlab: ``torch.export`` (an ExportedProgram, ``.pt2``) or ONNX
-(``onnx`` extra). The exported function is the model's forward with the slot-init noise as an input (object
-discovery: image [B, 3, H, W] in [-1, 1], noise [B, K, D] -> recon, masks, slots, attn; set prediction -> pred,
-slots, attn), batch size dynamic. Not part of the paper."""
+(``onnx`` extra). The exported function is the model's forward with the slot-init noise as an input (a model with
+a decoder: image [B, 3, H, W] in [-1, 1], noise [B, K, D] -> recon, masks, slots, attn; a model with a property
+head -> pred, slots, attn), batch size dynamic. Not part of the paper."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from slotlab.errors import UserError
 from slotlab.inference.api import SlotModel
-from slotlab.tasks.base import slot_attention_of
+from slotlab.tasks.common import reconstructs, slot_attention_of
 
 FORMATS = {"torch-export": ".pt2", "onnx": ".onnx"}
 
@@ -24,19 +24,20 @@ class ExportError(UserError, ValueError):
 class _Forward(nn.Module):
     """The model's forward with explicit noise and plain tensor outputs (what exporters need)."""
 
-    def __init__(self, model: nn.Module, task: str) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model, self.task = model, task
+        self.model = model
 
     def forward(self, image: Tensor, noise: Tensor) -> tuple[Tensor, ...]:
         out = self.model(image, noise=noise)
-        if self.task == "object_discovery":
+        if reconstructs(self.model):
             return out.recon, out.masks[:, :, 0], out.slots, out.attn  # [B,3,H,W] [B,K,H,W] [B,K,D] [B,T,K,N]
         return out.pred, out.slots, out.attn  # [B, K, 19] [B, K, D] [B, T, K, N]
 
 
-def output_names(task: str) -> list[str]:
-    return ["recon", "masks", "slots", "attn"] if task == "object_discovery" else ["pred", "slots", "attn"]
+def output_names(model: nn.Module) -> list[str]:
+    """The names of :class:`_Forward`'s outputs for ``model``."""
+    return ["recon", "masks", "slots", "attn"] if reconstructs(model) else ["pred", "slots", "attn"]
 
 
 def exportable(model: SlotModel) -> tuple[nn.Module, tuple[Tensor, Tensor], dict]:
@@ -49,7 +50,7 @@ def exportable(model: SlotModel) -> tuple[nn.Module, tuple[Tensor, Tensor], dict
     h, w = model.resolution
     example = (torch.zeros(2, 3, h, w), torch.zeros(2, sa.num_slots, sa.dim))
     batch = torch.export.Dim("batch", min=1, max=65536)
-    return _Forward(model.model, model.task).eval(), example, {"image": {0: batch}, "noise": {0: batch}}
+    return _Forward(model.model).eval(), example, {"image": {0: batch}, "noise": {0: batch}}
 
 
 def export_model(model: SlotModel, fmt: str, out: str | Path) -> Path:
@@ -70,6 +71,6 @@ def export_model(model: SlotModel, fmt: str, out: str | Path) -> Path:
         raise ExportError("ONNX export needs the onnx extra: pip install 'slotlab[onnx]'") from None
     torch.onnx.export(
         module, example, str(out), dynamic_shapes=dynamic, input_names=["image", "noise"],
-        output_names=output_names(model.task), verbose=False,
+        output_names=output_names(model.model), verbose=False,
     )  # fmt: skip
     return out

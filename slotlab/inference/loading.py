@@ -9,14 +9,14 @@ from typing import Any
 from torch import nn
 
 from slotlab.config import defaults_for, validate
-from slotlab.inference.checkpoint_io import TASK_WORDS, CheckpointError, load_checkpoint
-from slotlab.tasks import get_task
+from slotlab.inference.checkpoint_io import CheckpointError, load_checkpoint
+from slotlab.tasks import TASKS, get_task, task_name
 
 
 def checkpoint_task(path: str | Path) -> str:
-    """The task ("object_discovery" / "set_prediction") a checkpoint was trained for."""
+    """The task (a name of :data:`slotlab.tasks.TASKS`) a checkpoint was trained for; "unknown" without a config."""
     cfg = load_checkpoint(path)["hyper_parameters"].get("config")
-    return cfg.get("task", "object_discovery") if isinstance(cfg, dict) else "unknown"
+    return task_name(cfg) if isinstance(cfg, dict) else "unknown"
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -24,9 +24,9 @@ def model_from_checkpoint(ckpt: dict[str, Any], task: str | None = None) -> tupl
     the one it must be (CheckpointError otherwise). The weights must fit the config's model."""
     hp = ckpt["hyper_parameters"]
     cfg = hp.get("config")
-    found = cfg.get("task", "object_discovery") if isinstance(cfg, dict) else None
-    if found not in TASK_WORDS or (task is not None and found != task):
-        wanted = TASK_WORDS.get(task or "", "a slotlab")
+    found = task_name(cfg) if isinstance(cfg, dict) else None
+    if found not in TASKS or (task is not None and found != task):
+        wanted = get_task(task).adjective if task in TASKS else "a slotlab"
         raise CheckpointError(f"{ckpt['_path']} holds a {found!r} model, not {wanted} model")
     cfg = validate(cfg, defaults_for(found))
     size = hp.get("image_size")

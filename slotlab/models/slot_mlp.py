@@ -13,24 +13,17 @@ the (now ordered) slot representation." The paper gives no sizes; our choices (s
 Unlike Slot Attention the output is NOT permutation-equivariant/-invariant: slot k is always the k-th chunk of
 the last layer, and K is fixed by the weights (no change of K at test time, no iterations).
 
-Two models use it: :class:`SetPredictionSlotMLP` (same per-slot property head as
-:class:`slotlab.models.set_prediction.SetPredictionModel`) and :class:`ObjectDiscoverySlotMLP` (same spatial
-broadcast decoder and MSE loss as :class:`slotlab.models.object_discovery.ObjectDiscoveryModel`).
+Each task builds its baseline from :class:`SlotMLPEncoder` in its own model module (``slotlab/tasks/<task>/``):
+the task's decoder or head on these ordered slots, K and T fixed (:func:`check_fixed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slotlab.checks import check_image
-from slotlab.metrics.average_precision import FEATURE_DIM
-from slotlab.models.object_discovery import ObjectDiscoveryModel, ObjectDiscoveryOutput
-from slotlab.models.set_prediction import PropertyHead, SetPredictionModel, SetPredictionOutput
-from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import CNNEncoder
 
 
@@ -94,122 +87,8 @@ class SlotMLPEncoder(nn.Module):
         return self.slot_mlp(self.cnn(image))  # [B, K, D]
 
 
-def _check_fixed(num_slots: int | None, iters: int | None, k: int) -> None:
+def check_fixed(num_slots: int | None, iters: int | None, k: int) -> None:
     if num_slots is not None and num_slots != k:
         raise ValueError(f"the Slot MLP baseline has a fixed number of slots ({k}); cannot use num_slots={num_slots}")
     if iters is not None:
         raise ValueError("the Slot MLP baseline has no attention iterations; do not pass iters")
-
-
-class SetPredictionSlotMLP(nn.Module):
-    """Slot MLP baseline for property prediction: CNN (strides (1, 2, 2, 1)) -> SlotMLP -> per-slot head."""
-
-    def __init__(
-        self,
-        resolution: Sequence[int] = (128, 128),
-        num_slots: int = 10,
-        slot_dim: int = 64,
-        encoder_channels: Sequence[int] = (64, 64, 64, 64),
-        encoder_strides: Sequence[int] = (1, 2, 2, 1),
-        head_hidden: int = 64,
-        output_dim: int = FEATURE_DIM,
-        grid: int | Sequence[int] = (8, 8),
-        hidden: int = 512,
-    ) -> None:
-        super().__init__()
-        self.resolution = (int(resolution[0]), int(resolution[1]))
-        self.encoder = SlotMLPEncoder(
-            self.resolution, encoder_channels, encoder_strides, num_slots, slot_dim, grid, hidden
-        )
-        self.head = PropertyHead(slot_dim, head_hidden, output_dim)
-
-    @property
-    def num_slots(self) -> int:
-        return self.encoder.slot_mlp.num_slots
-
-    def forward(
-        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
-    ) -> SetPredictionOutput:
-        """image: [B, 3, H, W] in [-1, 1]. ``attn`` is an empty [B, 0, K, N] tensor (no attention); ``noise``
-        (slot-init noise of Slot Attention models) is accepted and ignored: the Slot MLP is deterministic."""
-        image = check_image(image, self.resolution, next(self.parameters()).dtype)
-        _check_fixed(num_slots, iters, self.num_slots)
-        slots = self.encoder(image)  # [B, K, D]
-        pred = self.head(slots)  # [B, K, 19]
-        n = self.encoder.feature_resolution[0] * self.encoder.feature_resolution[1]
-        attn = slots.new_zeros(slots.shape[0], 0, self.num_slots, n)  # [B, 0, K, N]
-        return SetPredictionOutput(pred=pred, slots=slots, attn=attn)
-
-    loss = staticmethod(SetPredictionModel.loss)  # Hungarian-matched Huber loss, as for Slot Attention
-
-
-class ObjectDiscoverySlotMLP(nn.Module):
-    """Slot MLP baseline for object discovery (paper Table 1): CNN -> SlotMLP -> spatial broadcast decoder.
-
-    The constructor arguments of :class:`ObjectDiscoveryModel` that apply to it (no Slot Attention options), plus
-    ``slot_mlp_grid`` and ``slot_mlp_hidden``. ``forward`` returns an :class:`ObjectDiscoveryOutput` whose
-    ``attn`` is an empty [B, 0, K, N] tensor.
-    """
-
-    def __init__(
-        self,
-        resolution: Sequence[int] = (35, 35),
-        num_slots: int = 4,
-        slot_dim: int = 64,
-        encoder_channels: Sequence[int] = (32, 32, 32, 32),
-        decoder: str = "full_resolution",
-        decoder_channels: int = 32,
-        factorize_decoder: bool = True,
-        slot_mlp_grid: int | Sequence[int] = (8, 8),
-        slot_mlp_hidden: int = 512,
-    ) -> None:
-        super().__init__()
-        self.resolution = (int(resolution[0]), int(resolution[1]))
-        self.encoder = SlotMLPEncoder(
-            self.resolution,
-            encoder_channels,
-            (1,) * len(encoder_channels),
-            num_slots,
-            slot_dim,
-            slot_mlp_grid,
-            slot_mlp_hidden,
-        )
-        self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
-
-    @property
-    def num_slots(self) -> int:
-        return self.encoder.slot_mlp.num_slots
-
-    def forward(
-        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
-    ) -> ObjectDiscoveryOutput:
-        """image: [B, 3, H, W] scaled to [-1, 1]; ``noise`` is accepted and ignored (no random slot init)."""
-        image = check_image(image, self.resolution, next(self.parameters()).dtype)
-        _check_fixed(num_slots, iters, self.num_slots)
-        slots = self.encoder(image)  # [B, K, D]
-        dec = self.decoder(slots)
-        n = self.encoder.feature_resolution[0] * self.encoder.feature_resolution[1]
-        attn = slots.new_zeros(slots.shape[0], 0, self.num_slots, n)  # [B, 0, K, N]: no attention maps
-        return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, slots, attn)
-
-    loss = staticmethod(ObjectDiscoveryModel.loss)
-
-
-def build_object_discovery_slot_mlp(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> ObjectDiscoverySlotMLP:
-    """The object-discovery Slot MLP from a validated ``model`` config section (``model.kind: slot_mlp``).
-
-    Reads the keys of ``slotlab.tasks.object_discovery.build_model`` that apply to it, plus the optional section
-    ``model.slot_mlp: {grid: 8, hidden: 512}``.
-    """
-    sm = model_cfg.get("slot_mlp") or {}
-    return ObjectDiscoverySlotMLP(
-        resolution=image_size,
-        num_slots=model_cfg["num_slots"],
-        slot_dim=model_cfg["slot_dim"],
-        encoder_channels=model_cfg["encoder_channels"],
-        decoder=model_cfg["decoder"],
-        decoder_channels=model_cfg["decoder_channels"],
-        factorize_decoder=model_cfg["factorize_decoder"],
-        slot_mlp_grid=sm.get("grid", 8),
-        slot_mlp_hidden=sm.get("hidden", 512),
-    )

@@ -1,132 +1,147 @@
-"""The task interface: what slotlab needs to know about a task (object discovery, set prediction, ...) to train,
-evaluate, draw and report it through one path (``slotlab train / eval / figures / report``).
+"""The task interface: what slotlab needs to know about a task (object discovery, set prediction, ...) to train
+and evaluate it through one path (``slotlab train / eval / figures / report``).
 
-A task is described once, by a subclass of :class:`Task` in its own module under ``slotlab/tasks/``: its config
-schema with the paper's defaults (:mod:`slotlab.defaults`), the model builder, the data (one DataModule and one
-held-out loader used by train, eval, figures and report alike), the loss, the validation metrics, the evaluation,
-the figures and the report's learning curves. The training loop (:class:`slotlab.train.module.SlotModule`,
-:func:`slotlab.train.fit.train`) and the CLI only ever call these methods. Paper: Sections 2.2-2.3 / 4.1-4.2.
+A task is described once, by a subclass of :class:`Task` in its own module (or folder) under ``slotlab/tasks/``,
+registered with :func:`slotlab.tasks.register`: its name and config schema
+(:class:`slotlab.config_schema.TaskSchema`, usually in ``<task>/schema.py``), the model, the data (one DataModule
+and one held-out loader used by train, eval, figures and report alike), the loss, the validation metrics and the
+evaluation. How it is shown (CLI text, CSV rows, plots, figures, the report) is its :class:`Presenter`'s
+(:mod:`slotlab.tasks.presenter`), named by :attr:`Task.presenter_class`. Nothing here knows Lightning: the
+training stack (:class:`slotlab.train.module.SlotModule`) hands a task a :class:`ValidationContext` and logs
+what :meth:`Task.validation_metrics` returns. Paper: Sections 2.2-2.3 / 4.1-4.2.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from slotlab.noise import index_noise
+from slotlab.errors import UsageError
+from slotlab.tasks.common import (
+    DEFAULT_OPTIONS,
+    DEFAULT_SETTING,
+    EVAL_SEED,
+    EvalOptions,
+    EvalSetting,
+    ValidationBatch,
+    ValidationContext,
+    eval_noise,
+    figure_scale,
+    image_to_model,
+    run_model,
+    slot_attention_of,
+    slot_shape,
+)
+from slotlab.tasks.presenter import Curve, Presenter
 
 if TYPE_CHECKING:  # annotations only: importing a task loads neither Lightning nor the training stack
     import lightning as L
 
-    from slotlab.drawing import LabelledGrid
+    from slotlab.config_schema import TaskSchema
 
-EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, image index), see slotlab/noise.py
-
-
-def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> float [B, 3, H, W] in [-1, 1] (the reference code's scaling)."""
-    x = image_uint8.float().div_(127.5).sub_(1.0)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def slot_attention_of(model: nn.Module) -> nn.Module | None:
-    """The model's Slot Attention module, or None for a model without one (the Slot MLP baseline): the one
-    place that asks a model whether it has slots to initialise and attention to draw."""
-    return getattr(model, "slot_attention", None)
-
-
-def slot_shape(model: nn.Module, num_slots: int | None = None) -> tuple[int, int]:
-    """(K, D) of the slot-init noise, or (0, 0) for models without Slot Attention."""
-    sa = slot_attention_of(model)
-    if sa is None:
-        return 0, 0
-    return (num_slots or sa.num_slots), sa.dim
-
-
-def eval_noise(model: nn.Module, index: torch.Tensor, num_slots: int | None, seed: int) -> torch.Tensor | None:
-    """Slot-init noise [B, K, D] of held-out images ``index`` [B]: a function of (seed, image index) only;
-    None for a model without Slot Attention."""
-    if slot_attention_of(model) is None:
-        return None
-    return index_noise(seed, index, *slot_shape(model, num_slots))
-
-
-def figure_scale(image_hw: tuple[int, int], target: int = 128) -> int:
-    """Integer upscaling so that an image is drawn at least ~``target`` pixels tall (35x35 Tetrominoes: 4)."""
-    return max(1, -(-target // max(1, min(image_hw))))
-
-
-def run_model(model: nn.Module, image: torch.Tensor, noise: torch.Tensor | None, **kwargs: Any) -> Any:
-    """Forward with the given slot-init noise (models without Slot Attention take no noise)."""
-    if slot_attention_of(model) is None:
-        return model(image, **kwargs)
-    return model(image, noise=noise, **kwargs)
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "DEFAULT_SETTING",
+    "EVAL_SEED",
+    "Curve",
+    "EvalOptions",
+    "EvalSetting",
+    "OfficialModel",
+    "Presenter",
+    "Task",
+    "ValidationBatch",
+    "ValidationContext",
+    "eval_noise",
+    "figure_scale",
+    "image_to_model",
+    "run_model",
+    "slot_attention_of",
+    "slot_shape",
+]
 
 
 @dataclass(frozen=True)
-class Curve:
-    """One panel of the report's learning curves: title, candidate metrics.csv columns, y label, and the
-    column of its +- band (if any)."""
+class OfficialModel:
+    """How the official Slot Attention code's model of a task maps onto slotlab's (``slotlab import-official``):
+    the Keras class, the packaged config with its training settings, the variables of the task's head below the
+    model layer as (TF name, slotlab parameter names, layout), the TF name prefix that marks the head, and the
+    factor the image size must be a multiple of."""
 
-    title: str
-    columns: tuple[str, ...]
-    ylabel: str
-    band: str | None = None
-    log_scale: bool = False
-
-
-@dataclass(frozen=True)
-class EvalSetting:
-    """One evaluated setting of ``slotlab eval``: K, T (None: the model's) and, for set prediction, the exact
-    number of objects per image (None: all images)."""
-
-    num_slots: int | None = None
-    iters: int | None = None
-    objects: int | None = None
-
-
-DEFAULT_SETTING = EvalSetting()  # the model's own K and T, all images
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """How an evaluation runs: slot-noise seed, ARI convention where it is 0/0 (None: the run's), batch size
-    (None: ``data.eval_batch_size``), channels_last memory layout."""
-
-    seed: int = EVAL_SEED
-    ari_undefined: str | None = None
-    batch_size: int | None = None
-    channels_last: bool = False
-
-
-DEFAULT_OPTIONS = EvalOptions()
+    keras_class: str
+    config: str
+    head: tuple[tuple[str, tuple[str, ...], str], ...]
+    head_prefix: str
+    resolution_factor: int
 
 
 class Task(ABC):
-    """One task of the paper, described once (see the module docstring)."""
+    """One task, described once (see the module docstring). Class attributes are plain data; methods compute."""
 
-    name: str  # the config's ``task:``
-    defaults: dict[str, Any]  # the config schema with the paper's defaults
-    monitor: str  # held-out metric the best checkpoint is chosen by
-    best_name: str  # file name pattern of the best checkpoint
-    score: tuple[str, str]  # (name, results key) of the headline score, e.g. ("FG-ARI", "fg_ari_mean")
-    curves: tuple[Curve, ...]  # the report's learning curves
-    figure_names: tuple[str, ...]  # the PNGs ``slotlab figures`` writes
+    name: ClassVar[str]  # the config's ``task:``
+    title: ClassVar[str]  # in words, for messages: "object discovery"
+    schema: ClassVar[TaskSchema]  # its config keys (defaults, rules, resume flags, docs, model arguments)
+    defaults: ClassVar[dict[str, Any]]  # the config when nothing is set: ``schema.defaults()``
+    monitor: ClassVar[str]  # held-out metric the best checkpoint is chosen by
+    monitor_mode: ClassVar[str] = "max"  # "max": higher is better; "min": lower is better
+    metrics: ClassVar[tuple[str, ...]]  # the held-out metrics every validation logs (``val/...``)
+    progress_metrics: ClassVar[tuple[str, ...]] = ()  # of those, the ones the progress bar shows
+    score: ClassVar[tuple[str, str]]  # (name, results key) of the headline score, e.g. ("FG-ARI", "fg_ari_mean")
     # held-out metric that flags a failed seed while training (slotlab.train.failed_seed); None: no such check
-    failed_seed_metric: str | None = None
+    failed_seed_metric: ClassVar[str | None] = None
+    presenter_class: ClassVar[type[Presenter]] = Presenter  # how the reporting layer shows it
+    official: ClassVar[OfficialModel | None] = None  # its model in the official code (import-official), if any
+    paper_scores: ClassVar[dict[str, dict[str, str]]] = {}  # the paper's number per zoo dataset name, for cards
 
-    def heldout_metrics(self) -> list[str]:
-        """The held-out metrics every validation logs (``val/...``, from :attr:`curves`): TensorBoard's hparams
-        metrics."""
-        names = [self.monitor]
-        for curve in self.curves:
-            names += [c for c in (*curve.columns, curve.band) if c and c.startswith("val/") and c not in names]
-        return names
+    @property
+    def best_name(self) -> str:
+        """File name pattern of the best checkpoint (Lightning's ModelCheckpoint)."""
+        short = self.monitor.removeprefix("val/").replace("_", "")
+        return f"best-step{{step:07d}}-{short}{{{self.monitor}:.4f}}"
+
+    @property
+    def adjective(self) -> str:
+        """The title as an adjective with its article, for messages: "an object-discovery" (model)."""
+        words = self.title.replace(" ", "-")
+        return f"{'an' if words[:1] in tuple('aeiou') else 'a'} {words}"
+
+    @cached_property
+    def presenter(self) -> Presenter:
+        """The task's presentation (:mod:`slotlab.tasks.presenter`)."""
+        return self.presenter_class(self)
+
+    # ------------------------------------------------------------------ config
+    def check_config(self, cfg: dict[str, Any]) -> None:
+        """Constraints between the task's config keys (ConfigError), after every value passed its rule."""
+        return None
+
+    def check_data_source(self, cfg: dict[str, Any]) -> None:
+        """ConfigError when the config's data files / folders cannot be read (before a run starts)."""
+        return None
+
+    def example_bytes(self, cfg: dict[str, Any]) -> int:
+        """Bytes one held-out or training example takes in memory (uint8 image + mask by default)."""
+        h, w = self.image_size(cfg)
+        return 4 * h * w
+
+    def check_eval_flags(
+        self,
+        cfg: dict[str, Any],
+        num_slots: list[int] | None,
+        iters: list[int] | None,
+        objects: list[int] | None,
+        split: str,
+        ari_undefined: str | None,
+        data_path: str | None,
+    ) -> None:
+        """UsageError for ``slotlab eval`` flags that do not apply to this task's model (instead of ignoring
+        them); the model-kind checks shared by every task are :func:`slotlab.validate.check_eval_flags`'."""
+        if objects:
+            raise UsageError(f"--objects does not apply to {self.title}: its images are not selected by object count")
 
     # ------------------------------------------------------------------ model and data
     @abstractmethod
@@ -135,41 +150,41 @@ class Task(ABC):
 
     @abstractmethod
     def build_model(self, cfg: dict[str, Any], image_size: tuple[int, int] | None = None) -> nn.Module:
-        """The model a config describes (``model.kind``: slot_attention | slot_mlp)."""
+        """The model a config describes."""
 
     @abstractmethod
     def datamodule(self, cfg: dict[str, Any]) -> L.LightningDataModule:
-        """Training stream and held-out images of a config's ``data`` section."""
+        """Training stream and held-out images of a config's ``data`` section (``.eval``: the held-out tensors)."""
 
     @abstractmethod
     def heldout(self, data_cfg: dict[str, Any], split: str, count: int) -> dict[str, torch.Tensor]:
         """The first ``count`` images of a held-out split as tensors (image uint8 [n, 3, H, W], ...): the same
         images for train's validation, eval, figures and report."""
 
+    def data_with_path(self, data_cfg: dict[str, Any], data_path: str) -> dict[str, Any]:
+        """The ``data`` section reading ``data_path`` (``slotlab eval --data-path``) instead of its own data."""
+        return {**data_cfg, "path": str(data_path)}
+
     # ------------------------------------------------------------------ training
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor], image: torch.Tensor, noise: Any) -> Any:
+        """The model's output on a training batch (``image``: its images in model units; ``noise``: the step's
+        slot-init noise, None for a model without Slot Attention). Default: the model on the images alone."""
+        return run_model(model, image, noise)
+
     @abstractmethod
     def loss(self, model: nn.Module, out: Any, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch (``image``: the batch's images in model units)."""
 
     @abstractmethod
-    def validation_step(self, module: L.LightningModule, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate the held-out metrics of one validation batch in ``module.val_store``."""
+    def validation_step(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], batch_idx: int, ctx: ValidationContext
+    ) -> ValidationBatch:
+        """The held-out values of one validation batch to keep (and, if ``ctx.want_figures``, the figure tensors)."""
 
     @abstractmethod
-    def validation_end(self, module: L.LightningModule) -> None:
-        """Log the held-out metrics (``val/...``) from ``module.val_store``."""
-
-    def validation_figures(
-        self, model: nn.Module, batch: dict[str, torch.Tensor], about: str
-    ) -> dict[str, LabelledGrid]:
-        """The figures of one validation, by TensorBoard tag, from what :meth:`validation_step` kept in
-        ``module.last_val_batch``; ``about``: the run and step, for the titles. The training stack writes them
-        (``trainer.figure_every_val``) under the names :meth:`validation_figure_files` gives. None by default."""
-        return {}
-
-    def validation_figure_files(self, tag: str, step: int) -> list[str]:
-        """The file names (in the run's ``figures/``) of validation figure ``tag`` at training step ``step``."""
-        return []
+    def validation_metrics(self, values: dict[str, torch.Tensor], ctx: ValidationContext) -> dict[str, Any]:
+        """The held-out metrics (``val/...``: :attr:`metrics`) of a validation from the concatenated ``values`` of
+        its batches (this process's; ``ctx.gather`` collects every process's)."""
 
     # ------------------------------------------------------------------ evaluation
     @abstractmethod
@@ -189,49 +204,43 @@ class Task(ABC):
         """The held-out tensors a setting is evaluated on, and facts to record with it."""
         return self.heldout(data_cfg, split, count), {}
 
-    @abstractmethod
+    def eval_data_key(self, setting: EvalSetting) -> tuple:
+        """Settings with the same key are evaluated on the same :meth:`eval_data` (loaded once)."""
+        return ()
+
     def eval_grid(
         self, cfg: dict[str, Any], num_slots: list[int] | None, iters: list[int] | None, objects: list[int] | None
     ) -> tuple[list[EvalSetting], list[Any], list[Any]]:
         """The settings a ``slotlab eval`` sweep evaluates, and the K and T names of its result file."""
-
-    @abstractmethod
-    def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
-        """What ``slotlab eval`` prints for one setting."""
-
-    @abstractmethod
-    def eval_record(self, result: dict[str, Any], setting: EvalSetting, cfg: dict[str, Any]) -> dict[str, Any]:
-        """The row of one setting in the sweep CSV and evals.jsonl (after the shared settings)."""
-
-    def eval_file_row(self, result: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-        """What the JSON file of a single evaluated setting holds (after the shared settings)."""
-        return record
-
-    @abstractmethod
-    def plot_sweep(self, rows: list[dict[str, Any]], png: Path, cfg: dict[str, Any]) -> Path:
-        """The plot of a ``slotlab eval`` sweep."""
-
-    @abstractmethod
-    def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
-        """What ``slotlab train`` prints at the end (the final held-out evaluation)."""
+        ks: list[int | None] = list(num_slots or [None])
+        ts: list[int | None] = list(iters or [None])
+        return [EvalSetting(k, t) for k in ks for t in ts], ks, ts
 
     def result_facts(self, cfg: dict[str, Any]) -> dict[str, Any]:
         """Facts of the run recorded in results.json next to the evaluation (dataset, variant, ...)."""
         return {}
 
-    # ------------------------------------------------------------------ figures
-    @abstractmethod
-    def figure_grids(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        about: str = "",
-        num_slots: int | None = None,
-        iters: int | None = None,
-        seed: int | None = None,
-        scale: int | None = None,
-    ) -> dict[str, LabelledGrid]:
-        """The paper's figures of this task for held-out ``data`` (from :meth:`heldout`), by file name (one of
-        :attr:`figure_names`), each a labelled grid (:mod:`slotlab.drawing` draws and writes it). ``about``: the
-        model and training step, for the titles."""
+    # ------------------------------------------------------------------ zoo
+    def zoo_dataset(self, cfg: dict[str, Any]) -> str:
+        """The dataset a zoo card names for a model of this config."""
+        return str(cfg["data"].get("name", "?"))
+
+    def paper_score(self, cfg: dict[str, Any]) -> dict[str, str] | None:
+        """The paper's number a zoo card shows next to its measured score (:attr:`paper_scores`), or None."""
+        return self.paper_scores.get(self.zoo_dataset(cfg))
+
+    def domain_images(self, cfg: dict[str, Any], count: int, split: str) -> torch.Tensor | None:
+        """uint8 images [n, 3, H, W] whose reconstruction error a zoo card records for ``slotlab segment``'s
+        out-of-domain warning (:mod:`slotlab.inference.domain`); None: the task's models do not reconstruct."""
+        return None
+
+    def image_preparation(self, model: nn.Module, cfg: dict[str, Any]) -> dict[str, Any]:
+        """How the task's training images were prepared, for one's own images (``slotlab segment``, the Python
+        API; :class:`slotlab.segment.SegmentModel`'s fields): ``dataset``, ``clevr_crop``, ``greyscale``,
+        ``squash_aspect``, ``notes``. Default: square images, nothing special."""
+        return {"dataset": self.zoo_dataset(cfg), "clevr_crop": False, "greyscale": False, "squash_aspect": None,
+                "notes": []}  # fmt: skip
+
+    def official_overrides(self, resolution: int, num_slots: int | None) -> list[str]:
+        """Config overrides of an imported official model besides K and T (``slotlab import-official``)."""
+        return []

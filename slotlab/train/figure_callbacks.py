@@ -1,7 +1,8 @@
-"""The figures of every validation during training (rank 0): the task draws them (:meth:`Task.validation_figures
-<slotlab.tasks.base.Task.validation_figures>`: object discovery's slots and attention per iteration, paper Figure 3
-(a) and (b); set prediction's attention masks, Figure 6), on the first held-out images, labelled like the figures of
-`slotlab figures` (:mod:`slotlab.drawing`). This callback writes them into the run's ``figures/`` folder under the
+"""The figures of every validation during training (rank 0): the task's presenter draws them
+(:meth:`Presenter.validation_figures <slotlab.tasks.presenter.Presenter.validation_figures>`, e.g. the slots and
+attention per iteration of paper Figure 3 (a) and (b), or the attention masks of Figure 6) from the figure tensors
+the task's validation kept of the first held-out images, labelled like the figures of `slotlab figures`
+(:mod:`slotlab.drawing`). This callback writes them into the run's ``figures/`` folder under the
 step (``step_0001000.png``: the number of optimizer steps done, as in metrics.csv and the checkpoint names) and
 sends them to TensorBoard as images at that step."""
 
@@ -14,17 +15,18 @@ import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slotlab.drawing import render, to_array
-from slotlab.tasks.base import Task, figure_scale
+from slotlab.tasks.common import figure_scale
+from slotlab.tasks.presenter import Presenter
 from slotlab.viz import save_png
 
 __all__ = ["ValidationFigures", "figure_scale"]
 
 
 class ValidationFigures(L.Callback):
-    """``task``'s figures of ``pl_module.last_val_batch`` after each validation (not the sanity check)."""
+    """``presenter``'s figures of ``pl_module.last_val_batch`` after each validation (not the sanity check)."""
 
-    def __init__(self, task: Task, out_dir: Path) -> None:
-        self.task = task
+    def __init__(self, presenter: Presenter, out_dir: Path) -> None:
+        self.presenter = presenter
         self.out_dir = Path(out_dir)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -34,9 +36,9 @@ class ValidationFigures(L.Callback):
         step = trainer.global_step  # optimizer steps done: the step of this validation's metrics and checkpoint
         about = f"{self.out_dir.parent.name} · step {step} · validation images"
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        for tag, grid in self.task.validation_figures(pl_module.model, batch, about).items():
+        for tag, grid in self.presenter.validation_figures(pl_module.model, batch, about).items():
             image = to_array(render(grid))
-            for name in self.task.validation_figure_files(tag, step):
+            for name in self.presenter.validation_figure_files(tag, step):
                 save_png(image, self.out_dir / name)
             for lg in loggers:
                 lg.experiment.add_image(f"figures/{tag}", np.ascontiguousarray(image), step, dataformats="HWC")

@@ -45,15 +45,20 @@ log = logging.getLogger(__name__)
 def build_trainer(
     cfg: dict[str, Any],
     run_dir: Path,
-    monitor: str = "val/fg_ari",
-    best_name: str = "best-step{step:07d}-fgari{val/fg_ari:.4f}",
+    monitor: str | None = None,
+    best_name: str | None = None,
     extra_callbacks: Sequence[L.Callback] = (),
     metric_names: Sequence[str] = (),
 ) -> tuple[L.Trainer, dict[str, Any]]:
-    """The Lightning Trainer of a run: best (by ``monitor``) and last checkpoints written atomically, CSV and
-    TensorBoard logs at the number of optimizer steps done (:mod:`slotlab.train.loggers`; ``metric_names``: the
-    held-out metrics of TensorBoard's hparams tab), training-time log, progress output
-    (:mod:`slotlab.train.progress`), plus the task's own callbacks. The learning rate is logged as ``train/lr``."""
+    """The Lightning Trainer of a run: best (by ``monitor``, default the config's task's) and last checkpoints
+    written atomically, CSV and TensorBoard logs at the number of optimizer steps done
+    (:mod:`slotlab.train.loggers`; ``metric_names``: the held-out metrics of TensorBoard's hparams tab, default the
+    task's), training-time log, progress output (:mod:`slotlab.train.progress`), plus the task's own callbacks. The
+    learning rate is logged as ``train/lr``."""
+    task = get_task(cfg["task"])
+    monitor = monitor or task.monitor
+    best_name = best_name or task.best_name
+    metric_names = metric_names or task.metrics
     t = cfg["trainer"]
     accelerator = resolve_accelerator(t["accelerator"])
     precision = resolve_precision(t["precision"], accelerator)
@@ -63,7 +68,7 @@ def build_trainer(
             filename=best_name,
             auto_insert_metric_name=False,
             monitor=monitor,
-            mode="max",
+            mode=task.monitor_mode,
             save_top_k=1,
             save_last=False,
         ),
@@ -116,7 +121,7 @@ def task_callbacks(task: Task, cfg: dict[str, Any], run_dir: Path) -> list[L.Cal
             )
         )
     if t["figure_every_val"]:
-        callbacks.append(ValidationFigures(task, run_dir / "figures"))
+        callbacks.append(ValidationFigures(task.presenter, run_dir / "figures"))
     return callbacks
 
 
@@ -178,9 +183,7 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
                 removed_kernels[0],
             )
         module.model.compile()
-    trainer, facts = build_trainer(
-        cfg, run_dir, task.monitor, task.best_name, task_callbacks(task, cfg, run_dir), task.heldout_metrics()
-    )
+    trainer, facts = build_trainer(cfg, run_dir, extra_callbacks=task_callbacks(task, cfg, run_dir))
     ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
     try:
@@ -192,7 +195,7 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
     result: dict[str, Any] = {
         "run_dir": str(run_dir),
         "task": task.name,
-        "model_kind": cfg["model"]["kind"],
+        "model_kind": cfg["model"].get("kind"),
         "global_step": trainer.global_step,
         "wall_seconds": timer.wall_seconds_before + wall,  # all sessions of the run (see StepTimer)
         "session_wall_seconds": wall,

@@ -1,6 +1,7 @@
 """The one LightningModule of every task: Adam with the reference warmup + decay schedule, slot-init noise as a
 pure function of (seed, step), NaN/Inf guard, checkpoint format and RNG state; the task (``config["task"]``, a
-:class:`slotlab.tasks.base.Task`) says the model, the loss and the held-out metrics. Paper: Sections 4.1 / 4.2
+:class:`slotlab.tasks.base.Task`) says the model, the loss and the held-out metrics, which this module keeps over a
+validation, gathers over processes and logs. Paper: Sections 4.1 / 4.2
 (training setups) and the reference code's learning-rate schedule.
 """
 
@@ -15,7 +16,7 @@ from slotlab.checkpoint_format import add_state, restore_state
 from slotlab.errors import UserError
 from slotlab.noise import step_noise
 from slotlab.tasks import get_task
-from slotlab.tasks.base import image_to_model, run_model, slot_attention_of
+from slotlab.tasks.common import ValidationContext, image_to_model, slot_attention_of
 from slotlab.train.schedule import lr_factor
 
 
@@ -59,7 +60,7 @@ class SlotModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image = image_to_model(batch["image"], self.channels_last)  # [B, 3, H, W] in [-1, 1]
-        out = run_model(self.model, image, self.training_noise(image.shape[0]))
+        out = self.task.forward(self.model, batch, image, self.training_noise(image.shape[0]))
         loss = self.task.loss(self.model, out, batch, image)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -71,12 +72,26 @@ class SlotModule(L.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=False)
         return loss
 
+    def validation_context(self, want_figures: bool = False) -> ValidationContext:
+        """What the task's validation needs of this run (config, layout, step, device, processes)."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        return ValidationContext(
+            self.config, self.channels_last, self.global_step, self.device, want_figures, world, self.all_gather
+        )
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.task.validation_step(self, batch, batch_idx)
+        kept = self.task.validation_step(self.model, batch, batch_idx, self.validation_context(batch_idx == 0))
+        for name, value in kept.values.items():
+            self.val_store.setdefault(name, []).append(value)
+        if kept.figures is not None:
+            n = self.config["trainer"]["num_figure_images"]
+            self.last_val_batch = {k: v[:n].detach().cpu() for k, v in kept.figures.items()}
 
     def on_validation_epoch_end(self) -> None:
         if any(self.val_store.values()):
-            self.task.validation_end(self)
+            values = {k: torch.cat(v) for k, v in self.val_store.items() if v}
+            for name, value in self.task.validation_metrics(values, self.validation_context()).items():
+                self.log(name, value, prog_bar=name in self.task.progress_metrics)
         for v in self.val_store.values():
             v.clear()
 

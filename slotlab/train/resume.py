@@ -7,7 +7,7 @@ which overrides it accepts, and what it records. The rules (also in the README's
   failed or was stopped before its first checkpoint) starts from step 0 with its ``config.yaml``; then any
   override is accepted, as nothing was trained yet.
 - **Config**: the one the checkpoint was trained with (stored in it), so the weights always fit the model.
-- **Overrides** may change only :data:`SAFE_ON_RESUME` keys: how long the run goes and how it is executed, not
+- **Overrides** may change only :func:`safe_on_resume` keys: how long the run goes and how it is executed, not
   what it computes. Any other change (data, model, optimiser, seeds, ...) is refused with a message naming
   every such key, also when it comes from a hand-edited ``config.yaml``. Exception: weights imported by
   ``slotlab import-official`` and not trained here yet may be fine-tuned with any data / optimiser / trainer
@@ -34,44 +34,24 @@ from slotlab.config import (
     check_values,
     defaults_for,
     parse_override,
+    task_schema,
     validate,
 )
 from slotlab.config_limits import check_structure
 from slotlab.inference.checkpoint_io import CheckpointError, UnsafeCheckpointError, safe_torch_load
 from slotlab.runs import RunDirError, dump_config
+from slotlab.tasks import task_name
 from slotlab.train.state import CheckpointFormatError, check_format
 from slotlab.validate import leaves
 
-#: Keys an override on --resume may change: the length of the run and how it is executed (hardware, logging,
-#: figures), never the data, model, optimiser or seeds. ``data.workers`` / ``data.cache_dir`` only say how and
-#: where the (identical) data are prepared; ``data.eval_batch_size`` only how held-out images are batched.
-SAFE_ON_RESUME = frozenset(
-    {
-        "trainer.max_steps",
-        "trainer.max_minutes",
-        "trainer.val_every",
-        "trainer.log_every",
-        "trainer.progress_bar",
-        "trainer.figure_every_val",
-        "trainer.num_figure_images",
-        "trainer.threads",
-        "trainer.tune_malloc",
-        "trainer.failed_seed",
-        "trainer.failed_seed_threshold",
-        "trainer.failed_seed_after",
-        "trainer.failed_seed_restarts",
-        "trainer.accelerator",
-        "trainer.devices",
-        "trainer.num_nodes",
-        "trainer.strategy",
-        "trainer.precision",
-        "trainer.channels_last",
-        "trainer.compile",
-        "data.workers",
-        "data.cache_dir",
-        "data.eval_batch_size",
-    }
-)
+
+def safe_on_resume(task: str) -> frozenset[str]:
+    """Keys an override on --resume may change (``resume=True`` in the task's schema): the length of the run and
+    how it is executed (hardware, logging, figures), never the data, model, optimiser or seeds. ``data.workers`` /
+    ``data.cache_dir`` only say how and where the (identical) data are prepared; ``data.eval_batch_size`` only how
+    held-out images are batched."""
+    return task_schema(task).safe_on_resume()
+
 
 HISTORY = "resumes.json"
 
@@ -165,10 +145,11 @@ def timer_seconds(ckpt: dict[str, Any]) -> float | None:
 
 
 def safe_summary(cfg: dict[str, Any]) -> str:
-    """The keys of SAFE_ON_RESUME, with ``trainer.*`` for the trainer section when all its keys are safe."""
-    keys = sorted(k for k in leaves(cfg) if k in SAFE_ON_RESUME)
+    """The keys :func:`safe_on_resume` allows, with ``trainer.*`` for the trainer section when all its keys are."""
+    safe = safe_on_resume(cfg["task"])
+    keys = sorted(k for k in leaves(cfg) if k in safe)
     trainer = [k for k in leaves(cfg) if k.startswith("trainer.")]
-    if trainer and all(k in SAFE_ON_RESUME for k in trainer):
+    if trainer and all(k in safe for k in trainer):
         keys = ["trainer.*"] + [k for k in keys if not k.startswith("trainer.")]
     return ", ".join(keys)
 
@@ -206,14 +187,14 @@ def plan_resume(run_dir: str | Path, overrides: list[str], cleanup: bool = True)
     path, ckpt, ckpt_notes = newest_valid_checkpoint(run_dir)
     notes += ckpt_notes
     yaml_raw = _load_yaml(cfg_path)
-    task = yaml_raw.get("task", "object_discovery")
+    task = task_name(yaml_raw)
     from_yaml = validate(yaml_raw, defaults_for(task))
     saved = from_yaml
     if ckpt is not None:
         hp_cfg = (ckpt.get("hyper_parameters") or {}).get("config")
         if isinstance(hp_cfg, dict):
             check_structure(hp_cfg, f"the config stored in {path}")  # before it is compared or formatted
-            if hp_cfg.get("task", "object_discovery") != task:
+            if task_name(hp_cfg) != task:
                 raise RunDirError(
                     f"{cfg_path} says task {task!r} but {path} holds a {hp_cfg.get('task')!r} model; "
                     "config.yaml was changed after training started"
@@ -228,7 +209,7 @@ def plan_resume(run_dir: str | Path, overrides: list[str], cleanup: bool = True)
         if imported_step(run_dir) == step:  # weights imported (slotlab import-official), not trained here yet
             refused = sorted(k for k in changes if k.startswith("model.") or k == "task")
         else:
-            refused = sorted(k for k in changes if k not in SAFE_ON_RESUME)
+            refused = sorted(k for k in changes if k not in safe_on_resume(task))
         if refused:
             edited = [k for k in refused if leaves(from_yaml).get(k) != old.get(k)]
             listing = ", ".join(f"{k} ({_fmt(changes[k][0])} -> {_fmt(changes[k][1])})" for k in refused)

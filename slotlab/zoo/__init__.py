@@ -45,6 +45,7 @@ from slotlab.inference.checkpoint_io import (
     read_card_file,
     write_pretrained,
 )
+from slotlab.tasks import get_task, task_name
 
 ZOO_ENV = "SLOTLAB_ZOO"
 CHECKPOINT_NAME = WEIGHTS_FILE
@@ -52,21 +53,6 @@ CHECKPOINT_NAME = WEIGHTS_FILE
 ENTRY_FILES = PRETRAINED_FILES
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 OUTPUT_ROOT = "slotlab_out"  # where eval / figures write for zoo models (package data are read-only)
-
-# The paper's numbers per dataset (mean +- std over seeds, %), for the cards.
-PAPER_SCORES: dict[str, dict[str, str]] = {
-    "tetrominoes": {"metric": "FG-ARI", "value": "99.5 +- 0.2 %", "where": "Table 1"},
-    "multi_dsprites": {"metric": "FG-ARI", "value": "91.3 +- 0.3 %", "where": "Table 1"},
-    "multi_dsprites_binarized": {"metric": "FG-ARI", "value": "69.4 +- 0.9 % (K=4)", "where": "Section 4.1"},
-    "clevr6": {"metric": "FG-ARI", "value": "98.8 +- 0.3 %", "where": "Table 1"},
-    "clevr6_greyscale": {"metric": "FG-ARI", "value": "98.5 +- 0.3 %", "where": "Section 4.1, Figure 4"},
-    "clevr10_set_prediction": {"metric": "AP_inf", "value": "94.3 %", "where": "Figure 5 (left), CLEVR10"},
-    "clevr6_set_prediction": {
-        "metric": "AP_inf",
-        "value": "no table value (trained on CLEVR10: 94.3 %)",
-        "where": "Figure 5 (right) plots the CLEVR6-trained model's AP per number of objects",
-    },
-}
 
 
 class UnknownModelError(CheckpointError):
@@ -96,7 +82,7 @@ class ZooEntry:
 
     @property
     def task(self) -> str:
-        return str(self.card.get("task", "object_discovery"))
+        return task_name(self.card)
 
     @property
     def dataset(self) -> str:
@@ -238,10 +224,9 @@ def measure(checkpoint: str | Path) -> dict[str, Any]:
     --pretrained NAME`` runs it (same data, K, T, noise seed, ARI convention): the card's score. Returns
     ``metric``, ``value``, ``std``, ``split`` and ``details``."""
     from slotlab.evaluate import evaluate_checkpoint
-    from slotlab.tasks import get_task
 
     res = evaluate_checkpoint(checkpoint, device="cpu", split=MEASURE_SPLIT)
-    task = get_task(load_checkpoint(checkpoint)["hyper_parameters"]["config"].get("task", "object_discovery"))
+    task = get_task(task_name(load_checkpoint(checkpoint)["hyper_parameters"]["config"]))
     metric, key = task.score
     details = {k: v for k, v in res.items() if k not in NOT_DETAILS}
     std = res.get(key.replace("_mean", "_std")) if key.endswith("_mean") else None
@@ -255,15 +240,15 @@ NOT_DETAILS = {"checkpoint", "split", "seed", "variant", "source", "model_kind",
 
 
 def domain_reference(folder: Path) -> Any:
-    """The held-out reconstruction error of an object-discovery entry (``slotlab.inference.domain``), measured on
-    the first 320 test images of its built-in dataset."""
-    from slotlab.data.samples import load_images
+    """The held-out reconstruction error of an entry whose model reconstructs (``slotlab.inference.domain``),
+    measured on the first 320 test images its task gives (:meth:`slotlab.tasks.base.Task.domain_images`), or None
+    (no such images: a model without a decoder, or one trained on a data file)."""
     from slotlab.inference.domain import measure_reference
     from slotlab.inference.loading import load_model
 
-    model, cfg, _ = load_model(folder, "object_discovery")
-    images, _ = load_images(cfg["data"]["name"], num=320, split=MEASURE_SPLIT, seed=cfg["data"]["seed"])
-    return measure_reference(model, images)
+    model, cfg, _ = load_model(folder)
+    images = get_task(cfg["task"]).domain_images(cfg, 320, MEASURE_SPLIT)
+    return None if images is None else measure_reference(model, images)
 
 
 def _sha256(path: Path) -> str:
@@ -295,8 +280,8 @@ def make_entry(
         checkpoint: "last", "best" (the best-by-metric checkpoint of the run) or a path.
         measure_score: evaluate the slimmed checkpoint as ``slotlab eval --pretrained NAME`` does and put the
             result on the card (seconds for the small models); False: take ``results.json``'s numbers.
-        paper: the paper's number (``metric``, ``value``, ``where``); default by dataset from
-            :data:`PAPER_SCORES`.
+        paper: the paper's number (``metric``, ``value``, ``where``); default: the task's for the dataset
+            (:meth:`slotlab.tasks.base.Task.paper_score`).
         machine: what the model was trained on (default: this machine, from ``results.json``'s facts).
         notes: free text for the card.
         overwrite: replace an existing entry of that name.
@@ -350,23 +335,17 @@ def _card(
     meta = json.loads((folder / CONFIG_FILE).read_text())
     cfg = meta["config"]
     weights = folder / WEIGHTS_FILE
-    task = cfg.get("task", "object_discovery")
+    task = get_task(task_name(cfg))
     results_path = run_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
 
-    if task == "set_prediction":
-        dataset = f"{cfg['data'].get('variant', 'clevr10')}_set_prediction"
-        dataset_name = cfg["data"].get("variant", "clevr10")
-    else:
-        dataset = dataset_name = cfg["data"]["name"]
     if measure_score:
         scores = measure(folder)
         scores["command"] = f"slotlab eval --pretrained {name}"
         scores["measured_on"] = machine_kind()
         scores["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     else:
-        metric = "AP_inf" if task == "set_prediction" else "FG-ARI"
-        key = "ap_inf" if task == "set_prediction" else "fg_ari_mean"
+        metric, key = task.score
         scores = {
             "metric": metric,
             "value": results.get(key),
@@ -383,17 +362,15 @@ def _card(
         training["train_minutes"] = round(training["train_seconds"] / 60, 1)
     card = {
         "name": name,
-        "task": task,
-        "dataset": dataset_name,
+        "task": task.name,
+        "dataset": task.zoo_dataset(cfg),
         "model_kind": cfg["model"].get("kind", "slot_attention"),
         "image_size": list(meta.get("image_size") or [cfg["data"].get("image_size")] * 2),
         "num_slots": cfg["model"]["num_slots"],
         "iters": cfg["model"]["iters"],
         "scores": scores,
-        # A set-prediction entry takes only its task's number (CLEVR6's Table 1 FG-ARI is object discovery's).
-        "paper": paper
-        or PAPER_SCORES.get(dataset)
-        or (None if task == "set_prediction" else PAPER_SCORES.get(dataset_name)),
+        # Each task's own number (e.g. CLEVR6's Table 1 FG-ARI is object discovery's, not set prediction's).
+        "paper": paper or task.paper_score(cfg),
         "training": {
             **training,
             "machine": machine
@@ -413,8 +390,8 @@ def _card(
         },
         "notes": notes,
     }
-    if measure_score and task == "object_discovery" and not cfg["data"].get("path"):
-        card["domain"] = domain_reference(folder).as_card()
+    if measure_score and (domain := domain_reference(folder)) is not None:
+        card["domain"] = domain.as_card()
     imported = run_dir / "imported.json"  # a run made by `slotlab import-official`: keep where it came from
     if imported.exists():
         card["imported"] = json.loads(imported.read_text())

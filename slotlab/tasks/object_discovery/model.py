@@ -4,7 +4,8 @@ CNN encoder + soft position embedding + LayerNorm/MLP -> Slot Attention -> spati
 (RGB + alpha per slot, softmax over slots, mixture). Trained with the MSE of the reconstruction.
 Two sizes, as in the paper / reference code: full-resolution broadcast with stride-1 convolutions for small
 images (Tetrominoes 35x35, Multi-dSprites 64x64) and 8x8 broadcast + stride-2 transposed convolutions for
-128x128 (CLEVR).
+128x128 (CLEVR). Its Slot MLP baseline (:class:`ObjectDiscoverySlotMLP`, paper Table 1) has the same decoder on
+the ordered slots of :class:`slotlab.models.slot_mlp.SlotMLPEncoder`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.checks import check_image
+from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.encoders import SlotInputEncoder
 from slotlab.modules.slot_attention import SlotAttention
@@ -118,3 +120,75 @@ class ObjectDiscoveryModel(nn.Module):
     def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:
         """Mean squared reconstruction error (the paper's training objective)."""
         return F.mse_loss(out.recon, image.float())
+
+
+class ObjectDiscoverySlotMLP(nn.Module):
+    """Slot MLP baseline for object discovery (paper Table 1): CNN -> SlotMLP -> spatial broadcast decoder.
+
+    The constructor arguments of :class:`ObjectDiscoveryModel` that apply to it (no Slot Attention options), plus
+    ``slot_mlp_grid`` and ``slot_mlp_hidden``. ``forward`` returns an :class:`ObjectDiscoveryOutput` whose
+    ``attn`` is an empty [B, 0, K, N] tensor.
+    """
+
+    def __init__(
+        self,
+        resolution: Sequence[int] = (35, 35),
+        num_slots: int = 4,
+        slot_dim: int = 64,
+        encoder_channels: Sequence[int] = (32, 32, 32, 32),
+        decoder: str = "full_resolution",
+        decoder_channels: int = 32,
+        factorize_decoder: bool = True,
+        slot_mlp_grid: int | Sequence[int] = (8, 8),
+        slot_mlp_hidden: int = 512,
+    ) -> None:
+        super().__init__()
+        self.resolution = (int(resolution[0]), int(resolution[1]))
+        self.encoder = SlotMLPEncoder(
+            self.resolution,
+            encoder_channels,
+            (1,) * len(encoder_channels),
+            num_slots,
+            slot_dim,
+            slot_mlp_grid,
+            slot_mlp_hidden,
+        )
+        self.decoder = build_decoder(self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder)
+
+    @property
+    def num_slots(self) -> int:
+        return self.encoder.slot_mlp.num_slots
+
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
+    ) -> ObjectDiscoveryOutput:
+        """image: [B, 3, H, W] scaled to [-1, 1]; ``noise`` is accepted and ignored (no random slot init)."""
+        image = check_image(image, self.resolution, next(self.parameters()).dtype)
+        check_fixed(num_slots, iters, self.num_slots)
+        slots = self.encoder(image)  # [B, K, D]
+        dec = self.decoder(slots)
+        n = self.encoder.feature_resolution[0] * self.encoder.feature_resolution[1]
+        attn = slots.new_zeros(slots.shape[0], 0, self.num_slots, n)  # [B, 0, K, N]: no attention maps
+        return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, slots, attn)
+
+    loss = staticmethod(ObjectDiscoveryModel.loss)
+
+
+def build_object_discovery_slot_mlp(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> ObjectDiscoverySlotMLP:
+    """The object-discovery Slot MLP from a validated ``model`` config section (``model.kind: slot_mlp``).
+
+    Reads the keys of the task's ``build_model`` that apply to it, plus the optional section
+    ``model.slot_mlp: {grid: 8, hidden: 512}``.
+    """
+    sm = model_cfg.get("slot_mlp") or {}
+    return ObjectDiscoverySlotMLP(
+        resolution=image_size,
+        num_slots=model_cfg["num_slots"],
+        slot_dim=model_cfg["slot_dim"],
+        encoder_channels=model_cfg["encoder_channels"],
+        decoder=model_cfg["decoder"],
+        decoder_channels=model_cfg["decoder_channels"],
+        factorize_decoder=model_cfg["factorize_decoder"],
+        slot_mlp_grid=sm.get("grid", 8),
+        slot_mlp_hidden=sm.get("hidden", 512),
+    )

@@ -5,7 +5,8 @@ LayerNorm + MLP -> Slot Attention (K = 10, D = 64, hidden 128, T = 3) -> a per-s
 Linear(64) ReLU Linear(19) Sigmoid that predicts the 19-dim CLEVR property vector of one object (coordinates,
 size, material, shape, colour one-hots and a presence confidence). Trained with the Hungarian-matched Huber
 loss (:func:`slotlab.losses.hungarian_huber_loss`), evaluated with the object-level AP
-(:mod:`slotlab.metrics.average_precision`).
+(:mod:`slotlab.metrics.average_precision`). Its Slot MLP baseline (:class:`SetPredictionSlotMLP`, paper Figure 5)
+has the same head on the ordered slots of :class:`slotlab.models.slot_mlp.SlotMLPEncoder`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from slotlab.checks import check_image
 from slotlab.losses import hungarian_huber_loss
 from slotlab.metrics.average_precision import FEATURE_DIM
+from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.encoders import SlotInputEncoder
 from slotlab.modules.slot_attention import SlotAttention
 
@@ -115,3 +117,45 @@ class SetPredictionModel(nn.Module):
     def loss(out: SetPredictionOutput, target: Tensor) -> Tensor:
         """Hungarian-matched Huber loss (paper Section 2.3); target: zero-padded [B, K, 19]."""
         return hungarian_huber_loss(out.pred.float(), target.float())
+
+
+class SetPredictionSlotMLP(nn.Module):
+    """Slot MLP baseline for property prediction: CNN (strides (1, 2, 2, 1)) -> SlotMLP -> per-slot head."""
+
+    def __init__(
+        self,
+        resolution: Sequence[int] = (128, 128),
+        num_slots: int = 10,
+        slot_dim: int = 64,
+        encoder_channels: Sequence[int] = (64, 64, 64, 64),
+        encoder_strides: Sequence[int] = (1, 2, 2, 1),
+        head_hidden: int = 64,
+        output_dim: int = FEATURE_DIM,
+        grid: int | Sequence[int] = (8, 8),
+        hidden: int = 512,
+    ) -> None:
+        super().__init__()
+        self.resolution = (int(resolution[0]), int(resolution[1]))
+        self.encoder = SlotMLPEncoder(
+            self.resolution, encoder_channels, encoder_strides, num_slots, slot_dim, grid, hidden
+        )
+        self.head = PropertyHead(slot_dim, head_hidden, output_dim)
+
+    @property
+    def num_slots(self) -> int:
+        return self.encoder.slot_mlp.num_slots
+
+    def forward(
+        self, image: Tensor, num_slots: int | None = None, iters: int | None = None, noise: Tensor | None = None
+    ) -> SetPredictionOutput:
+        """image: [B, 3, H, W] in [-1, 1]. ``attn`` is an empty [B, 0, K, N] tensor (no attention); ``noise``
+        (slot-init noise of Slot Attention models) is accepted and ignored: the Slot MLP is deterministic."""
+        image = check_image(image, self.resolution, next(self.parameters()).dtype)
+        check_fixed(num_slots, iters, self.num_slots)
+        slots = self.encoder(image)  # [B, K, D]
+        pred = self.head(slots)  # [B, K, 19]
+        n = self.encoder.feature_resolution[0] * self.encoder.feature_resolution[1]
+        attn = slots.new_zeros(slots.shape[0], 0, self.num_slots, n)  # [B, 0, K, N]
+        return SetPredictionOutput(pred=pred, slots=slots, attn=attn)
+
+    loss = staticmethod(SetPredictionModel.loss)  # Hungarian-matched Huber loss, as for Slot Attention

@@ -1,0 +1,296 @@
+"""Task 'object_discovery': the unsupervised Slot Attention autoencoder (paper Sections 2.2 and 4.1; Figure 3;
+Table 1), and its Slot MLP baseline (:mod:`.model`). MSE reconstruction loss; held-out FG-ARI (DeepMind's
+semantics), MSE and the layout ARI of failed-seed detection at every validation, on the image datasets of
+:mod:`slotlab.data` (Tetrominoes, Multi-dSprites, CLEVR). Its text and pictures (Figure 3, the FG-ARI sweep and
+curves) are :mod:`.presenter`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
+from slotlab.data.registry import get_dataset
+from slotlab.errors import ConfigError, UsageError
+from slotlab.metrics.ari import fg_ari, layout_ari, nan_summary
+from slotlab.noise import index_noise
+from slotlab.tasks.base import (
+    DEFAULT_OPTIONS,
+    DEFAULT_SETTING,
+    EVAL_SEED,
+    EvalOptions,
+    EvalSetting,
+    OfficialModel,
+    Task,
+    ValidationBatch,
+    ValidationContext,
+    image_to_model,
+    run_model,
+    slot_attention_of,
+    slot_shape,
+)
+from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
+from slotlab.tasks.object_discovery.presenter import ObjectDiscoveryPresenter
+from slotlab.tasks.object_discovery.schema import SCHEMA
+
+if TYPE_CHECKING:
+    import lightning as L
+
+
+def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Module:
+    """The object-discovery model a config's ``model`` section describes (``kind``: slot_attention | slot_mlp);
+    the constructor's arguments are the section's keys that the schema passes to that kind."""
+    models = {"slot_attention": ObjectDiscoveryModel, "slot_mlp": ObjectDiscoverySlotMLP}
+    if model_cfg["kind"] not in models:
+        raise ValueError(f"model.kind must be slot_attention or slot_mlp, got {model_cfg['kind']!r}")
+    return models[model_cfg["kind"]](resolution=image_size, **SCHEMA.model_kwargs(model_cfg))
+
+
+@torch.no_grad()
+def evaluate_fg_ari(
+    model: nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    batch_size: int = 64,
+    num_slots: int | None = None,
+    iters: int | None = None,
+    channels_last: bool = False,
+    seed: int = EVAL_SEED,
+    undefined: str = "nan",
+) -> np.ndarray:
+    """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W] (NaN where undefined,
+    with ``undefined="nan"``, DeepMind's semantics)."""
+    model.eval()
+    k, d = slot_shape(model, num_slots)
+    device = images.device
+    scores = []
+    for start in range(0, len(images), batch_size):
+        image = image_to_model(images[start : start + batch_size], channels_last)
+        noise = index_noise(seed, torch.arange(start, start + len(image)), k, d).to(device)
+        out = run_model(model, image, noise, iters=iters) if k else model(image, num_slots=num_slots, iters=iters)
+        where = f"held-out images {start}..{start + len(image) - 1}"
+        require_finite_output(out.masks, "masks", where, EVAL_ADVICE)  # NonFiniteOutputError, never a score
+        scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks, undefined))
+    return torch.cat(scores).cpu().numpy()
+
+
+def summarize(scores: np.ndarray) -> dict[str, float]:
+    """Mean / std / median over the images where FG-ARI is defined, and the count of undefined (skipped) ones."""
+    s = nan_summary(scores, prefix="fg_ari")
+    ok = scores[~np.isnan(scores)]
+    s["frac_above_0.9"] = float(np.mean(ok > 0.9)) if len(ok) else math.nan
+    return s
+
+
+def _official_head(decoder_layers: int = 6) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """The decoder of the reference code's SlotAttentionAutoEncoder (position embedding, transposed convs)."""
+    head = [
+        ("decoder_pos/dense/kernel", ("decoder.pos.dense.weight",), "dense"),
+        ("decoder_pos/dense/bias", ("decoder.pos.dense.bias",), "same"),
+    ]
+    for i in range(decoder_layers):
+        head += [
+            (f"decoder_cnn/layer_with_weights-{i}/kernel", (f"decoder.layers.{i}.weight",), "conv_transpose"),
+            (f"decoder_cnn/layer_with_weights-{i}/bias", (f"decoder.layers.{i}.bias",), "same"),
+        ]
+    return tuple(head)
+
+
+class ObjectDiscovery(Task):
+    name = SCHEMA.name
+    schema = SCHEMA
+    title = "object discovery"
+    defaults = SCHEMA.defaults()
+    monitor = "val/fg_ari"
+    metrics = ("val/fg_ari", "val/fg_ari_std", "val/mse", "val/layout_ari", "val/fg_ari_undefined")
+    progress_metrics = ("val/fg_ari",)
+    score = ("FG-ARI", "fg_ari_mean")
+    failed_seed_metric = "val/layout_ari"
+    presenter_class = ObjectDiscoveryPresenter
+    official = OfficialModel(
+        keras_class="SlotAttentionAutoEncoder",
+        config="clevr6",
+        head=_official_head(),
+        head_prefix="decoder_cnn/",
+        resolution_factor=16,  # the "clevr" decoder upsamples 16x
+    )
+    # The paper's numbers per dataset (mean +- std over seeds, %), for zoo cards.
+    paper_scores = {
+        "tetrominoes": {"metric": "FG-ARI", "value": "99.5 +- 0.2 %", "where": "Table 1"},
+        "multi_dsprites": {"metric": "FG-ARI", "value": "91.3 +- 0.3 %", "where": "Table 1"},
+        "multi_dsprites_binarized": {"metric": "FG-ARI", "value": "69.4 +- 0.9 % (K=4)", "where": "Section 4.1"},
+        "clevr6": {"metric": "FG-ARI", "value": "98.8 +- 0.3 %", "where": "Table 1"},
+        "clevr6_greyscale": {"metric": "FG-ARI", "value": "98.5 +- 0.3 %", "where": "Section 4.1, Figure 4"},
+    }
+
+    # ------------------------------------------------------------------ config
+    def check_config(self, cfg: dict[str, Any]) -> None:
+        """The "clevr" decoder upsamples 16x: the dataset's image size must be divisible by 16."""
+        d, m = cfg["data"], cfg["model"]
+        h, w = get_dataset(d["name"]).image_size
+        if m["decoder"] == "clevr" and (h % 16 or w % 16):
+            raise ConfigError(
+                f"model.decoder 'clevr' upsamples 16x and needs an image size divisible by 16; {d['name']} images "
+                f"are {h}x{w}: use model.decoder=full_resolution"
+            )
+
+    def check_data_source(self, cfg: dict[str, Any]) -> None:
+        """A DeepMind TFRecord file at ``data.path``; else a writable cache for the expensive generators."""
+        from slotlab.data.cache import check_cache_writable
+
+        d = cfg["data"]
+        path = d.get("path")
+        if path:
+            if not Path(path).is_file():
+                what = "is a folder" if Path(path).is_dir() else "not found"
+                raise ConfigError(
+                    f"data.path {path}: {what}. Give the {d['name']} TFRecord file of DeepMind's multi-object-datasets"
+                )
+            return
+        if get_dataset(d["name"]).expensive:
+            check_cache_writable(d.get("cache_dir"))
+
+    def check_eval_flags(
+        self,
+        cfg: dict[str, Any],
+        num_slots: list[int] | None,
+        iters: list[int] | None,
+        objects: list[int] | None,
+        split: str,
+        ari_undefined: str | None,
+        data_path: str | None,
+    ) -> None:
+        if objects:
+            raise UsageError(
+                "--objects applies to set prediction only (images with exactly N objects); this checkpoint is an "
+                "object-discovery model"
+            )
+        if data_path is not None and not Path(data_path).is_file():
+            raise UsageError(f"--data-path {data_path}: {'a folder' if Path(data_path).is_dir() else 'not found'}; "
+                             "give the DeepMind .tfrecords file of the model's dataset")  # fmt: skip
+
+    # ------------------------------------------------------------------ model and data
+    def image_size(self, cfg: dict[str, Any]) -> tuple[int, int]:
+        return tuple(get_dataset(cfg["data"]["name"]).image_size)
+
+    def build_model(self, cfg: dict[str, Any], image_size: tuple[int, int] | None = None) -> nn.Module:
+        return build_model(cfg["model"], tuple(image_size or self.image_size(cfg)))
+
+    def datamodule(self, cfg: dict[str, Any]) -> L.LightningDataModule:
+        from slotlab.data.datamodule import data_from_config  # a Lightning DataModule: imported when data is needed
+
+        return data_from_config(cfg["data"])
+
+    def heldout(self, data_cfg: dict[str, Any], split: str, count: int) -> dict[str, torch.Tensor]:
+        """image uint8 [n, 3, H, W], mask uint8 [n, H, W]: generated, from the cache or from ``data.path``."""
+        from slotlab.data.datamodule import data_from_config, to_tensors
+
+        return to_tensors(data_from_config(data_cfg).load_split(split, count))
+
+    # ------------------------------------------------------------------ training
+    def loss(self, model: nn.Module, out: Any, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return model.loss(out, image)
+
+    def validation_step(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], batch_idx: int, ctx: ValidationContext
+    ) -> ValidationBatch:
+        image = image_to_model(batch["image"], ctx.channels_last)
+        noise = index_noise(EVAL_SEED, batch["index"], *slot_shape(model)).to(ctx.device)
+        out = run_model(model, image, noise)
+        undefined = ctx.config["eval"]["ari_undefined"]
+        where = f"validation batch {batch_idx} at step {ctx.step}"
+        require_finite_output(out.masks, "masks", where, TRAIN_ADVICE)
+        values = {
+            "scores": fg_ari(batch["mask"].long(), out.masks, undefined),
+            "mse": ((out.recon - image) ** 2).mean(dim=(1, 2, 3)),
+            "index": batch["index"],
+            "layout": layout_ari(out.masks).reshape(1),
+        }
+        figures = None
+        if ctx.want_figures:
+            figures = {"image": image, "recon": out.recon, "masks": out.masks, "recons": out.recons, "attn": out.attn}
+        return ValidationBatch(values, figures)
+
+    def validation_metrics(self, values: dict[str, torch.Tensor], ctx: ValidationContext) -> dict[str, Any]:
+        scores, mse, index = values["scores"].float(), values["mse"].float(), values["index"].long()
+        layout = values["layout"].nanmean()
+        if ctx.world_size > 1:
+            # Gather every process's per-image scores; the distributed sampler pads shards by repeating
+            # images, so keep each image once. Every process then logs the same full-set numbers.
+            scores, mse, index = (ctx.gather(t).flatten() for t in (scores, mse, index))
+            order = torch.argsort(index, stable=True)
+            index, scores, mse = index[order], scores[order], mse[order]
+            first = torch.ones_like(index, dtype=torch.bool)
+            first[1:] = index[1:] != index[:-1]
+            scores, mse = scores[first], mse[first]
+        # Means over the images where FG-ARI is defined; the undefined (NaN) ones are counted.
+        defined = scores[~scores.isnan()]
+        nan = scores.new_tensor(float("nan"))
+        return {
+            "val/fg_ari": defined.mean() if len(defined) else nan,
+            "val/fg_ari_std": defined.std(unbiased=False) if len(defined) else nan,
+            "val/fg_ari_undefined": float(len(scores) - len(defined)),
+            "val/mse": mse.mean(),
+            "val/layout_ari": ctx.mean_over_processes(layout),
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        model: nn.Module,
+        data: dict[str, torch.Tensor],
+        cfg: dict[str, Any],
+        setting: EvalSetting = DEFAULT_SETTING,
+        options: EvalOptions = DEFAULT_OPTIONS,
+    ) -> dict[str, Any]:
+        device = next(model.parameters()).device
+        scores = evaluate_fg_ari(
+            model,
+            data["image"].to(device),
+            data["mask"].to(device),
+            options.batch_size or cfg["data"]["eval_batch_size"],
+            setting.num_slots,
+            setting.iters,
+            channels_last=options.channels_last,
+            seed=options.seed,
+            undefined=options.ari_undefined or cfg["eval"]["ari_undefined"],
+        )
+        return summarize(scores)
+
+    def eval_grid(
+        self, cfg: dict[str, Any], num_slots: list[int] | None, iters: list[int] | None, objects: list[int] | None
+    ) -> tuple[list[EvalSetting], list[Any], list[Any]]:
+        mlp = cfg["model"]["kind"] == "slot_mlp"
+        ks = num_slots or [cfg["model"]["num_slots"]]
+        ts: list[int | None] = [None] if mlp else (iters or [cfg["model"]["iters"]])
+        grid = [EvalSetting(None if mlp else k, t) for k in ks for t in ts]
+        return grid, ks, ts
+
+    def result_facts(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        return {"dataset": cfg["data"]["name"]}
+
+    # ------------------------------------------------------------------ zoo, one's own images
+    def domain_images(self, cfg: dict[str, Any], count: int, split: str) -> torch.Tensor | None:
+        """The first ``count`` images of the built-in dataset's ``split`` (none for a model trained on a file)."""
+        if cfg["data"].get("path"):
+            return None
+        from slotlab.data.samples import load_images
+
+        images, _ = load_images(cfg["data"]["name"], num=count, split=split, seed=cfg["data"]["seed"])
+        return images
+
+    def image_preparation(self, model: nn.Module, cfg: dict[str, Any]) -> dict[str, Any]:
+        """CLEVR models: the reference crop; greyscale models: the luminance (as the training images)."""
+        from slotlab.data.files import TFRECORD_NAMES
+
+        name = cfg["data"]["name"]
+        tf_name, _, grey = TFRECORD_NAMES.get(name, (name, None, False))
+        notes = [] if slot_attention_of(model) is not None else ["Slot MLP baseline: no attention maps to draw"]
+        return {"dataset": name, "clevr_crop": tf_name == "clevr_with_masks", "greyscale": bool(grey),
+                "squash_aspect": None, "notes": notes}  # fmt: skip
