@@ -143,7 +143,12 @@ OPTIM = Section(
             Float(0, 1, lo_open=True),
             "the learning rate is multiplied by decay_rate every decay_steps steps (continuously)",
         ),
-        "decay_steps": Key(100000, Int(1, MAX_COUNT), "see decay_rate"),
+        "decay_steps": Key(100000, Int(1, MAX_COUNT), "see decay_rate (cosine: the step the learning rate reaches 0)"),
+        "schedule": Key(
+            "exponential",
+            Choice(("exponential", "cosine")),
+            "after the warmup: the paper's exponential decay, or SAVi's cosine decay to 0 at decay_steps",
+        ),
         "cooldown_steps": Key(
             0, Int(0, MAX_COUNT), "the last steps before max_steps ramp the lr linearly to 0 (0: off; not in the paper)"
         ),

@@ -1,5 +1,7 @@
 """Config loading: defaults = paper, inheritance, overrides, and clear errors for bad keys and values."""
 
+import math
+
 import pytest
 
 from slotlab.config import ConfigError, load_config
@@ -13,6 +15,7 @@ def test_paper_defaults():
         "warmup_steps": 10000,
         "decay_rate": 0.5,
         "decay_steps": 100000,
+        "schedule": "exponential",  # the paper's decay (cosine: SAVi's)
         "cooldown_steps": 0,  # no cooldown in the paper
         "grad_clip": None,
         "ema_decay": None,  # no weight averaging in the paper
@@ -111,3 +114,19 @@ def test_train_says_when_compile_auto_cannot_compile(monkeypatch, capsys):
     _note_compile({**t, "max_steps": 10})  # a short run would not compile anyway: nothing to say
     _note_compile({**t, "compile": False})
     assert capsys.readouterr().out == ""
+
+
+def test_cosine_schedule_is_savis_warmup_cosine_decay():
+    """optax.warmup_cosine_decay_schedule(0, 1, warmup_steps=2500, decay_steps=100000, end_value=0), by hand."""
+    assert lr_factor(0, 2500, 0.5, 100000, schedule="cosine") == 0.0
+    assert lr_factor(1250, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(0.5)
+    assert lr_factor(2500, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(1.0)
+    half = 2500 + (100000 - 2500) // 2
+    assert lr_factor(half, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(0.5)
+    quarter = 2500 + (100000 - 2500) / 4
+    assert lr_factor(quarter, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(0.5 * (1 + 2**-0.5))
+    assert lr_factor(100000, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(0.0)
+    assert lr_factor(150000, 2500, 0.5, 100000, schedule="cosine") == pytest.approx(0.0)  # stays at 0
+    assert lr_factor(10, 0, 0.5, 100, schedule="cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.1)))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lr_factor(0, 10, 0.5, 100, schedule="linear")
