@@ -116,3 +116,12 @@ def test_files_that_are_not_movi_are_named(tmp_path):
         list(read_movi(cut))
     with pytest.raises(DatasetFileError, match="no such file or folder"):
         shard_files(tmp_path / "missing")
+
+
+def test_read_movi_start_and_count_take_a_slice_in_shard_order():
+    videos = [e["metadata"]["video_name"] for e in read_movi(shard("a"))]
+    assert len(videos) >= 2
+    sliced = [e["metadata"]["video_name"] for e in read_movi(shard("a"), start=1, count=1)]
+    assert sliced == videos[1:2]
+    assert [e["metadata"]["video_name"] for e in read_movi(shard("a"), start=1)] == videos[1:]
+    assert list(read_movi(shard("a"), start=len(videos))) == []

@@ -263,13 +263,22 @@ def shard_files(path: str | os.PathLike[str], split: str = "train") -> list[Path
     return files
 
 
-def read_movi(path: str | os.PathLike[str], split: str = "train") -> Iterator[dict]:
+def read_movi(
+    path: str | os.PathLike[str], split: str = "train", start: int = 0, count: int | None = None
+) -> Iterator[dict]:
     """Iterate over the videos of a MOVi shard file, or of every ``split`` shard of a TFDS folder
-    (e.g. ``movi_a/128x128/1.0.0``). Raises DatasetFileError naming the file and record when one is not MOVi."""
+    (e.g. ``movi_a/128x128/1.0.0``): videos ``start`` .. ``start + count - 1`` in shard order (all from ``start``
+    with ``count=None``; the ones before ``start`` are skipped undecoded). Raises DatasetFileError naming the file
+    and record when one is not MOVi."""
+    position, stop = 0, None if count is None else start + count
     for file in shard_files(path, split):
         name = os.fspath(file)
         for index, data in _iter_records(name, _detect_compression(name)):
-            yield decode_record(name, index, data)
+            if stop is not None and position >= stop:
+                return
+            if position >= start:
+                yield decode_record(name, index, data)
+            position += 1
 
 
 def flow_pixels(flow: np.ndarray, flow_range: np.ndarray) -> np.ndarray:
