@@ -19,17 +19,19 @@ TASK_NAMES = re.compile(r"object_discovery|set_prediction")
 ALLOWED: dict[tuple[str, str], str] = {}
 
 
-def task_name_lines() -> list[tuple[str, int, str]]:
-    """(file, line number, line) of every line of slotlab/**/*.py outside slotlab/tasks/ that names a task."""
-    hits = []
+def source_lines() -> list[tuple[str, int, str]]:
+    """(file, line number, line) of every line of slotlab/**/*.py outside slotlab/tasks/."""
+    lines = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE.parent).as_posix()
-        if rel.startswith("slotlab/tasks/"):
-            continue
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if TASK_NAMES.search(line):
-                hits.append((rel, number, line))
-    return hits
+        if not rel.startswith("slotlab/tasks/"):
+            lines += [(rel, number, line) for number, line in enumerate(path.read_text().splitlines(), start=1)]
+    return lines
+
+
+def task_name_lines() -> list[tuple[str, int, str]]:
+    """The lines of :func:`source_lines` that name a task (issue 26's grep)."""
+    return [(f, n, line) for f, n, line in source_lines() if TASK_NAMES.search(line)]
 
 
 def test_no_task_is_named_outside_slotlab_tasks():
@@ -46,6 +48,21 @@ def test_the_allow_list_holds_only_lines_that_exist():
     present = {(f, line.strip()) for f, _, line in task_name_lines()}
     stale = [key for key in ALLOWED if key not in present]
     assert not stale, f"allowed lines that are gone (remove them from ALLOWED): {stale}"
+
+
+def test_no_branch_on_any_registered_tasks_name():
+    """Every registered task (the video task too, whose name is also a common word): no line outside
+    ``slotlab/tasks/`` compares a task with its name as a string literal (``cfg["task"] == "video"``)."""
+    from slotlab.tasks import task_names
+
+    names = "|".join(re.escape(n) for n in task_names())
+    literal = re.compile(rf"[\"']({names})[\"']")
+    hits = [
+        f"{f}:{n}:{line}"
+        for f, n, line in source_lines()
+        if literal.search(line) and "task" in line.lower() and (f, line.strip()) not in ALLOWED
+    ]
+    assert not hits, "a task is named by a string literal outside slotlab/tasks/:\n" + "\n".join(hits)
 
 
 def test_the_check_sees_a_task_name():
