@@ -161,8 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the official 3)")
 
     sub.add_parser("models", help="list the trained models shipped in the zoo (name, task, dataset, score, size)")
-    sg = sub.add_parser("segment", help="segment your own PNG/JPEG images with a trained model")
-    sg.add_argument("images", nargs="+", metavar="IMAGE", help="PNG / JPEG files")
+    sg = sub.add_parser("segment", help="segment your own PNG/JPEG images (or videos, with a video model)")
+    sg.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="PNG / JPEG files; for a video model: videos (a .gif, a folder of PNG / JPEG frames, or an .mp4 with "
+        "the optional extra slotlab[video])",
+    )
     sg.add_argument("--model", required=True, help="a zoo model name, a run folder or a .ckpt file")
     sg.add_argument("--out", default="segment_out", help="output folder (default: ./segment_out)")
     sg.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None, help="K (default: the training K)")
@@ -438,13 +444,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.data_command == "list":
         for name in dataset_names():
-            info = get_dataset(name)
-            print(f"{name:36s} {info.description}")
+            info = get_dataset(name, kind=None)
+            print(f"{name:36s} {info.kind:6s} {info.description}")
         return 0
     if args.data_command == "generate":
         from slotlab.data.cache import build
 
-        get_dataset(args.name)
+        get_dataset(args.name, kind=None)
 
         def progress(done: int, total: int) -> None:
             width = 30
@@ -474,7 +480,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     elif Path(args.source).suffix in (".tfrecords", ".tfrecord") or os.sep in args.source:
         raise UsageError(f"{args.source}: no such file")
     else:
-        get_dataset(args.source)  # an unknown name: UnknownDatasetError naming the nearest built-in ones
+        get_dataset(args.source, kind=None)  # an unknown name: UnknownDatasetError naming the nearest built-in ones
     out = preview(args.source, args.dataset, args.num, args.seed, args.out)
     print(f"wrote {out}")
     return 0

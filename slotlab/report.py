@@ -425,7 +425,8 @@ def _fig_png(fig) -> bytes:
 
 
 def _img_tag(png: bytes, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+    mime = "image/gif" if png[:6] in (b"GIF87a", b"GIF89a") else "image/png"  # an animated figure, or a PNG
+    return f'<img alt="{_e(alt)}" src="data:{mime};base64,{base64.b64encode(png).decode("ascii")}">'
 
 
 def _e(text: str) -> str:

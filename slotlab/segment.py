@@ -81,8 +81,7 @@ class SegmentModel:
     def describe(self) -> str:
         kind = get_task(self.task).title
         h, w = self.resolution
-        sa = slot_attention_of(self.model)
-        kt = f"K={sa.num_slots}, T={sa.iters}" if sa is not None else f"K={self.cfg['model']['num_slots']}, Slot MLP"
+        kt = get_task(self.task).describe_slots(self.model, self.cfg)
         return f"{kind} model trained on {self.dataset}, input {h}x{w}, {kt} ({self.source})"
 
 
@@ -307,7 +306,8 @@ def run_segmentation(
 def check_model_runs(sm: SegmentModel, num_slots: int | None, iters: int | None) -> None:
     """Fail early (SegmentModelError) when the requested K / T cannot be used with this model."""
     try:
-        run_segmentation(sm, np.zeros((*sm.resolution, 3), np.uint8), num_slots, iters)
+        if not get_task(sm.task).segment_check(sm.model, sm.cfg, num_slots, iters):  # a task's own inputs (videos)
+            run_segmentation(sm, np.zeros((*sm.resolution, 3), np.uint8), num_slots, iters)
     except ValueError as e:
         raise SegmentModelError(f"cannot run the model with --num-slots {num_slots} --iters {iters}: {e}") from e
 
@@ -349,13 +349,27 @@ def segment_file(
 ) -> SegmentResult:
     """Read, prepare and segment one image; write ``<stem>_figure.png`` (and ``.pdf`` / ``.svg`` for
     ``formats``), ``<stem>_masks.png`` (colour-coded argmax at the input resolution; black outside the crop) and
-    ``<stem>_masks.npz`` into ``out_dir``. Raises :class:`SegmentInputError` for an unusable input."""
+    ``<stem>_masks.npz`` into ``out_dir``. Raises :class:`SegmentInputError` for an unusable input. A task with
+    inputs of its own kind (videos) segments them itself (:meth:`slotlab.tasks.base.Task.segment_file`)."""
     path = Path(path)
+    stem = stem or path.stem
+
+    def prepare(pictures: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        prepared = prepare_image(pictures, sm)
+        return prepared.image, prepared.steps
+
+    try:
+        own = get_task(sm.task).segment_file(
+            sm.model, sm.cfg, path, Path(out_dir), stem, num_slots, iters, seed, formats, prepare, sm.source
+        )
+    except UserError as e:  # an input of the task's own kind that cannot be used
+        raise SegmentInputError(str(e)) from e
+    if own is not None:
+        return SegmentResult(list(own["steps"]), list(own["paths"]), int(own["num_slots"]), int(own["iters"]))
     rgb, steps = read_image(path)
     prepared = prepare_image(rgb, sm)
     steps += prepared.steps
     seg = run_segmentation(sm, prepared.image, num_slots, iters, seed)
-    stem = stem or path.stem
     out = Path(out_dir)
     k, t = seg.masks.shape[0], seg.attn.shape[0]
     title = f"{path.name} · {checkpoint_label(sm.source)} · K={k}, T={t}"

@@ -236,17 +236,11 @@ def model_footprint(
     try:
         with torch.device("meta"):
             model = task.build_model(cfg, size)
-            image = torch.zeros(1, 3, *size)
-            kwargs: dict[str, Any] = {}
-            if num_slots is not None:
-                kwargs["num_slots"] = num_slots
-            if iters is not None:
-                kwargs["iters"] = iters
             probe = _Largest()
             with probe, torch.set_grad_enabled(train):
-                out = model(image, **kwargs)
+                out = task.probe(model, cfg, size, num_slots, iters)  # one example of the task's input
                 if train:
-                    (out.pred if hasattr(out, "pred") else out.recon).float().mean().backward()
+                    out.float().mean().backward()
     except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as e:
         what = f"K={num_slots} T={iters} " if num_slots or iters else ""
         raise ConfigError(f"the model of this config cannot run {what}on {size[0]}x{size[1]} images: {e}") from e

@@ -90,3 +90,14 @@ def test_movi_needs_a_path_and_enough_frames(tmp_path):
     cfg = data_cfg(name="movi", path=str(MOVI_A), num_frames=4, cache_dir=str(tmp_path), image_size=8)
     with pytest.raises(ConfigError, match="data.num_frames is 4 but the MOVi videos"):
         load_split(cfg, "train", 1)
+
+
+def test_the_registry_caches_the_video_generator_with_its_own_keys(tmp_path):
+    from slotlab.data.cache import cached_split, split_spec
+    from slotlab.data.registry import dataset_names, get_dataset
+
+    assert "moving_objects" in dataset_names("video") and "moving_objects" not in dataset_names("image")
+    assert get_dataset("moving_objects", kind="video").keys == ("video", "mask", "boxes", "num_objects")
+    assert "kind" not in split_spec("tetrominoes", "train", 0)  # image caches keep their spec (and their files)
+    data = cached_split("moving_objects", "train", 3, cache_dir=tmp_path, workers=1)
+    assert set(data) == {"video", "mask", "boxes", "num_objects"} and data["video"].shape == (3, 6, 64, 64, 3)

@@ -32,16 +32,21 @@ def split_folder(cache_dir: str | Path, name: str, split: str, seed: int) -> Pat
 
 
 def split_spec(name: str, split: str, seed: int) -> dict:
-    """What the images of a cached split are: dataset, split stream and (rendered data) the renderer's version."""
+    """What the images of a cached split are: dataset, split stream and (rendered data) the renderer's version;
+    for a dataset that is not of images, its kind and the arrays kept."""
+    info = get_dataset(name, kind=None)
     spec = {"format": CACHE_FORMAT, "dataset": name, "split": split, "seed": seed, "stream": split_stream(seed, split)}
-    if get_dataset(name).expensive:
+    if info.expensive:
         spec["renderer"] = shards.renderer_version()
+    if info.kind != "image":
+        spec.update(kind=info.kind, keys=list(info.keys))
     return spec
 
 
 def _generate(name: str, stream: int, start: int, count: int) -> dict[str, np.ndarray]:
-    data = get_dataset(name).generate(stream, start, count)
-    return {k: data[k] for k in KEYS}
+    info = get_dataset(name, kind=None)
+    data = info.generate(stream, start, count)
+    return {k: data[k] for k in info.keys}
 
 
 def missing_shards(folder: Path, count: int) -> list[int]:
@@ -64,20 +69,21 @@ def build(
     folder = split_folder(cache_root(cache_dir), name, split, seed)
     produce = functools.partial(_generate, name, split_stream(seed, split))
     return shards.build_cache(
-        folder, split_spec(name, split, seed), count, SHARD, produce, KEYS,
+        folder, split_spec(name, split, seed), count, SHARD, produce, get_dataset(name, kind=None).keys,
         workers=workers or os.cpu_count() or 1, progress=progress, digits=DIGITS,
     )  # fmt: skip
 
 
-def load(folder: Path, count: int) -> dict[str, np.ndarray]:
-    """The first ``count`` images of a cached split (image uint8 [n, H, W, 3], mask uint8 [n, H, W])."""
-    return shards.load_cache(folder, count, KEYS)
+def load(folder: Path, count: int, keys: tuple[str, ...] = KEYS) -> dict[str, np.ndarray]:
+    """The first ``count`` images of a cached split (image uint8 [n, H, W, 3], mask uint8 [n, H, W]; ``keys``:
+    the arrays, the dataset's own for a video one)."""
+    return shards.load_cache(folder, count, keys)
 
 
 def cached_split(
     name: str, split: str, count: int, seed: int = 0, cache_dir: str | Path | None = None, workers: int = 0
 ) -> dict[str, np.ndarray]:
-    return load(build(name, split, count, seed, cache_dir, workers), count)
+    return load(build(name, split, count, seed, cache_dir, workers), count, get_dataset(name, kind=None).keys)
 
 
 def check_cache_writable(cache_dir: str | Path | None) -> None:

@@ -37,8 +37,13 @@ def preview(source: str, dataset: str | None = None, num: int = 16, seed: int = 
         from slotlab.data.registry import get_dataset
         from slotlab.data.splits import split_stream
 
-        info = get_dataset(source)
+        info = get_dataset(source, kind=None)
         data = info.generate(split_stream(seed, "train"), 0, num)
+        if "video" in data:  # clips [n, T, ...]: every frame of each, in order (a row of 8 tiles = 4 frames)
+            data = {
+                "image": data["video"].reshape(-1, *data["video"].shape[2:]),
+                "mask": data["mask"].reshape(-1, *data["mask"].shape[2:]),
+            }
         images, masks, name = list(data["image"]), list(data["mask"].astype(np.int64)), source
     scale = max(1, 128 // images[0].shape[0])
     tiles = [

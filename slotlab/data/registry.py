@@ -2,6 +2,11 @@
 
 Each entry gives the image size, the largest instance label, and ``generate(seed, start, count)`` returning
 the generator contract (``image`` uint8 [n, H, W, 3], ``mask`` uint8 [n, H, W] with 0 = background, ...).
+
+Entries have a ``kind``: ``"image"`` (the paper's datasets) or ``"video"`` (clips: ``video`` uint8 [n, T, H, W, 3],
+``mask`` [n, T, H, W], ``boxes``, ...; the arrays a cache keeps are the entry's ``keys``). :func:`get_dataset` looks
+up image datasets unless asked for another kind (or any: ``kind=None``), so a video dataset is never read as one of
+images.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from slotlab.data import clevr_render, multi_dsprites, tetrominoes
+from slotlab.data import clevr_render, moving_objects, multi_dsprites, tetrominoes
 from slotlab.data.errors import UnknownDatasetError
 
 
@@ -26,6 +31,8 @@ class DatasetInfo:
     generate: Callable[[int, int, int], dict[str, np.ndarray]]
     description: str
     expensive: bool = False  # generated once into the on-disk cache (slotlab/data/cache.py), not in memory
+    kind: str = "image"  # "image" or "video" (clips of frames)
+    keys: tuple[str, ...] = ("image", "mask", "num_objects")  # the arrays a cache of it keeps
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -35,17 +42,28 @@ def register(info: DatasetInfo) -> None:
     _DATASETS[info.name] = info
 
 
-def get_dataset(name: str) -> DatasetInfo:
-    """Look up a built-in dataset; unknown names raise UnknownDatasetError suggesting the nearest ones."""
-    if name not in _DATASETS:
-        near = difflib.get_close_matches(name, list(_DATASETS), n=3)
+def get_dataset(name: str, kind: str | None = "image") -> DatasetInfo:
+    """Look up a built-in dataset of ``kind`` ("image", "video"; None: any); unknown names raise
+    UnknownDatasetError suggesting the nearest ones, a dataset of another kind says what it is."""
+    names = dataset_names(kind)
+    if name not in names:
+        other = _DATASETS.get(name)
+        if other is not None:
+            article = "an" if str(kind)[:1] in tuple("aeiou") else "a"
+            raise UnknownDatasetError(
+                f"{name!r} is a built-in {other.kind} dataset, not {article} {kind} one. Built-in {kind} datasets: "
+                f"{', '.join(names)}"
+            )
+        near = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-        raise UnknownDatasetError(f"unknown dataset {name!r}.{hint} Built-in datasets: {', '.join(sorted(_DATASETS))}")
+        what = f"{kind} datasets" if kind else "datasets"
+        raise UnknownDatasetError(f"unknown dataset {name!r}.{hint} Built-in {what}: {', '.join(names)}")
     return _DATASETS[name]
 
 
-def dataset_names() -> list[str]:
-    return sorted(_DATASETS)
+def dataset_names(kind: str | None = None) -> list[str]:
+    """The built-in datasets of ``kind`` (None: all)."""
+    return sorted(n for n, info in _DATASETS.items() if kind is None or info.kind == kind)
 
 
 register(
@@ -108,3 +126,18 @@ for _variant, _grey, _name in (
             expensive=True,
         )
     )
+
+
+register(
+    DatasetInfo(
+        "moving_objects",
+        moving_objects.IMAGE_SIZE,
+        moving_objects.MAX_OBJECTS,
+        moving_objects.generate,
+        f"{moving_objects.IMAGE_SIZE[0]}x{moving_objects.IMAGE_SIZE[1]} videos of {moving_objects.NUM_FRAMES} "
+        f"frames, {moving_objects.MIN_OBJECTS}-{moving_objects.MAX_OBJECTS} sprites moving, entering, leaving and "
+        "occluding (SAVi-style clips with per-frame masks, boxes, flow)",
+        kind="video",
+        keys=("video", "mask", "boxes", "num_objects"),
+    )
+)

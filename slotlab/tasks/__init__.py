@@ -16,6 +16,7 @@ from slotlab.errors import ConfigError
 from slotlab.tasks.base import Task
 from slotlab.tasks.object_discovery import ObjectDiscovery
 from slotlab.tasks.set_prediction import SetPrediction
+from slotlab.tasks.video import Video
 
 TASKS: dict[str, Task] = {}
 
@@ -49,6 +50,7 @@ def get_task(name: str) -> Task:
 
 DEFAULT_TASK = register(ObjectDiscovery()).name  # the task of a config that names none
 register(SetPrediction())
+register(Video())
 
 
 def task_name(cfg: dict[str, Any] | None) -> str:

@@ -14,10 +14,13 @@ what :meth:`Task.validation_metrics` returns. Paper: Sections 2.2-2.3 / 4.1-4.2.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -171,6 +174,16 @@ class Task(ABC):
         slot-init noise, None for a model without Slot Attention). Default: the model on the images alone."""
         return run_model(model, image, noise)
 
+    def probe(
+        self, model: nn.Module, cfg: dict[str, Any], size: tuple[int, int], num_slots: int | None, iters: int | None
+    ) -> torch.Tensor:
+        """One example of zeros through ``model`` (at K / T, when given), for the config check's footprint (run on
+        the meta device): the output whose mean is backpropagated. Default: an image [1, 3, H, W]; the output's
+        ``pred`` or ``recon``."""
+        kwargs = {k: v for k, v in (("num_slots", num_slots), ("iters", iters)) if v is not None}
+        out = model(torch.zeros(1, 3, *size), **kwargs)
+        return out.pred if hasattr(out, "pred") else out.recon
+
     @abstractmethod
     def loss(self, model: nn.Module, out: Any, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch (``image``: the batch's images in model units)."""
@@ -240,6 +253,38 @@ class Task(ABC):
         ``squash_aspect``, ``notes``. Default: square images, nothing special."""
         return {"dataset": self.zoo_dataset(cfg), "clevr_crop": False, "greyscale": False, "squash_aspect": None,
                 "notes": []}  # fmt: skip
+
+    def describe_slots(self, model: nn.Module, cfg: dict[str, Any]) -> str:
+        """The slots of a loaded model in a few words (``slotlab segment``'s model line): "K=4, T=3"."""
+        sa = slot_attention_of(model)
+        return f"K={sa.num_slots}, T={sa.iters}" if sa is not None else f"K={cfg['model']['num_slots']}, Slot MLP"
+
+    def segment_check(self, model: nn.Module, cfg: dict[str, Any], num_slots: int | None, iters: int | None) -> bool:
+        """``slotlab segment``: whether the task segments its own kind of input (:meth:`segment_file`); it then
+        raises ValueError when ``num_slots`` / ``iters`` cannot run, or a UserError when its models cannot
+        segment. False (default): the inputs are images, segmented by :mod:`slotlab.segment` itself."""
+        return False
+
+    def segment_file(
+        self,
+        model: nn.Module,
+        cfg: dict[str, Any],
+        path: Path,
+        out_dir: Path,
+        stem: str,
+        num_slots: int | None,
+        iters: int | None,
+        seed: int,
+        formats: Sequence[str],
+        prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
+        source: str,
+    ) -> dict[str, Any] | None:
+        """``slotlab segment`` of one input of the task's own kind (e.g. a video): read ``path``, prepare its
+        pictures with ``prepare`` (uint8 [N, H, W, 3] -> the model's size, and the steps taken: the image
+        preparation of :mod:`slotlab.segment`), run ``model``, write ``<stem>_figure.*`` / ``<stem>_masks.*`` into
+        ``out_dir``; returns ``{"steps", "paths", "num_slots", "iters"}``. A UserError names an unusable input.
+        None (default): images, segmented by :mod:`slotlab.segment` itself."""
+        return None
 
     def official_overrides(self, resolution: int, num_slots: int | None) -> list[str]:
         """Config overrides of an imported official model besides K and T (``slotlab import-official``)."""

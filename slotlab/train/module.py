@@ -117,6 +117,7 @@ class SlotModule(L.LightningModule):
                 o["decay_steps"],
                 o["cooldown_steps"],
                 self.config["trainer"]["max_steps"],
+                o.get("schedule", "exponential"),  # configs of checkpoints before the key: the paper's
             ),
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

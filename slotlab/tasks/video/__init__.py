@@ -11,9 +11,11 @@ animated GIF) and ``slotlab segment`` of one's own video (:mod:`.segment`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -154,6 +156,14 @@ class Video(Task):
         conditioning = batch["boxes"].to(image.device) if model.conditional else None
         return model(image, conditioning=conditioning)
 
+    def probe(
+        self, model: nn.Module, cfg: dict[str, Any], size: tuple[int, int], num_slots: int | None, iters: int | None
+    ) -> torch.Tensor:
+        """A training clip of zeros [1, T, 3, H, W] (with zero boxes for a conditional model)."""
+        d = cfg["data"]
+        boxes = torch.zeros(1, d["max_objects"], 4) if model.conditional else None
+        return model(torch.zeros(1, d["num_frames"], 3, *size), conditioning=boxes, num_slots=num_slots).recon
+
     def loss(self, model: nn.Module, out: Any, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         return model.loss(out, target_of(out, batch, image), self.loss_reduction(model))
 
@@ -246,6 +256,40 @@ class Video(Task):
             parts = [p for p in Path(d["path"]).parts if p.startswith("movi_")]
             return parts[-1] if parts else "movi"
         return str(d["name"])
+
+    def describe_slots(self, model: nn.Module, cfg: dict[str, Any]) -> str:
+        init = model.initializer
+        if init.conditional:
+            bg = "background + " if init.prepend_background else ""
+            k = f"K={bg}one per first-frame object ({init.kind})"
+        else:
+            k = f"K={init.num_slots} ({init.kind})"
+        return f"{k}, {model.corrector.iters} corrector iteration(s) per frame, {cfg['model']['predictor']} predictor"
+
+    def segment_check(self, model: nn.Module, cfg: dict[str, Any], num_slots: int | None, iters: int | None) -> bool:
+        from slotlab.tasks.video.segment import check
+
+        check(model, cfg, num_slots, iters)
+        return True
+
+    def segment_file(
+        self,
+        model: nn.Module,
+        cfg: dict[str, Any],
+        path: Path,
+        out_dir: Path,
+        stem: str,
+        num_slots: int | None,
+        iters: int | None,
+        seed: int,
+        formats: Sequence[str],
+        prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
+        source: str,
+    ) -> dict[str, Any] | None:
+        """A video: a GIF, a folder of frames, an .mp4 (:mod:`.segment`)."""
+        from slotlab.tasks.video.segment import segment_video
+
+        return segment_video(model, cfg, path, out_dir, stem, num_slots, seed, formats, prepare, source)
 
     def image_preparation(self, model: nn.Module, cfg: dict[str, Any]) -> dict[str, Any]:
         notes = []
