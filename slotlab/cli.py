@@ -410,6 +410,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for p in paths:
         print(f"wrote {p}")
+    if not paths:
+        print("no figures: the model's task draws none (its presenter has no figures)")
     return 0
 
 

@@ -182,6 +182,9 @@ def test_a_task_registered_here_trains_evaluates_and_reports_through_the_cli(toy
     assert evaluated["mse"] == pytest.approx(results["mse"]) and evaluated["num_images"] == 12
     assert json.loads((run / "evals.jsonl").read_text().splitlines()[-1])["mse"] == evaluated["mse"]
 
+    assert main(["figures", str(run)]) == 0  # a task without figures of its own: said, nothing written
+    assert "no figures" in capsys.readouterr().out and not (run / "figures").exists()
+
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert f"<td>{NAME}</td>" in page  # the summary's task row
