@@ -101,3 +101,20 @@ def test_the_registry_caches_the_video_generator_with_its_own_keys(tmp_path):
     assert "kind" not in split_spec("tetrominoes", "train", 0)  # image caches keep their spec (and their files)
     data = cached_split("moving_objects", "train", 3, cache_dir=tmp_path, workers=1)
     assert set(data) == {"video", "mask", "boxes", "num_objects"} and data["video"].shape == (3, 6, 64, 64, 3)
+
+
+def test_movi_folder_counts_its_videos_from_dataset_info(tmp_path):
+    import json
+    import shutil
+
+    from slotlab.data.movi import count_videos
+
+    folder = tmp_path / "movi_a" / "128x128" / "1.0.0"
+    folder.mkdir(parents=True)
+    shutil.copy(MOVI_A, folder / "movi_a-train.tfrecord-00000-of-00001")
+    assert count_videos(folder, "train") == 2  # counted from the records
+    info = {"splits": [{"name": "train", "shardLengths": ["7"]}, {"name": "validation", "shardLengths": ["1"]}]}
+    (folder / "dataset_info.json").write_text(json.dumps(info))
+    assert count_videos(folder, "train") == 7  # TFDS's own count, nothing read
+    (folder / "dataset_info.json").write_text("{not json")
+    assert count_videos(folder, "train") == 2

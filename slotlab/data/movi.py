@@ -22,6 +22,7 @@ generator contract of :mod:`slotlab.data.moving_objects`).
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,6 +280,25 @@ def read_movi(
             if position >= start:
                 yield decode_record(name, index, data)
             position += 1
+
+
+def count_videos(path: str | os.PathLike[str], split: str = "train") -> int:
+    """The videos of a split: from the TFDS folder's ``dataset_info.json`` (its split's ``shardLengths``) when it
+    has one, else by counting the records of the shards (read, not decoded)."""
+    p = Path(path)
+    info = p / "dataset_info.json"
+    if p.is_dir() and info.is_file():
+        try:
+            splits = json.loads(info.read_text()).get("splits", [])
+            lengths = next(s["shardLengths"] for s in splits if s.get("name") == split)
+            return sum(int(n) for n in lengths)
+        except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
+            pass  # an unusual info file: count the records
+    total = 0
+    for file in shard_files(path, split):
+        name = os.fspath(file)
+        total += sum(1 for _ in _iter_records(name, _detect_compression(name)))
+    return total
 
 
 def flow_pixels(flow: np.ndarray, flow_range: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ Where the reference comes from:
   data file that has moved), the check reports the evaluated images' error with no reference and warns of
   nothing.
 
-Models without a decoder (set prediction) reconstruct nothing: no check.
+Models without a decoder (set prediction) reconstruct nothing: no check; nor for a task whose models reconstruct
+something else than images (its :meth:`~slotlab.tasks.base.Task.checks_domain`: videos).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def reconstructs(model: nn.Module) -> bool:
 def domain_check(checkpoint: str | Path, model: nn.Module, cfg: dict[str, Any]) -> DomainCheck | None:
     """The reference of the model loaded from ``checkpoint`` (see the module docstring); None for a model that
     reconstructs nothing."""
-    if not reconstructs(model):
+    from slotlab.tasks import get_task
+
+    if not reconstructs(model) or not get_task(cfg["task"]).checks_domain(model):
         return None
     path = Path(checkpoint)
     if is_pretrained_folder(path):

@@ -36,6 +36,7 @@ from slotlab.tasks.common import (
     eval_noise,
     figure_scale,
     image_to_model,
+    reconstructs,
     run_model,
     slot_attention_of,
     slot_shape,
@@ -241,6 +242,11 @@ class Task(ABC):
     def paper_score(self, cfg: dict[str, Any]) -> dict[str, str] | None:
         """The paper's number a zoo card shows next to its measured score (:attr:`paper_scores`), or None."""
         return self.paper_scores.get(self.zoo_dataset(cfg))
+
+    def checks_domain(self, model: nn.Module) -> bool:
+        """Whether ``slotlab eval --data-path`` compares the evaluated images' reconstruction error with the model's
+        held-out one (:mod:`slotlab.inference.domain_eval`): models that reconstruct images."""
+        return reconstructs(model)
 
     def domain_images(self, cfg: dict[str, Any], count: int, split: str) -> torch.Tensor | None:
         """uint8 images [n, 3, H, W] whose reconstruction error a zoo card records for ``slotlab segment``'s

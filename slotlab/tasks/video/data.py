@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from slotlab.data import moving_objects, shards
 from slotlab.data.datamodule import StepDataModule
 from slotlab.data.errors import DatasetFileError
-from slotlab.data.movi import flow_pixels, read_movi, shard_files
+from slotlab.data.movi import count_videos, flow_pixels, read_movi, shard_files
 from slotlab.data.splits import split_stream
 from slotlab.errors import ConfigError
 
@@ -203,8 +203,10 @@ def _movi_shard(spec: dict[str, Any], start: int, count: int) -> dict[str, np.nd
 
 
 def movi_arrays(data_cfg: dict[str, Any], split: str, count: int, flow: bool) -> dict[str, np.ndarray]:
-    """The first ``count`` videos of a MOVi split at S x S (decoded once into the shard cache, then read from it)."""
+    """The first ``count`` videos of a MOVi split at S x S (all of them if it has fewer), decoded once into the
+    shard cache, then read from it."""
     spec = movi_spec(data_cfg, split, flow)
+    count = min(count, count_videos(spec["path"], spec["split"]))  # data.train_size / eval_size: at most
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     name = f"movi-{spec['split']}-{spec['image_size']}px-{key}"
     folder = shards.cache_root(data_cfg.get("cache_dir")) / "video" / name

@@ -85,19 +85,15 @@ SCHEMA = TaskSchema(
         "min_objects": Key(2, Int(1, 8), "generator: objects per video at least"),
         "bounce": Key(False, Bool(), "generator: sprites bounce off the edges instead of entering and leaving"),
         "enter_prob": Key(0.15, Float(0, 1), "generator: chance that a sprite starts outside the frame and enters"),
+        "train_size": DATA["train_size"].but(
+            default=10000,
+            doc="training clips; movi: the first videos of the train split, at most (each cut into clips)",
+        ),
+        "eval_size": DATA["eval_size"].but(
+            default=256, doc="held-out clips; movi: the first videos of the validation split, at most"
+        ),
         **pick(
-            DATA,
-            "train_size",
-            "eval_size",
-            "batch_size",
-            "eval_batch_size",
-            "seed",
-            "cache_dir",
-            "workers",
-            train_size=10000,
-            eval_size=256,
-            batch_size=64,
-            eval_batch_size=32,
+            DATA, "batch_size", "eval_batch_size", "seed", "cache_dir", "workers", batch_size=64, eval_batch_size=32
         ),
     },
     model={
