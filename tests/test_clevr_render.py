@@ -75,8 +75,9 @@ def test_counts_and_attributes(name, clevr6, clevr10, clevr3):
         vals = out[key][present]
         assert set(np.unique(vals)) == set(range(1, codes + 1)), key  # all classes occur, none else
         assert (out[key][~present] == 0).all()
-    # z = r: radius 0.35 / 0.7, divided by sqrt(2) for cubes.
-    r = cs.SIZE_VALUES[out["size"][present] - 1] / np.where(out["shape"][present] == 1, np.sqrt(2), 1)
+    # z = r: radius (cube half-size) 0.35 / 0.7 for every shape, as in real CLEVR scene files (the generator's
+    # division of cubes by sqrt(2) never applies: see clevr_scene and tests/test_clevr_real.py).
+    r = cs.SIZE_VALUES[out["size"][present] - 1]
     np.testing.assert_allclose(out["z"][present], r, rtol=1e-6)
     assert (np.abs(out["x"][present]) <= 3).all() and (np.abs(out["y"][present]) <= 3).all()
     assert (out["rotation"][present] >= 0).all() and (out["rotation"][present] < 360).all()
@@ -109,7 +110,7 @@ def test_masks_and_visibility(clevr6, full):
         counts = np.stack([(mask == k + 1).sum(axis=(1, 2)) for k in range(m)], 1)
         np.testing.assert_array_equal(counts, out["pixel_count"])
         np.testing.assert_array_equal(out["visibility"], (counts > 0).astype(np.float32))
-        threshold = 200 * size[0] * size[1] / (480 * 320)
+        threshold = 200 * size[0] * size[1] / (320 * 240)  # the generator's default: 200 pixels at 320x240
         assert (counts[present] >= threshold).all() and (counts[~present] == 0).all()
         assert (mask.reshape(n, -1).max(1) == num).all() or (mask.reshape(n, -1).max(1) <= num).all()
     # The projected object centre lies on or next to the object's own mask (at 320x240).
@@ -123,21 +124,30 @@ def test_masks_and_visibility(clevr6, full):
 
 
 def test_pixel_coords_depth(clevr6):
-    """pixel_coords[2] is the distance along the viewing axis (Blender's world_to_camera_view z)."""
+    """pixel_coords[2] is the distance along the viewing axis (Blender's world_to_camera_view z) of the scene's
+    camera, which is aimed at the origin from its jittered place."""
     out = clevr6
-    forward = -cs.CAMERA_ROTATION[2]
     for i in range(20):
         k = out["num_objects"][i]
+        forward = -cs.camera_rotation(out["camera"][i].astype(np.float64))[2]
         pts = np.stack([out["x"][i, :k], out["y"][i, :k], out["z"][i, :k]], -1)
         depth = (pts - out["camera"][i]) @ forward
         np.testing.assert_allclose(out["pixel_coords"][i, :k, 2], depth, rtol=1e-5)
         assert ((out["pixel_coords"][i, :k, 2] > 6) & (out["pixel_coords"][i, :k, 2] < 17)).all()
 
 
+def _linear(c: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] -> linear."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
 def test_colours(full):
+    """Colours as in real CLEVR renders (measured on 10 real scenes, rendered with their own JSON: lit rubber's
+    linear colour is parallel to its base colour, median cosine 0.99, at 0.24-0.47 of its length, median 0.31;
+    the ground's darkest 1 % is at 0.78-0.84 of its median: soft shadows)."""
     img = full["image"].astype(np.float32) / 255
     mask = full["mask"]
-    ratios = []
+    cosines, ratios = [], []
     for i in range(len(img)):
         for j in range(full["num_objects"][i]):
             pix = img[i][mask[i] == j + 1]  # [q, 3]
@@ -145,13 +155,12 @@ def test_colours(full):
                 continue
             base = full["color_rgb"][i, j]
             lum = pix.sum(1)
-            lit = pix[lum >= np.quantile(lum, 0.75)].mean(0)  # the lit side of the object
-            cos = lit @ base / (np.linalg.norm(lit) * np.linalg.norm(base))
-            assert cos > 0.97, (cs.COLOR_NAMES[full["color"][i, j] - 1], lit, base)
+            lit = _linear(pix[lum >= np.quantile(lum, 0.75)]).mean(0)  # the lit side of the object, linear
+            cosines.append(lit @ base / (np.linalg.norm(lit) * np.linalg.norm(base)))
             ratios.append(np.linalg.norm(lit) / np.linalg.norm(base))
-    # Lit rubber shows about its base colour; objects in another object's shadow are darker.
     assert len(ratios) >= 10
-    assert 0.8 < np.median(ratios) < 1.25 and 0.25 < min(ratios) and max(ratios) < 1.5, ratios
+    assert np.median(cosines) > 0.98 and min(cosines) > 0.9, cosines
+    assert 0.2 < np.median(ratios) < 0.45 and min(ratios) > 0.1 and max(ratios) < 0.7, ratios
     # Metal objects show highlights brighter than their base colour.
     bright = [
         img[i][mask[i] == j + 1].max(0).mean() - full["color_rgb"][i, j].mean()
@@ -160,12 +169,12 @@ def test_colours(full):
         if full["material"][i, j] == 2 and full["shape"][i, j] == 2
     ]
     assert len(bright) > 0 and np.median(bright) > 0.2
-    # Ground: near-grey, with shadows (noticeably darker ground pixels exist in every image).
+    # Ground: near-grey, with soft shadows (darker ground pixels in every image, but not black ones).
     for i in range(len(img)):
         g = img[i][mask[i] == 0]
-        assert np.abs(g[:, 0] - g[:, 2]).mean() < 0.12
+        assert np.abs(g[:, 0] - g[:, 2]).mean() < 0.05
         lum = g.mean(1)
-        assert np.quantile(lum, 0.01) < 0.8 * np.median(lum)
+        assert 0.6 * np.median(lum) < np.quantile(lum, 0.01) < 0.92 * np.median(lum)
 
 
 def test_greyscale():

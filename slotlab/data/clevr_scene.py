@@ -1,19 +1,27 @@
 """CLEVR scene sampling: constants, camera geometry and object placement (no pixels).
 
-Part of the procedural CLEVR-like data used for the paper's CLEVR6 object discovery (Section 4.1) and
-CLEVR10 set prediction (Section 4.2) experiments. It follows facebookresearch/clevr-dataset-gen
-(``render_images.py`` with its default arguments): the base scene's camera at (7.358891, -6.925791,
-4.958309) looking at the origin (35 mm lens, 32 mm sensor), camera jitter U(-0.5, 0.5) and key / fill /
-back light jitter U(-1, 1) per axis, 8 colours, 2 materials, 3 shapes, 2 sizes (cubes use r / sqrt(2)),
-objects at x, y ~ U(-3, 3), z = r, rotation U(0, 360) degrees, minimum distance 0.25 between object
-surfaces (bounding circles) and a margin of 0.4 along the camera's left / right / front / behind
-directions; after 50 failed placement tries of one object all objects are resampled. The minimum number
-of visible pixels per object is enforced by the renderer (``clevr_render``), which calls
-``sample_objects`` again for a scene that fails it, as CLEVR does.
+Part of the procedural CLEVR data used for the paper's CLEVR6 object discovery (Section 4.1) and CLEVR10 set
+prediction (Section 4.2) experiments. It follows facebookresearch/clevr-dataset-gen (``render_images.py`` with
+its default arguments, ``data/properties.json``):
 
-The light positions (not stored in a readable form in CLEVR's ``base_scene.blend``) are those used by
-Kubric's CLEVR re-creation: key (6.44671, -2.90517, 4.2584), fill (-4.67112, -4.0136, 3.01122),
-back (-1.1685, 2.64602, 5.81574).
+- camera: Blender's default camera of the base scene at (7.48113, -6.50764, 5.34367), aimed at the origin (a
+  track-to constraint), 35 mm lens on a 32 mm sensor; each scene moves it by U(-0.5, 0.5) per axis and it stays
+  aimed at the origin. The scene's ``directions`` (and so the margin rule) come from the un-jittered camera:
+  behind = (-0.75449, 0.65631, 0), exactly the value in CLEVR's scene files. Both facts were recovered from real
+  CLEVR scene files: with this model the objects' ``pixel_coords`` of ten real scenes are reproduced within
+  0.27 px RMS (their rounding) by a jitter inside +-0.5 per axis (``clevr_compare.fit_camera``);
+- key / fill / back light jitter U(-1, 1) per axis; 8 colours, 2 materials, 3 shapes, 2 sizes (r = 0.35, 0.7);
+- objects at x, y ~ U(-3, 3), z = r, rotation U(0, 360) degrees, minimum distance 0.25 between object bounding
+  circles and a margin of 0.4 along the left / right / front / behind directions; after 50 failed placement
+  tries of one object all objects are resampled. Cubes have half-size r and z = r like the other shapes: the
+  generator's ``r /= sqrt(2)`` for cubes tests ``obj_name == 'Cube'``, but the cube's name is
+  ``SmoothCube_v2``, so it never applies (real CLEVR scene files hold z = 0.35 / 0.7 for cubes). The minimum
+  number of visible pixels per object (200 at the default 320x240) is enforced by the renderer
+  (``clevr_render``), which calls ``sample_objects`` again for a scene that fails it, as CLEVR does.
+
+The light positions (not stored in a readable form in CLEVR's ``base_scene.blend``) are those of Kubric's CLEVR
+re-creation: key (6.44671, -2.90517, 4.2584), fill (-4.67112, -4.0136, 3.01122), back (-1.1685, 2.64602,
+5.81574).
 
 Categorical attributes are coded 1-based (0 = padding / no object) in the order of the names below, which
 is the class order of the set-prediction targets in the reference code.
@@ -35,12 +43,13 @@ COLOR_RGB = {
     "cyan": (41, 208, 208),
 }
 COLORS = np.array([COLOR_RGB[c] for c in COLOR_NAMES], dtype=np.float32) / 255.0  # [8, 3] in [0, 1]
+COLORS_LINEAR = COLORS  # the generator hands c / 255 to Blender's (scene-linear) colour input: linear reflectance
 MATERIAL_NAMES = ("rubber", "metal")
 SHAPE_NAMES = ("cube", "sphere", "cylinder")
 SIZE_NAMES = ("small", "large")
 SIZE_VALUES = np.array([0.35, 0.7])
 
-CAMERA_LOCATION = np.array([7.358891, -6.925791, 4.958309])
+CAMERA_LOCATION = np.array([7.48113, -6.50764, 5.34367])  # un-jittered; aimed at the origin
 FOCAL_LENGTH_MM = 35.0
 SENSOR_WIDTH_MM = 32.0  # horizontal sensor fit (the image is wider than tall)
 CAMERA_JITTER = 0.5
@@ -56,8 +65,8 @@ LIGHT_JITTER = np.array([1.0, 1.0, 1.0])  # key, fill, back
 MIN_DIST = 0.25
 MARGIN = 0.4
 MAX_RETRIES = 50
-MIN_PIXELS_PER_OBJECT = 200  # at CLEVR's 480x320; scaled by pixel area for other image sizes
-CLEVR_PIXELS = 480 * 320
+MIN_PIXELS_PER_OBJECT = 200  # at the generator's default 320x240; scaled by pixel area for other image sizes
+CLEVR_PIXELS = 320 * 240
 
 
 def camera_rotation(location: np.ndarray = CAMERA_LOCATION) -> np.ndarray:
@@ -72,7 +81,7 @@ def camera_rotation(location: np.ndarray = CAMERA_LOCATION) -> np.ndarray:
     return np.stack([right, up, -forward])
 
 
-CAMERA_ROTATION = camera_rotation()  # fixed; the jitter moves the camera without turning it, as in CLEVR
+CAMERA_ROTATION = camera_rotation()  # the un-jittered camera's (the scene directions); a jittered one re-aims
 
 
 def ground_directions() -> dict[str, np.ndarray]:
@@ -92,9 +101,9 @@ _MARGIN_DIRS = np.stack([DIRECTIONS[d][:2] for d in ("left", "right", "front", "
 
 
 def object_radius(shape: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Radius (cube: half-size) of objects with 1-based shape and size codes."""
-    r = SIZE_VALUES[np.asarray(size) - 1]
-    return np.where(np.asarray(shape) == 1, r / np.sqrt(2.0), r)
+    """Radius (cube: half-size; cylinder: radius and half-height) of objects with 1-based shape and size codes:
+    the size's value for every shape (see the module docstring on cubes)."""
+    return SIZE_VALUES[np.asarray(size) - 1] + 0.0 * np.asarray(shape)
 
 
 def sample_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +149,7 @@ def sample_objects(
             color[i] = rng.integers(0, len(COLOR_NAMES))
             material[i] = rng.integers(0, len(MATERIAL_NAMES))
             rot[i] = 360.0 * rng.random()
-            rs[i] = r / np.sqrt(2.0) if shape[i] == 0 else r  # cubes: r / sqrt(2)
+            rs[i] = r  # cubes too (module docstring)
         if ok_scene:
             return {
                 "x": xs,

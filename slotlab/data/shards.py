@@ -62,14 +62,20 @@ def make_cache_folder(folder: Path) -> None:
         ) from e
 
 
+def renderer_modules() -> tuple:
+    """The modules whose code makes the CLEVR renders (scene sampling, geometry, shading, the pipeline)."""
+    from slotlab.data import clevr_geometry, clevr_render, clevr_scene, clevr_shading
+
+    return (clevr_render, clevr_scene, clevr_geometry, clevr_shading)
+
+
 @functools.cache
 def renderer_version() -> str:
-    """Short hash of the CLEVR-like renderer's source code (part of the cache spec of rendered images); computed
-    once per process, so it describes the code this process runs even if the files change on disk meanwhile."""
-    from slotlab.data import clevr_render, clevr_scene
-
+    """Short hash of the CLEVR renderer's source code (``renderer_modules``; part of the cache spec of rendered
+    images); computed once per process, so it describes the code this process runs even if the files change on
+    disk meanwhile."""
     h = hashlib.sha1()
-    for module in (clevr_render, clevr_scene):
+    for module in renderer_modules():
         h.update(inspect.getsource(module).encode())
     return h.hexdigest()[:10]
 
