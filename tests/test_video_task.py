@@ -195,3 +195,25 @@ def test_movi_folder_trains_on_flow_and_evaluates_with_data_path(tmp_path, capsy
     assert "mse_rgb_mean" not in results  # the model reconstructs flow only
     assert main(["eval", str(run), "--data-path", str(folder)]) == 0
     assert "on 2 eval clips" in capsys.readouterr().out
+
+
+def test_python_api_runs_a_video_model_on_clips(video_run):
+    """slotlab.load_model(VIDEO_RUN) takes clips as `slotlab segment` does: one clip of uint8 frames, a batch of
+    clips, or prepared [B, T, 3, H, W] input; the same clip gives the same masks every way."""
+    import torch
+
+    import slotlab
+
+    model = slotlab.load_model(video_run)
+    clips = generate(3, 0, 2, num_frames=4, image_size=16, max_objects=3)["video"]  # [2, 4, 16, 16, 3] uint8
+    one = model(clips[0])
+    assert one.masks.shape == (1, 4, 4, 16, 16) and one.slots.shape[:3] == (1, 4, 4)
+    torch.testing.assert_close(one.masks.sum(2), torch.ones(1, 4, 16, 16))
+    both = model(clips)
+    prepared = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+    torch.testing.assert_close(model(prepared).masks, both.masks)
+    torch.testing.assert_close(both.masks[:1], one.masks)
+    labels = model.segment(clips)
+    assert labels.shape == (2, 4, 16, 16) and labels.max() < 4
+    with pytest.raises(ValueError, match="--iters does not apply"):
+        model(clips, iters=2)

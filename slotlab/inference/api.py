@@ -22,6 +22,7 @@ from slotlab.errors import UserError
 from slotlab.inference.checkpoint_io import CheckpointError, load_checkpoint, write_pretrained
 from slotlab.inference.loading import model_from_checkpoint
 from slotlab.noise import index_noise
+from slotlab.tasks import get_task
 from slotlab.tasks.common import EVAL_SEED, reconstructs, slot_attention_of
 
 
@@ -31,7 +32,9 @@ class ImageInputError(UserError, ValueError):
 
 @dataclass
 class SlotModelOutput:
-    """What a model computes for a batch of B images (K slots, T iterations, h x w encoder grid)."""
+    """What a model computes for a batch of B images (K slots, T iterations, h x w encoder grid). A video model's
+    outputs have the clip's frames after B instead: slots [B, T, K, D], masks [B, T, K, H, W], attn [B, T, K, N],
+    recon [B, T, C, H, W], recons [B, T, K, C, H, W] (T = frames)."""
 
     slots: Tensor  # [B, K, D]
     masks: Tensor  # [B, K, H, W]: alpha masks (softmax over slots); set prediction: attention upsampled, sums to 1
@@ -88,6 +91,9 @@ class SlotModel(nn.Module):
         or anything :meth:`preprocess` takes, prepared here (a float tensor with every value in [0, 1] is taken as
         images in [0, 1]: rescaled, never misread as [-1, 1] input). The slot-init noise of image i is that of
         ``slotlab eval``'s image i (a function of ``seed`` and i): deterministic. ``num_slots``/``iters``: K, T."""
+        task = get_task(self.task)
+        if task.clip_input:
+            return self._forward_clips(task, images, num_slots, iters, seed)
         x = images if _is_prepared(images, self.resolution) else self.preprocess(images)  # [B, 3, H, W] in [-1, 1]
         sa = slot_attention_of(self.model)
         b = x.shape[0]
@@ -104,9 +110,34 @@ class SlotModel(nn.Module):
         masks = masks / masks.sum(1, keepdim=True).clamp_min(1e-8)
         return SlotModelOutput(out.slots, masks, attn, pred=out.pred.float())
 
+    def _forward_clips(
+        self, task: Any, clips: Any, num_slots: int | None, iters: int | None, seed: int
+    ) -> SlotModelOutput:
+        """A video model on ``clips``: float [B, T, 3, H, W] in [-1, 1] at the model's size (prepared), or a clip /
+        a list of clips of frames in any form :meth:`preprocess` takes for a batch of images ([T, H, W, 3] uint8,
+        [T, 3, H, W] floats in [0, 1], ...). Outputs gain the time axis: masks [B, T, K, H, W], slots
+        [B, T, K, D], recon [B, T, C, H, W]."""
+        if isinstance(clips, Tensor) and clips.dim() == 5 and _is_prepared(clips.flatten(0, 1), self.resolution):
+            x = clips.float()  # [B, T, 3, H, W]
+        else:
+            if isinstance(clips, (list, tuple)) and clips and getattr(clips[0], "ndim", 0) == 4:
+                groups = list(clips)
+            elif getattr(clips, "ndim", 0) == 5:
+                groups = list(clips)
+            else:
+                groups = [clips]  # one clip
+            frames = [self.preprocess(g) for g in groups]  # each [T, 3, H, W]
+            if len({f.shape[0] for f in frames}) > 1:
+                raise ImageInputError(f"clips of different lengths in one batch: {[f.shape[0] for f in frames]} frames")
+            x = torch.stack(frames)  # [B, T, 3, H, W]
+        fields = task.api_forward(self.model, self.config, x, num_slots, iters, seed)
+        return SlotModelOutput(**fields)
+
     def segment(self, images: Any, num_slots: int | None = None, iters: int | None = None) -> Tensor:
-        """Images -> int64 [B, H, W]: the slot each pixel belongs to (argmax of the masks), at the model's size."""
-        return self(images, num_slots=num_slots, iters=iters).masks.argmax(1)
+        """Images -> int64 [B, H, W]: the slot each pixel belongs to (argmax of the masks), at the model's size;
+        clips of a video model -> [B, T, H, W]."""
+        out = self(images, num_slots=num_slots, iters=iters)
+        return out.masks.argmax(-3)
 
     # ------------------------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path, card: dict[str, Any] | None = None) -> Path:

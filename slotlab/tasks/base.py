@@ -118,6 +118,17 @@ class Task(ABC):
         """The task's presentation (:mod:`slotlab.tasks.presenter`)."""
         return self.presenter_class(self)
 
+    # ------------------------------------------------------------------ Python API (slotlab.load_model)
+    clip_input: ClassVar[bool] = False  # inputs are clips [B, T, 3, H, W] (one frame = one image), not images
+
+    def api_forward(
+        self, model: nn.Module, cfg: dict[str, Any], x: torch.Tensor, num_slots: int | None, iters: int | None,
+        seed: int,
+    ) -> dict[str, torch.Tensor] | None:  # fmt: skip
+        """``slotlab.load_model(...)(x)`` for a task whose model is not run as an image model: the fields of
+        :class:`slotlab.inference.api.SlotModelOutput` (slots, masks, attn, recon, recons); None: the image path."""
+        return None
+
     # ------------------------------------------------------------------ config
     def check_config(self, cfg: dict[str, Any]) -> None:
         """Constraints between the task's config keys (ConfigError), after every value passed its rule."""

@@ -270,6 +270,29 @@ class Video(Task):
             k = f"K={init.num_slots} ({init.kind})"
         return f"{k}, {model.corrector.iters} corrector iteration(s) per frame, {cfg['model']['predictor']} predictor"
 
+    clip_input = True
+
+    def api_forward(
+        self, model: nn.Module, cfg: dict[str, Any], x: torch.Tensor, num_slots: int | None, iters: int | None,
+        seed: int,
+    ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Clips ``x`` [B, T, 3, H, W] in [-1, 1] run as ``slotlab segment`` runs a video (slices of the held-out
+        slice length, slots carried over; clip i's slot-init noise is that of held-out clip i)."""
+        from slotlab.tasks.video.run import clip_noise, run_clips
+        from slotlab.tasks.video.segment import check
+
+        check(model, cfg, num_slots, iters)
+        noise = clip_noise(model, torch.arange(x.shape[0]), num_slots, seed)
+        slice_len = cfg["data"].get("eval_slice") or cfg["data"]["num_frames"]
+        out = run_clips(model, x.to(next(model.parameters()).device), None, noise, num_slots, slice_len)
+        return {
+            "slots": out.slots,  # [B, T, K, D]
+            "masks": out.masks.float(),  # [B, T, K, H, W]
+            "attn": out.attn.float(),  # [B, T, K, N]
+            "recon": out.recon.float(),  # [B, T, C, H, W] (the targets in out.targets' order: rgb and/or flow)
+            "recons": out.recons.float(),  # [B, T, K, C, H, W]
+        }
+
     def segment_check(self, model: nn.Module, cfg: dict[str, Any], num_slots: int | None, iters: int | None) -> bool:
         from slotlab.tasks.video.segment import check
 
