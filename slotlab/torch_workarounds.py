@@ -2,7 +2,7 @@
 
 Each has a test in ``tests/test_torch_workarounds.py`` that reproduces the bug on the installed torch: when a torch
 upgrade fixes it, that test fails, and the workaround (with its test) can be deleted. None changes what a model
-computes; each keeps a computation right, a run alive or a message true. Rows 1-4 and 6 are code here; row 5 is one
+computes; each keeps a computation right, a run alive or a message true. Rows 1-4, 6 and 7 are code here; row 5 is one
 condition of ``SlotAttention._fused_path``.
 
 =  ================================  =====  =============================  ===============================  ==========
@@ -37,6 +37,11 @@ condition of ``SlotAttention._fused_path``.
    write (a full disk) as a                 messages)                      checkpoint writer's "No space    (Linux)
    RuntimeError without the OSError                                        left" message)
    and its errno
+7  compiled ``TransformerEncoder-    2.13   ``fp32_outside_autocast`` (the ``modules/predictors.py`` (the   ``test_7``
+   Layer`` in inference under CPU           block in fp32, autocast off)   SAVi predictor)
+   bf16 autocast takes the fused
+   fast path and fails: "expected
+   m1 and m2 to have the same dtype"
 =  ================================  =====  =============================  ===============================  ==========
 
 ``test_N``: ``test_N_...`` in ``tests/test_torch_workarounds.py``.
@@ -261,3 +266,17 @@ def will_engine_execute_node(node: object) -> bool:
     """Whether the autograd engine runs ``node`` (a grad_fn) in the backward pass under way: the fused attention's
     backward hands its input-gradient factors to a node that runs later only if it will run at all."""
     return torch._C._will_engine_execute_node(node)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 7. A compiled TransformerEncoderLayer in inference under CPU bf16 autocast
+# Its fast path (``torch._transformer_encoder_layer_fwd``) is skipped under autocast in eager mode, but a compiled
+# graph in eval mode without gradients takes it with bf16 activations and fp32 weights and fails ("expected m1 and
+# m2 to have the same dtype"): seen in the validation of a compiled bf16 SAVi run. The SAVi predictor is K x D per
+# clip, so running it in fp32 costs nothing.
+
+
+def fp32_outside_autocast(module: torch.nn.Module, x: Tensor) -> Tensor:
+    """``module(x)`` in fp32 with autocast off (the input upcast): workaround 7."""
+    with torch.autocast(x.device.type, enabled=False):
+        return module(x.float())

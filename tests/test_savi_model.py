@@ -256,3 +256,27 @@ def test_bf16_autocast_keeps_masks_and_state_in_fp32() -> None:
     assert out.next_state.dtype == torch.float32  # the recurrent state is carried in the parameters' dtype
     torch.testing.assert_close(out.masks.sum(dim=2), torch.ones(B, T, H, H))
     torch.testing.assert_close(out.recon, model(video(), boxes()).recon, rtol=0.1, atol=0.1)
+
+
+def test_transformer_predictor_runs_compiled_under_cpu_bf16_autocast_in_inference() -> None:
+    """Workaround 7 (slotlab/torch_workarounds.py): a compiled predictor in eval mode under CPU bf16 autocast
+    (the validation of a compiled bf16 run) runs, in fp32, and gives the eager fp32 result."""
+    import torch
+
+    from slotlab.modules.predictors import TransformerPredictor
+    from slotlab.train.runtime import compile_support
+
+    if compile_support("cpu") is not None:
+        pytest.skip(compile_support("cpu"))
+    torch.manual_seed(0)
+    pred = TransformerPredictor(16, num_heads=4, mlp_size=32).eval()
+    lin = torch.nn.Linear(16, 16)
+    slots = torch.randn(2, 5, 16)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: pred(lin(x)))
+    with torch.no_grad():
+        ref = pred(lin(slots))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = compiled(slots)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=3e-2, rtol=3e-2)

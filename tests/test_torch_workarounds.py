@@ -146,6 +146,19 @@ def test_6_torch_save_hides_the_os_error_of_a_failed_write():
     assert torch_workarounds.torch_save_failed(caught.value), str(caught.value)
 
 
+@pytest.mark.skipif(NO_CPU_COMPILE is not None, reason=f"torch.compile cannot build CPU kernels here: {NO_CPU_COMPILE}")
+def test_7_compiled_transformer_layer_fails_under_cpu_bf16_autocast():
+    block = torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True).eval()
+    lin = torch.nn.Linear(16, 16)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: block(lin(x)))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(RuntimeError, match="same dtype"):
+            compiled(torch.randn(2, 5, 16))
+        fixed = torch.compile(lambda x: torch_workarounds.fp32_outside_autocast(block, lin(x)))
+        assert fixed(torch.randn(2, 5, 16)).dtype == torch.float32
+
+
 def test_private_torch_apis_exist():
     # torch._C._will_engine_execute_node: True for a node of the backward pass under way, False for another graph's.
     x = torch.ones(3, requires_grad=True)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS
 from slotlab.modules.norm import LayerNorm
+from slotlab.torch_workarounds import fp32_outside_autocast
 
 PredictorKind = Literal["transformer", "mlp", "identity"]
 PREDICTORS = ("transformer", "mlp", "identity")
@@ -51,7 +52,7 @@ class TransformerPredictor(nn.Module):
         )
 
     def forward(self, slots: Tensor) -> Tensor:
-        return self.block(slots)  # [B, K, D]
+        return fp32_outside_autocast(self.block, slots)  # [B, K, D] fp32 (slotlab/torch_workarounds.py, 7)
 
 
 class MLPPredictor(nn.Module):
