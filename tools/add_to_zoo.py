@@ -2,8 +2,9 @@
 
     python tools/add_to_zoo.py RUN_DIR NAME [--checkpoint last|best|PATH] [--dest DIR] [--no-measure]
 
-Writes ``slotlab/zoo/NAME/model.ckpt`` (fp32 weights, config, step, format; no optimizer state) and
-``slotlab/zoo/NAME/card.yaml`` (task, dataset, config, the score measured now by the same code as
+Writes the Hugging Face-style folder ``slotlab/zoo/NAME/``: ``model.safetensors`` (fp32 weights, no optimizer
+state), ``config.json`` (config, step, format) and the ``README.md`` card (task, dataset, the score measured now on
+the ``test`` split by the same code as
 ``slotlab eval --pretrained NAME``, the machine, training time, the paper's number), and prints the size.
 See slotlab/zoo/__init__.py (the zoo serves the paper's Table 1 / Figure 5 numbers as re-measurable models).
 """
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     metric, value = entry.score()
     print(f"zoo entry {entry.folder}")
     n = entry.card["checkpoint"]["parameters"]
-    print(f"  model.ckpt {entry.size_bytes / 1e6:.2f} MB{before}, {n:,} fp32 weights")
+    print(f"  model.safetensors {entry.size_bytes / 1e6:.2f} MB{before}, {n:,} fp32 weights")
     print(f"  {metric} {value:.4f} ({entry.card['scores']['command']}) in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -367,7 +367,7 @@ def _card(
         "model_kind": cfg["model"].get("kind", "slot_attention"),
         "image_size": list(meta.get("image_size") or [cfg["data"].get("image_size")] * 2),
         "num_slots": cfg["model"]["num_slots"],
-        "iters": cfg["model"]["iters"],
+        "iters": cfg["model"].get("iters"),  # None: a model without Slot Attention iterations as a key (video)
         "scores": scores,
         # Each task's own number (e.g. CLEVR6's Table 1 FG-ARI is object discovery's, not set prediction's).
         "paper": paper or task.paper_score(cfg),
