@@ -21,6 +21,7 @@ from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
 from slotlab.inference.loading import load_model
 from slotlab.runs import run_dir_of
 from slotlab.tasks import get_task
+from slotlab.tasks.common import FigureOptions
 
 __all__ = ["checkpoint_label", "figure_grids", "make_figures", "write_figure"]
 
@@ -35,8 +36,18 @@ def figure_grids(
     scale: int | None = None,
     name: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """The paper figures of ``checkpoint`` by file name (labelled grids, or figures that write themselves), and the
-    run folder's ``figures/`` (arguments: :func:`make_figures`)."""
+    """The paper figures of ``checkpoint`` (a .ckpt file or a run folder) by file name (labelled grids, or figures
+    that write themselves), and the run folder's ``figures/``.
+
+    Args:
+        num_images: number of held-out images (the first ones of the split).
+        num_slots: K at test time (default: the training K). Per-slot initialisation fixes K (ValueError).
+        iters: T at test time (default: the training T).
+        split: held-out split, "eval" or "test".
+        seed: seed of the initial-slot noise (default: the task's figure seed).
+        scale: integer upscaling of the tiles (default: at least ~128 pixels per image).
+        name: the model's name in the titles (default: :func:`checkpoint_label` of the checkpoint).
+    """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     model, cfg, ckpt = load_model(checkpoint)
@@ -46,38 +57,24 @@ def figure_grids(
     step = ckpt.get("global_step")
     about = checkpoint_label(ckpt["_path"]) if name is None else name
     about += f" · step {step}" if step is not None else ""
-    grids = task.presenter.figures(model, cfg, data, f"{about} · {split} images", num_slots, iters, seed, scale)
+    options = FigureOptions(f"{about} · {split} images", num_slots, iters, seed, scale)
+    grids = task.presenter.figures(model, cfg, data, options)
     return grids, run_dir_of(ckpt["_path"]) / "figures"
 
 
 def make_figures(
-    checkpoint: str | Path,
-    out_dir: Path | None = None,
-    num_images: int = 4,
-    num_slots: int | None = None,
-    iters: int | None = None,
-    split: str = "eval",
-    seed: int | None = None,
-    scale: int | None = None,
-    formats: Sequence[str] = (),
-    name: str | None = None,
+    checkpoint: str | Path, out_dir: Path | None = None, *args: Any, formats: Sequence[str] = (), **kwargs: Any
 ) -> list[Path]:
     """Write the paper figures of ``checkpoint`` (a .ckpt file or a run folder); returns the paths written (per
     figure the PNG, then its ``formats`` files).
 
     Args:
         out_dir: where to write; default ``<run_dir>/figures/``.
-        num_images: number of held-out images (the first ones of the split).
-        num_slots: K at test time (default: the training K). Per-slot initialisation fixes K (ValueError).
-        iters: T at test time (default: the training T).
-        split: held-out split, "eval" or "test".
-        seed: seed of the initial-slot noise (default: the task's figure seed).
-        scale: integer upscaling of the tiles (default: at least ~128 pixels per image).
+        args, kwargs: which figures: the arguments of :func:`figure_grids` after ``checkpoint``, in its order.
         formats: vector formats to write besides the PNG: "pdf", "svg".
-        name: the model's name in the titles (default: :func:`checkpoint_label` of the checkpoint).
     """
     check_formats(formats)
-    grids, figures_dir = figure_grids(checkpoint, num_images, num_slots, iters, split, seed, scale, name)
+    grids, figures_dir = figure_grids(checkpoint, *args, **kwargs)
     out = Path(out_dir) if out_dir is not None else figures_dir
     return [p for file, figure in grids.items() for p in write_figure(figure, out / file, formats)]
 

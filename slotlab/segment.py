@@ -44,7 +44,7 @@ from slotlab.inference.domain import DomainReference, reference_of, verdict
 from slotlab.inference.loading import load_model
 from slotlab.noise import index_noise
 from slotlab.tasks import get_task
-from slotlab.tasks.common import EVAL_SEED, image_to_model, reconstructs, slot_attention_of
+from slotlab.tasks.common import EVAL_SEED, SegmentRequest, image_to_model, reconstructs, slot_attention_of
 from slotlab.viz import save_png, segmentation_grid, slot_colors
 
 CLEVR_FRAME = (240, 320)  # (H, W) of the CLEVR scenes the reference crop is defined on
@@ -359,9 +359,8 @@ def segment_file(
         return prepared.image, prepared.steps
 
     try:
-        own = get_task(sm.task).segment_file(
-            sm.model, sm.cfg, path, Path(out_dir), stem, num_slots, iters, seed, formats, prepare, sm.source
-        )
+        request = SegmentRequest(path, Path(out_dir), stem, num_slots, iters, seed, formats, prepare, sm.source)
+        own = get_task(sm.task).segment_file(sm.model, sm.cfg, request)
     except UserError as e:  # an input of the task's own kind that cannot be used
         raise SegmentInputError(str(e)) from e
     if own is not None:

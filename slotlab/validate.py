@@ -25,27 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slotlab.config_rules import (  # noqa: F401 (the rule kinds and limits: also importable from here)
-    ACCELERATORS,
-    MAX_COUNT,
-    MAX_ITERS,
-    MAX_SEED,
-    MAX_SLOTS,
-    PRECISIONS,
-    STRATEGIES,
-    UNSUPPORTED_PRECISIONS,
-    Bool,
-    ChannelsLast,
-    Choice,
-    Devices,
-    Float,
-    Int,
-    IntList,
-    Precision,
-    Rule,
-    Text,
-    generic_rule,
-)
+from slotlab.config_rules import MAX_COUNT, MAX_ITERS, MAX_SEED, MAX_SLOTS, Choice, Rule, generic_rule  # noqa: F401 (MAX_*: the CLI)
 from slotlab.errors import ConfigError, UsageError  # UsageError: also importable from here
 
 
@@ -370,11 +350,16 @@ def int_list_arg(lo: int, hi: int) -> Callable[[str], list[int]]:
 seed_arg = int_arg(0, MAX_SEED)
 
 
+def _path_arg(text: str, what: str) -> Path:
+    """A path flag's text as a Path; an empty one is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a {what} path, got an empty string")
+    return Path(text)
+
+
 def out_file_arg(text: str) -> Path:
     """argparse type: a file to write: not a folder, in a folder that exists and can be written."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
-    path = Path(text)
+    path = _path_arg(text, "file")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path (e.g. {Path(text) / 'out.json'})")
     parent = path.parent
@@ -387,9 +372,7 @@ def out_file_arg(text: str) -> Path:
 
 def out_dir_arg(text: str) -> Path:
     """argparse type: a folder to write into: an existing writable folder, or one that can be created."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
-    path = Path(text)
+    path = _path_arg(text, "folder")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
     existing = path
@@ -416,6 +399,7 @@ def check_eval_flags(
     ignored), before any data are loaded: K and T against the model's slots here, the task's own flags by the task
     (:meth:`slotlab.tasks.base.Task.check_eval_flags`)."""
     from slotlab.tasks import get_task
+    from slotlab.tasks.common import EvalFlags
 
     task = get_task(cfg["task"])
     m = cfg["model"]
@@ -440,4 +424,4 @@ def check_eval_flags(
             f"--num-slots: this model learned one initial slot per slot (model.slot_attention.slot_init "
             f"{init}), so it runs with exactly K={k}"
         )
-    task.check_eval_flags(cfg, num_slots, iters, objects, split, ari_undefined, data_path)
+    task.check_eval_flags(cfg, EvalFlags(num_slots, iters, objects, split, ari_undefined, data_path))

@@ -14,13 +14,10 @@ what :meth:`Task.validation_metrics` returns. Paper: Sections 2.2-2.3 / 4.1-4.2.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,8 +26,11 @@ from slotlab.tasks.common import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
     EVAL_SEED,
+    EvalFlags,
     EvalOptions,
     EvalSetting,
+    FigureOptions,
+    SegmentRequest,
     ValidationBatch,
     ValidationContext,
     eval_noise,
@@ -53,10 +53,13 @@ __all__ = [
     "DEFAULT_SETTING",
     "EVAL_SEED",
     "Curve",
+    "EvalFlags",
     "EvalOptions",
     "EvalSetting",
+    "FigureOptions",
     "OfficialModel",
     "Presenter",
+    "SegmentRequest",
     "Task",
     "ValidationBatch",
     "ValidationContext",
@@ -143,19 +146,10 @@ class Task(ABC):
         h, w = self.image_size(cfg)
         return 4 * h * w
 
-    def check_eval_flags(
-        self,
-        cfg: dict[str, Any],
-        num_slots: list[int] | None,
-        iters: list[int] | None,
-        objects: list[int] | None,
-        split: str,
-        ari_undefined: str | None,
-        data_path: str | None,
-    ) -> None:
+    def check_eval_flags(self, cfg: dict[str, Any], flags: EvalFlags) -> None:
         """UsageError for ``slotlab eval`` flags that do not apply to this task's model (instead of ignoring
         them); the model-kind checks shared by every task are :func:`slotlab.validate.check_eval_flags`'."""
-        if objects:
+        if flags.objects:
             raise UsageError(f"--objects does not apply to {self.title}: its images are not selected by object count")
 
     # ------------------------------------------------------------------ model and data
@@ -282,24 +276,10 @@ class Task(ABC):
         segment. False (default): the inputs are images, segmented by :mod:`slotlab.segment` itself."""
         return False
 
-    def segment_file(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        path: Path,
-        out_dir: Path,
-        stem: str,
-        num_slots: int | None,
-        iters: int | None,
-        seed: int,
-        formats: Sequence[str],
-        prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
-        source: str,
-    ) -> dict[str, Any] | None:
-        """``slotlab segment`` of one input of the task's own kind (e.g. a video): read ``path``, prepare its
-        pictures with ``prepare`` (uint8 [N, H, W, 3] -> the model's size, and the steps taken: the image
-        preparation of :mod:`slotlab.segment`), run ``model``, write ``<stem>_figure.*`` / ``<stem>_masks.*`` into
-        ``out_dir``; returns ``{"steps", "paths", "num_slots", "iters"}``. A UserError names an unusable input.
+    def segment_file(self, model: nn.Module, cfg: dict[str, Any], request: SegmentRequest) -> dict[str, Any] | None:
+        """``slotlab segment`` of one input of the task's own kind (e.g. a video): read ``request.path``, prepare
+        its pictures with ``request.prepare``, run ``model``, write ``<stem>_figure.*`` / ``<stem>_masks.*`` into
+        ``request.out_dir``; returns ``{"steps", "paths", "num_slots", "iters"}``. A UserError names an unusable input.
         None (default): images, segmented by :mod:`slotlab.segment` itself."""
         return None
 

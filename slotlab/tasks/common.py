@@ -1,15 +1,18 @@
 """What every task and the layers that run tasks share: model-input scaling, the slot-init noise of held-out
-images, the settings of an evaluation and what a validation batch gives the training stack.
+images, the settings and flags of an evaluation, the requests of ``slotlab figures`` / ``slotlab segment`` that a
+task or its presenter answers, and what a validation batch gives the training stack.
 
 Plain functions and data classes; no task knows another, and nothing here imports Lightning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,6 +94,50 @@ class EvalOptions:
 
 
 DEFAULT_OPTIONS = EvalOptions()
+
+
+@dataclass(frozen=True)
+class EvalFlags:
+    """The test-time flags of ``slotlab eval`` / ``slotlab figures`` that a task checks against its model
+    (:meth:`slotlab.tasks.base.Task.check_eval_flags`); None / empty: not given."""
+
+    num_slots: list[int] | None = None
+    iters: list[int] | None = None
+    objects: list[int] | None = None
+    split: str = "eval"
+    ari_undefined: str | None = None
+    data_path: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- figures, segment
+@dataclass(frozen=True)
+class FigureOptions:
+    """How ``slotlab figures`` draws: ``about`` (the model and step, for the titles), K and T at test time (None:
+    the model's), the slot-noise seed (None: the task's figure seed) and the tile upscaling (None: automatic)."""
+
+    about: str = ""
+    num_slots: int | None = None
+    iters: int | None = None
+    seed: int | None = None
+    scale: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """One input of ``slotlab segment`` that a task segments itself (:meth:`slotlab.tasks.base.Task.segment_file`):
+    the file, where to write and under which stem, K / T (None: the model's), the slot-noise seed, the vector
+    formats besides PNG, the image preparation of :mod:`slotlab.segment` (uint8 [N, H, W, 3] -> the model's size,
+    and the steps taken) and the checkpoint's name (for the titles)."""
+
+    path: Path
+    out_dir: Path
+    stem: str
+    num_slots: int | None
+    iters: int | None
+    seed: int
+    formats: Sequence[str]
+    prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]]
+    source: str
 
 
 # ---------------------------------------------------------------------------------------------- validation

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
-from slotlab.tasks.common import EvalSetting
+from slotlab.tasks.common import EvalSetting, FigureOptions
 
 if TYPE_CHECKING:
     import torch
@@ -137,18 +137,10 @@ class Presenter:
         return None
 
     def figures(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        about: str = "",
-        num_slots: int | None = None,
-        iters: int | None = None,
-        seed: int | None = None,
-        scale: int | None = None,
+        self, model: nn.Module, cfg: dict[str, Any], data: dict[str, torch.Tensor], options: FigureOptions
     ) -> dict[str, Any]:
         """The task's figures of held-out ``data`` (the task's :meth:`~slotlab.tasks.base.Task.heldout`), by file
-        name (one of :attr:`figure_names`); ``about``: the model and step, for the titles. None by default."""
+        name (one of :attr:`figure_names`), drawn as ``options`` say. None by default."""
         return {}
 
     def validation_figures(

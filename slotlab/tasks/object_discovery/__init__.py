@@ -24,6 +24,7 @@ from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
     EVAL_SEED,
+    EvalFlags,
     EvalOptions,
     EvalSetting,
     OfficialModel,
@@ -156,23 +157,15 @@ class ObjectDiscovery(Task):
         if get_dataset(d["name"]).expensive:
             check_cache_writable(d.get("cache_dir"))
 
-    def check_eval_flags(
-        self,
-        cfg: dict[str, Any],
-        num_slots: list[int] | None,
-        iters: list[int] | None,
-        objects: list[int] | None,
-        split: str,
-        ari_undefined: str | None,
-        data_path: str | None,
-    ) -> None:
-        if objects:
+    def check_eval_flags(self, cfg: dict[str, Any], flags: EvalFlags) -> None:
+        if flags.objects:
             raise UsageError(
                 "--objects applies to set prediction only (images with exactly N objects); this checkpoint is an "
                 "object-discovery model"
             )
-        if data_path is not None and not Path(data_path).is_file():
-            raise UsageError(f"--data-path {data_path}: {'a folder' if Path(data_path).is_dir() else 'not found'}; "
+        path = flags.data_path
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"--data-path {path}: {'a folder' if Path(path).is_dir() else 'not found'}; "
                              "give the DeepMind .tfrecords file of the model's dataset")  # fmt: skip
 
     # ------------------------------------------------------------------ model and data

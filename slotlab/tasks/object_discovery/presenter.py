@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from slotlab.metrics.ari import undefined_note
-from slotlab.tasks.common import EvalSetting, figure_scale, image_to_model, slot_attention_of
+from slotlab.tasks.common import EvalSetting, FigureOptions, figure_scale, image_to_model, slot_attention_of
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
@@ -150,33 +150,25 @@ class ObjectDiscoveryPresenter(Presenter):
         return [f"step_{step:07d}.png", "latest.png"] if tag == "slots" else [f"attention_step_{step:07d}.png"]
 
     def figures(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        about: str = "",
-        num_slots: int | None = None,
-        iters: int | None = None,
-        seed: int | None = None,
-        scale: int | None = None,
+        self, model: nn.Module, cfg: dict[str, Any], data: dict[str, torch.Tensor], options: FigureOptions
     ) -> dict[str, LabelledGrid]:
         """Paper Figure 3 (a) slots, (b) attention per iteration, (c) per-iteration reconstructions from the same
         initial slots (the model is trained to reconstruct after the last iteration only). A model without Slot
         Attention (the Slot MLP baseline) gets (a) only."""
-        seed = FIGURE_SEED if seed is None else seed
-        t_iters = cfg["model"]["iters"] if iters is None else int(iters)
+        seed = FIGURE_SEED if options.seed is None else options.seed
+        t_iters = cfg["model"]["iters"] if options.iters is None else int(options.iters)
         if t_iters < 1:
             raise ValueError(f"iters must be >= 1, got {t_iters}")
         image = image_to_model(data["image"], channels_last=False)  # [B, 3, H, W] in [-1, 1]
-        s = default_scale(model.resolution) if scale is None else int(scale)
-        k = num_slots or cfg["model"]["num_slots"]
-        tail = "".join(f" · {part}" for part in (about, f"K={k}") if part)
+        s = default_scale(model.resolution) if options.scale is None else int(options.scale)
+        k = options.num_slots or cfg["model"]["num_slots"]
+        tail = "".join(f" · {part}" for part in (options.about, f"K={k}") if part)
         if slot_attention_of(model) is None:
             with torch.no_grad():
-                out_a = model(image, num_slots=num_slots)
+                out_a = model(image, num_slots=options.num_slots)
             title = f"Figure 3a: slots{tail}, Slot MLP"
             return {FIGURE_NAMES[0]: discovery_grid(image, out_a.recon, out_a.masks, out_a.recons, s, title)}
-        res = per_iteration_outputs(model, image, num_slots, t_iters, seed)
+        res = per_iteration_outputs(model, image, options.num_slots, t_iters, seed)
         recon, recons, masks = res["recon"][-1], res["recons"][-1], res["masks"][-1]  # after T iterations
         kt = f"{tail}, T={t_iters}"
         grid = model.encoder.feature_resolution

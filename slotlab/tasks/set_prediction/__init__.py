@@ -25,6 +25,7 @@ from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
     EVAL_SEED,
+    EvalFlags,
     EvalOptions,
     EvalSetting,
     OfficialModel,
@@ -207,34 +208,26 @@ class SetPrediction(Task):
         h, w = self.image_size(cfg)
         return 4 * h * w + TARGET_BYTES
 
-    def check_eval_flags(
-        self,
-        cfg: dict[str, Any],
-        num_slots: list[int] | None,
-        iters: list[int] | None,
-        objects: list[int] | None,
-        split: str,
-        ari_undefined: str | None,
-        data_path: str | None,
-    ) -> None:
-        if cfg["model"]["kind"] == "slot_mlp" and ari_undefined:
+    def check_eval_flags(self, cfg: dict[str, Any], flags: EvalFlags) -> None:
+        if cfg["model"]["kind"] == "slot_mlp" and flags.ari_undefined:
             raise UsageError("--ari-undefined does not apply: the Slot MLP baseline has no attention masks to score")
-        source = "clevr_folder" if data_path is not None else cfg["data"]["source"]
-        if data_path is not None and not Path(data_path).is_dir():
-            raise UsageError(f"--data-path {data_path}: no such folder (a CLEVR v1.0 folder with images/ and scenes/)")
-        if split == "test" and source == "clevr_folder":
+        path = flags.data_path
+        source = "clevr_folder" if path is not None else cfg["data"]["source"]
+        if path is not None and not Path(path).is_dir():
+            raise UsageError(f"--data-path {path}: no such folder (a CLEVR v1.0 folder with images/ and scenes/)")
+        if flags.split == "test" and source == "clevr_folder":
             raise UsageError(
                 "--split test: CLEVR v1.0's test split has no scene annotations, so it cannot be scored; use --split "
                 "eval (CLEVR's val)"
             )
-        if objects:
+        if flags.objects:
             from slotlab.data.clevr_render import VARIANTS
 
             variant = cfg["data"]["variant"]
-            if num_slots and max(num_slots) > VARIANTS[variant]["max_objects"]:
+            if flags.num_slots and max(flags.num_slots) > VARIANTS[variant]["max_objects"]:
                 variant = "clevr10"  # eval_data's rule: more slots than objects -> CLEVR10 scenes
             lo, hi = VARIANTS[variant]["min_objects"], VARIANTS[variant]["max_objects"]
-            bad = [o for o in objects if not lo <= o <= hi]
+            bad = [o for o in flags.objects if not lo <= o <= hi]
             if bad:
                 raise UsageError(
                     f"--objects {bad}: {variant} scenes have {lo} to {hi} objects, so no image has {bad[0]}"

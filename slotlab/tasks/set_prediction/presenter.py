@@ -13,7 +13,15 @@ from torch import nn
 
 from slotlab.metrics.ari import undefined_note
 from slotlab.metrics.average_precision import PAPER_THRESHOLDS
-from slotlab.tasks.common import EVAL_SEED, EvalSetting, eval_noise, figure_scale, image_to_model, slot_attention_of
+from slotlab.tasks.common import (
+    EVAL_SEED,
+    EvalSetting,
+    FigureOptions,
+    eval_noise,
+    figure_scale,
+    image_to_model,
+    slot_attention_of,
+)
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
 
 if TYPE_CHECKING:
@@ -123,15 +131,7 @@ class SetPredictionPresenter(Presenter):
 
     @torch.no_grad()
     def figures(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        about: str = "",
-        num_slots: int | None = None,
-        iters: int | None = None,
-        seed: int | None = None,
-        scale: int | None = None,
+        self, model: nn.Module, cfg: dict[str, Any], data: dict[str, torch.Tensor], options: FigureOptions
     ) -> dict[str, LabelledGrid]:
         """Paper Figure 6: per held-out image and iteration, the attention mask of every slot over the image."""
         from slotlab.viz import figure6_grid
@@ -139,11 +139,13 @@ class SetPredictionPresenter(Presenter):
         if slot_attention_of(model) is None:
             raise ValueError("a Slot MLP model has no attention maps to draw")
         image = image_to_model(data["image"], channels_last=False)  # [B, 3, S, S]
-        noise = eval_noise(model, torch.arange(len(image)), num_slots, EVAL_SEED if seed is None else seed)
-        out = model(image, num_slots=num_slots, iters=iters, noise=noise)
+        seed = EVAL_SEED if options.seed is None else options.seed
+        noise = eval_noise(model, torch.arange(len(image)), options.num_slots, seed)
+        out = model(image, num_slots=options.num_slots, iters=options.iters, noise=noise)
         _, t, k, _ = out.attn.shape
-        title = "Figure 6: attention masks per iteration" + "".join(f" · {p}" for p in (about, f"K={k}, T={t}") if p)
-        s = figure6_scale(model.resolution) if scale is None else int(scale)
+        tail = "".join(f" · {p}" for p in (options.about, f"K={k}, T={t}") if p)
+        title = f"Figure 6: attention masks per iteration{tail}"
+        s = figure6_scale(model.resolution) if options.scale is None else int(options.scale)
         return {FIGURE_NAMES[0]: figure6_grid(image, out.attn, model.encoder.feature_resolution, s, title)}
 
     def validation_figures(

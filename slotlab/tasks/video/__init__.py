@@ -11,11 +11,9 @@ animated GIF) and ``slotlab segment`` of one's own video (:mod:`.segment`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,8 +24,10 @@ from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
     EVAL_SEED,
+    EvalFlags,
     EvalOptions,
     EvalSetting,
+    SegmentRequest,
     Task,
     ValidationBatch,
     ValidationContext,
@@ -107,26 +107,17 @@ class Video(Task):
         per_frame = s * s * (4 + (3 if _flow(cfg) else 0)) + d["max_objects"] * 16
         return t * per_frame
 
-    def check_eval_flags(
-        self,
-        cfg: dict[str, Any],
-        num_slots: list[int] | None,
-        iters: list[int] | None,
-        objects: list[int] | None,
-        split: str,
-        ari_undefined: str | None,
-        data_path: str | None,
-    ) -> None:
-        if objects:
+    def check_eval_flags(self, cfg: dict[str, Any], flags: EvalFlags) -> None:
+        if flags.objects:
             raise UsageError("--objects applies to set prediction only; this checkpoint is a video model")
-        if iters:
+        if flags.iters:
             raise UsageError("--iters does not apply to a video model: its corrector runs model.corrector_iters "
                              "iterations per frame")  # fmt: skip
-        if num_slots and cfg["model"]["init"] not in SAMPLED_INITS:
+        if flags.num_slots and cfg["model"]["init"] not in SAMPLED_INITS:
             why = "one slot per first-frame object" if cfg["model"]["init"] in ("boxes", "points") else "learned slots"
             raise UsageError(f"--num-slots needs a sampled slot initialisation (gaussian, standard_normal); this "
                              f"model's is {cfg['model']['init']!r} ({why})")  # fmt: skip
-        if data_path is not None and cfg["data"]["name"] != "movi":
+        if flags.data_path is not None and cfg["data"]["name"] != "movi":
             raise UsageError("--data-path applies to models trained on MOVi (a MOVi TFDS folder or shard); this model "
                              f"was trained on the built-in {cfg['data']['name']} generator")  # fmt: skip
 
@@ -299,24 +290,11 @@ class Video(Task):
         check(model, cfg, num_slots, iters)
         return True
 
-    def segment_file(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        path: Path,
-        out_dir: Path,
-        stem: str,
-        num_slots: int | None,
-        iters: int | None,
-        seed: int,
-        formats: Sequence[str],
-        prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
-        source: str,
-    ) -> dict[str, Any] | None:
+    def segment_file(self, model: nn.Module, cfg: dict[str, Any], request: SegmentRequest) -> dict[str, Any] | None:
         """A video: a GIF, a folder of frames, an .mp4 (:mod:`.segment`)."""
         from slotlab.tasks.video.segment import segment_video
 
-        return segment_video(model, cfg, path, out_dir, stem, num_slots, seed, formats, prepare, source)
+        return segment_video(model, cfg, request)
 
     def image_preparation(self, model: nn.Module, cfg: dict[str, Any]) -> dict[str, Any]:
         notes = []

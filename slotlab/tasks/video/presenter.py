@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from slotlab.drawing import Animation, LabelledGrid
-from slotlab.tasks.common import EVAL_SEED, EvalSetting, figure_scale
+from slotlab.tasks.common import EVAL_SEED, EvalSetting, FigureOptions, figure_scale
 from slotlab.tasks.presenter import LOSS_CURVE, LR_CURVE, Curve, Presenter, format_number
 from slotlab.tasks.video.figures import video_animation
 from slotlab.tasks.video.run import clip_scores
@@ -101,27 +101,19 @@ class VideoPresenter(Presenter):
         return f"video{k}: {self._scores(result)} on {result.get('num_images')} {split} clips"
 
     def figures(
-        self,
-        model: nn.Module,
-        cfg: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        about: str = "",
-        num_slots: int | None = None,
-        iters: int | None = None,
-        seed: int | None = None,
-        scale: int | None = None,
+        self, model: nn.Module, cfg: dict[str, Any], data: dict[str, torch.Tensor], options: FigureOptions
     ) -> dict[str, Animation]:
         """The animated figure of the first held-out clips (``data``: the task's held-out tensors)."""
         model.eval()
         index = torch.arange(len(data["image"]))
+        seed = EVAL_SEED if options.seed is None else options.seed
         _, out, video = clip_scores(
-            model, data, index, cfg["eval"]["ari_undefined"], EVAL_SEED if seed is None else seed, num_slots,
-            cfg["data"]["eval_slice"],
-        )  # fmt: skip
+            model, data, index, cfg["eval"]["ari_undefined"], seed, options.num_slots, cfg["data"]["eval_slice"]
+        )
         recon, recons = shown_target(out)
         k = out.masks.shape[2]
-        s = figure_scale(tuple(video.shape[-2:])) if scale is None else int(scale)
-        title = "SAVi slots over time" + "".join(f" · {p}" for p in (about, f"K={k}") if p)
+        s = figure_scale(tuple(video.shape[-2:])) if options.scale is None else int(options.scale)
+        title = "SAVi slots over time" + "".join(f" · {p}" for p in (options.about, f"K={k}") if p)
         anim = video_animation(
             video.cpu(), recon.cpu(), out.masks.cpu(), recons.cpu(), s, title, data["mask"],
             slot_names(model, k), recon_title(model),

@@ -10,7 +10,6 @@ An unconditional model only: a conditional one starts from first-frame boxes, wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from slotlab.data.video_files import VideoInputError, read_video
 from slotlab.drawing import Animation, checkpoint_label, gif_bytes
 from slotlab.errors import UsageError
 from slotlab.models.savi import SAVi
-from slotlab.tasks.common import figure_scale
+from slotlab.tasks.common import SegmentRequest, figure_scale
 from slotlab.tasks.video.figures import video_animation
 from slotlab.tasks.video.presenter import recon_title, shown_target
 from slotlab.tasks.video.run import SAMPLED_INITS, clip_noise, run_clips
@@ -55,19 +54,10 @@ def _write_npz(path: Path, arrays: dict[str, Any]) -> Path:
 
 
 @torch.no_grad()
-def segment_video(
-    model: SAVi,
-    cfg: dict[str, Any],
-    path: Path,
-    out_dir: Path,
-    stem: str,
-    num_slots: int | None,
-    seed: int,
-    formats: Sequence[str],
-    prepare: Callable[[np.ndarray], tuple[np.ndarray, list[str]]],
-    source: str,
-) -> dict[str, Any]:
+def segment_video(model: SAVi, cfg: dict[str, Any], request: SegmentRequest) -> dict[str, Any]:
     """Segment one video (module docstring); the result of :meth:`slotlab.tasks.base.Task.segment_file`."""
+    path, out_dir, stem, num_slots = request.path, request.out_dir, request.stem, request.num_slots
+    seed, formats, prepare, source = request.seed, request.formats, request.prepare, request.source
     try:
         frames, steps = read_video(path, MAX_FRAMES)
     except VideoInputError as e:
