@@ -185,7 +185,11 @@ def attention_grid(
     image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int, title: str
 ) -> LabelledGrid:
     """Figure 3 (b), one row per image and iteration t: Image | the attention map of each slot at iteration t."""
-    rows = attention_rows(image, attn, grid, scale)
+    return _iteration_rows_grid(attention_rows(image, attn, grid, scale), attn, title)
+
+
+def _iteration_rows_grid(rows: list, attn: torch.Tensor, title: str) -> LabelledGrid:
+    """A grid of one row per image and iteration (``attn`` [B, T, K, N]): Image | one column per slot."""
     b, t, k, _ = attn.shape
     labels = [_row_label(i, b, it + 1) for i in range(b) for it in range(t)]
     return LabelledGrid(rows, slot_columns(k, ("Image",)), labels, title, slot_legend(k), group=t)
@@ -213,10 +217,7 @@ def figure6_grid(
     image: torch.Tensor, attn: torch.Tensor, grid: tuple[int, int], scale: int, title: str
 ) -> LabelledGrid:
     """Figure 6, one row per image and iteration t: Image | each slot's attention mask over the image."""
-    rows = figure6_rows(image, attn, grid, scale)
-    b, t, k, _ = attn.shape
-    labels = [_row_label(i, b, it + 1) for i in range(b) for it in range(t)]
-    return LabelledGrid(rows, slot_columns(k, ("Image",)), labels, title, slot_legend(k), group=t)
+    return _iteration_rows_grid(figure6_rows(image, attn, grid, scale), attn, title)
 
 
 def segmentation_grid(

@@ -80,21 +80,28 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     ``_path`` added. Never runs code from the file."""
     path = Path(path)
     if is_pretrained_folder(path):
-        ckpt = read_pretrained(path)
+        ckpt = checked_checkpoint(read_pretrained(path), path, (), CheckpointError)
     else:
         path = checkpoint_file(path)
         if not path.exists():
             raise CheckpointError(f"checkpoint {path} does not exist")
         if path.is_dir():
             raise CheckpointError(f"{path} is a folder, not a checkpoint file")
-        ckpt = safe_torch_load(path)
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-            raise CheckpointError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / hyper_parameters)")
+        keys = ("state_dict", "hyper_parameters")
+        ckpt = checked_checkpoint(safe_torch_load(path), path, keys, CheckpointError)
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def checked_checkpoint(ckpt: Any, path: Path, keys: tuple[str, ...], error: type[Exception]) -> dict[str, Any]:
+    """``ckpt`` (loaded from ``path``) if it is a checkpoint dict with ``keys`` in a format this version reads;
+    else ``error`` (the caller's kind of user error) saying why."""
+    if keys and (not isinstance(ckpt, dict) or any(k not in ckpt for k in keys)):
+        raise error(f"{path} is not a slotlab/Lightning checkpoint (no {' / '.join(keys)})")
     try:
         check_format(ckpt, str(path))
     except CheckpointFormatError as e:
-        raise CheckpointError(str(e)) from e
-    ckpt["_path"] = str(path)
+        raise error(str(e)) from e
     return ckpt
 
 

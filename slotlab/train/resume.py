@@ -38,10 +38,14 @@ from slotlab.config import (
     validate,
 )
 from slotlab.config_limits import check_structure
-from slotlab.inference.checkpoint_io import CheckpointError, UnsafeCheckpointError, safe_torch_load
+from slotlab.inference.checkpoint_io import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    checked_checkpoint,
+    safe_torch_load,
+)
 from slotlab.runs import RunDirError, dump_config
 from slotlab.tasks import task_name
-from slotlab.train.state import CheckpointFormatError, check_format
 from slotlab.validate import leaves
 
 
@@ -91,13 +95,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         cause = e.__cause__ or e
         first = str(cause).strip().splitlines()[0].split(". ")[0][:160] if str(cause).strip() else ""
         raise RunDirError(f"{path} is damaged or unreadable ({type(cause).__name__}: {first})") from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
-        raise RunDirError(f"{path} is not a slotlab/Lightning checkpoint (no state_dict / global_step)")
-    try:
-        check_format(ckpt, str(path))
-    except CheckpointFormatError as e:
-        raise RunDirError(str(e)) from e
-    return ckpt
+    return checked_checkpoint(ckpt, path, ("state_dict", "global_step"), RunDirError)
 
 
 def _best_step(path: Path) -> int:

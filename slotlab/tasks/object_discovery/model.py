@@ -18,10 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.checks import check_image
+from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.decoders import build_decoder
-from slotlab.modules.encoders import SlotInputEncoder
-from slotlab.modules.slot_attention import SlotAttention
 from slotlab.modules.slot_frame import centred_grid, slot_frames
 
 
@@ -74,22 +73,10 @@ class ObjectDiscoveryModel(nn.Module):
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
-        self.encoder = SlotInputEncoder(
-            self.resolution,
-            encoder_channels,
-            (1,) * len(encoder_channels),
-            slot_dim,
-            position_embedding,
-            layer_norm_eps,
-        )
-        self.slot_attention = SlotAttention(
-            num_slots,
-            dim=slot_dim,
-            iters=iters,
-            hidden_dim=mlp_hidden,
-            layer_norm_eps=layer_norm_eps,
-            **(slot_attention or {}),
-        )
+        self.encoder, self.slot_attention = slot_backbone(
+            self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
+            position_embedding, layer_norm_eps, slot_attention,
+        )  # fmt: skip
         self.decoder = build_decoder(
             self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder, decoder_frame
         )

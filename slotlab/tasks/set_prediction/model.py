@@ -20,9 +20,8 @@ from torch import Tensor, nn
 from slotlab.checks import check_image
 from slotlab.losses import hungarian_huber_loss
 from slotlab.metrics.average_precision import FEATURE_DIM
+from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
-from slotlab.modules.encoders import SlotInputEncoder
-from slotlab.modules.slot_attention import SlotAttention
 
 
 @dataclass
@@ -81,22 +80,10 @@ class SetPredictionModel(nn.Module):
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
-        self.encoder = SlotInputEncoder(
-            self.resolution,
-            tuple(encoder_channels),
-            tuple(encoder_strides),
-            slot_dim,
-            position_embedding,
-            layer_norm_eps,
-        )
-        self.slot_attention = SlotAttention(
-            num_slots,
-            dim=slot_dim,
-            iters=iters,
-            hidden_dim=mlp_hidden,
-            layer_norm_eps=layer_norm_eps,
-            **(slot_attention or {}),
-        )
+        self.encoder, self.slot_attention = slot_backbone(
+            self.resolution, encoder_channels, encoder_strides, num_slots, iters, slot_dim, mlp_hidden,
+            position_embedding, layer_norm_eps, slot_attention,
+        )  # fmt: skip
         self.head = PropertyHead(slot_dim, head_hidden, output_dim)
 
     @property
