@@ -40,10 +40,10 @@ def _span(text: str) -> list[int]:
     return list(range(int(a), int(b) + 1))
 
 
-def _params(x: np.ndarray) -> dict:
+def _params(x: np.ndarray, free: tuple[str, ...] = FREE) -> dict:
     p = dict(clevr_shading.PARAMS)
-    v = {k: float(e) for k, e in zip(FREE, np.exp(x), strict=True)}
-    scale = v.pop("radius_scale")
+    v = {k: float(e) for k, e in zip(free, np.exp(x), strict=True)}
+    scale = v.pop("radius_scale", 1.0)
     p.update(v)
     for k in ("key_radius", "fill_radius", "back_radius"):
         p[k] = clevr_shading.PARAMS[k] * scale
@@ -64,12 +64,26 @@ def _weights(mask: np.ndarray, metal: list[np.ndarray]) -> np.ndarray:
     return w
 
 
-def score(x: np.ndarray, scenes: list[dict], real: np.ndarray, size) -> float:
-    """Weighted mean absolute error (8-bit levels) of the scenes rendered at ``size`` against ``real``."""
-    out = clevr_render.render_scenes(scenes, size, _params(x))
-    err = np.abs(out["image"].astype(np.float32) - real.astype(np.float32)).mean(-1)
+def score(x: np.ndarray, scenes: list[dict], real: np.ndarray, size, free=FREE, spread: float = 0.0) -> float:
+    """Weighted mean absolute error (8-bit levels) of the scenes rendered at ``size`` against ``real``; with
+    ``spread`` > 0 plus ``spread`` times the mean absolute difference of the quantiles of the metal pixels'
+    luminance (real vs rendered, per scene: the contrast of the reflections, wherever they fall)."""
+    out = clevr_render.render_scenes(scenes, size, _params(x, free))
+    ours, theirs = out["image"].astype(np.float32), real.astype(np.float32)
+    err = np.abs(ours - theirs).mean(-1)
     metal = [np.asarray(sc["objects"]["material"]) == 2 for sc in scenes]
-    return float((err * _weights(out["mask"], metal)).sum())
+    w = _weights(out["mask"], metal)
+    total = float((err * w).sum())
+    if spread > 0:
+        qs = np.linspace(0.02, 0.98, 25)
+        diffs = []
+        for i, f in enumerate(metal):
+            sel = (w[i] > 0) & np.concatenate([[False], f])[out["mask"][i]]
+            if sel.sum() >= 30:
+                a, b = ours[i][sel].mean(-1), theirs[i][sel].mean(-1)
+                diffs.append(np.abs(np.quantile(a, qs) - np.quantile(b, qs)).mean())
+        total += spread * float(np.mean(diffs)) if diffs else 0.0
+    return total
 
 
 def main() -> None:
@@ -81,6 +95,8 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2, help="fit at 1/scale of the real size (area-averaged)")
     ap.add_argument("--rounds", type=int, default=0, help="rounds of per-scene light fits (docstring)")
     ap.add_argument("--light-evals", type=int, default=250)
+    ap.add_argument("--free", default=None, help="comma-separated constants to fit (default: all of FREE)")
+    ap.add_argument("--spread", type=float, default=0.0, help="weight of the metal-contrast term (score)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     real, scenes_json = cc.read_real(args.real)
@@ -90,14 +106,15 @@ def main() -> None:
     real = real[:, : h // k * k, : w // k * k].reshape(n, h // k, k, w // k, k, 3).mean((2, 4))
     size = real.shape[1:3]
     fit, check = _span(args.fit), _span(args.check)
+    free = tuple(args.free.split(",")) if args.free else FREE
     base = dict(clevr_shading.PARAMS)
-    x0 = np.log([max(base[k], 1e-3) if k != "radius_scale" else 1.0 for k in FREE])
+    x0 = np.log([max(base[k], 1e-3) if k != "radius_scale" else 1.0 for k in free])
 
     calls = [0]
 
     def f(x):
         calls[0] += 1
-        v = score(x, [scenes[i] for i in fit], real[fit], size)
+        v = score(x, [scenes[i] for i in fit], real[fit], size, free, args.spread)
         if calls[0] % 25 == 0:
             print(f"{calls[0]} evaluations: {v:.2f}", flush=True)
         return v
@@ -108,13 +125,13 @@ def main() -> None:
 
         def g(y):
             scenes[i]["lights"] = base_lights + np.tanh(y.reshape(3, 3))
-            return score(x, [scenes[i]], real[i : i + 1], size)
+            return score(x, [scenes[i]], real[i : i + 1], size, free, args.spread)
 
         res = minimize(g, np.zeros(9), method="Powell", options={"maxfev": args.light_evals, "xtol": 1e-2})
         g(res.x)
 
     def check_score(x):
-        return score(x, [scenes[i] for i in check], real[check], size)
+        return score(x, [scenes[i] for i in check], real[check], size, free, args.spread)
 
     print(f"start: fit {f(x0):.2f}, check {check_score(x0):.2f}", flush=True)
     x = x0
@@ -129,7 +146,7 @@ def main() -> None:
     if args.rounds:
         jit = np.stack([scenes[i]["lights"] - cs.LIGHT_LOCATIONS for i in fit + check])
         print(f"fitted light jitter: mean |offset| {np.abs(jit).mean():.2f}, max {np.abs(jit).max():.2f}")
-    p = _params(x)
+    p = _params(x, free)
     print(json.dumps({k: round(float(v), 4) for k, v in p.items()}, indent=1))
 
 

@@ -18,7 +18,8 @@ Everything is scene-linear radiance, as in Blender's Cycles (CLEVR's renderer); 
 - metal: the mirror reflection (one bounce) of the world, of the ground and of the other objects (their diffuse
   colours), blurred on the object in screen space (the glossiness), and the mirror images of the three area
   lights (discs of the lights' radiance, blurred by a roughness angle, clipping to white, with a broad glossy
-  tail), all tinted by the metal's colour (a diffuse part is in the model; the fit set it to zero).
+  tail; supersampled where the surface turns fast, as they can be thinner than a pixel), all tinted by the
+  metal's colour.
 
 The constants (``PARAMS``) are fitted to real CLEVR renders of known scenes by ``tools/fit_clevr_shading.py``:
 the generator's lights and materials live in a .blend file whose values are not readable here, so their effect
@@ -47,16 +48,18 @@ PARAMS: dict[str, float] = {
     "ground_albedo": 0.8169,
     "rubber_gloss": 0.0442,
     "rubber_exp": 10.0,
-    "metal_diffuse": 0.0,
-    "metal_reflect": 0.8471,
-    "metal_rough": 0.2053,  # glossy roughness: the lights' mirror images are blurred by this angle (radians)
-    "metal_spot": 6.6778,  # the lights' mirror images: radiance / the lights' own
-    "metal_broad": 1.2468,  # a broad glossy lobe around the lights' mirror images (Phong, normalised) ...
-    "metal_broad_exp": 1.1026,  # ... and its exponent
-    "env": 0.0941,  # the world's radiance seen in metal (the sky's, above, also lights the scene)
+    "metal_diffuse": 0.0069,
+    "metal_reflect": 0.8837,
+    "metal_rough": 0.2984,  # glossy roughness: the lights' mirror images are blurred by this angle (radians)
+    "metal_spot": 12.7482,  # the lights' mirror images: radiance / the lights' own
+    "metal_broad": 0.7593,  # a broad glossy lobe around the lights' mirror images (Phong, normalised) ...
+    "metal_broad_exp": 0.6878,  # ... and its exponent
+    "env": 0.075,  # the world's radiance seen in metal (the sky's, above, also lights the scene)
     "metal_blur": 2.0,  # passes of a 3x3 box blur of the reflection on the object (glossy roughness)
     "exposure": 1.0,
 }
+HIGHLIGHT_SUBSAMPLES = torch.tensor([[-0.125, -0.375], [0.375, -0.125], [0.125, 0.375], [-0.375, 0.125]])
+HIGHLIGHT_TURN = 0.995  # supersample the highlights where the normal and its 3x3 mean differ by > ~6 degrees
 _INTENSITY = ("key", "fill", "back")
 _RADIUS = ("key_radius", "fill_radius", "back_radius")
 
@@ -218,12 +221,12 @@ def _reflection(batch: Batch, bi, label_q, pts, nrm, view, params: dict) -> torc
 
 
 def _light_images(
-    lights: torch.Tensor, pts: torch.Tensor, mirror: torch.Tensor, vis: torch.Tensor, rough: torch.Tensor, params: dict
+    lights: torch.Tensor, pts: torch.Tensor, mirror: torch.Tensor, vis: torch.Tensor, rough: float, params: dict
 ) -> torch.Tensor:
     """Radiance [Q, 3] of the lights' mirror images seen from points pts along mirror directions [Q, 3] (lights
     [Q, L, 3], visibility vis [L, Q]): each light is a disc of radius a and radiance I / (pi a^2) (the same
-    light as its irradiance I / D^2), blurred by the roughness angle ``rough`` [Q] with its energy kept, plus a
-    broad normalised Phong lobe around the mirror direction (the long tail of a rough metal's reflection)."""
+    light as its irradiance I / D^2), blurred by the roughness angle ``rough`` with its energy kept, plus a broad
+    normalised Phong lobe around the mirror direction (the long tail of a rough metal's reflection)."""
     out = torch.zeros(len(pts), 3)
     for li, key in enumerate(_INTENSITY):
         a = params[_RADIUS[li]]
@@ -245,6 +248,45 @@ def _light_images(
             * torch.cos(theta).clamp(min=0).pow(e)
         )
         out += ((cover * peak + lobe) * cos_e * vis[li])[:, None] * LIGHT_COLOR[li]
+    return out
+
+
+def _highlights(batch: Batch, grid: Grid, b: int, pix, obj, pts, nrm, vis, params: dict) -> torch.Tensor:
+    """The lights' mirror images [Q, 3] on metal pixels ``pix`` [Q] (tile-major indices; objects ``obj``, hit
+    points pts, normals nrm [Q, 3], visibility vis [L, Q]), anti-aliased: where the normal turns fast between
+    neighbouring pixels (the rounded edges, silhouettes), a highlight can be thinner than a pixel and would show as
+    dots, so there the pixel centre and ``HIGHLIGHT_SUBSAMPLES`` sub-pixel rays against the same object are
+    averaged (a sub-pixel ray that misses the object takes the centre's normal)."""
+    rough = params["metal_rough"]
+    view = F.normalize(pts - batch.camera[torch.div(pix, grid.p, rounding_mode="floor")], dim=-1)
+    mirror = view - 2 * (view * nrm).sum(-1, keepdim=True) * nrm
+    b_idx = torch.div(pix, grid.p, rounding_mode="floor")
+    out = _light_images(batch.lights[b_idx], pts, mirror, vis, rough, params)
+    mean = _blur_on_image(grid, b, pix, nrm, 1)  # [Q, 3] mean normal over 3x3 pixels of metal
+    fast = torch.nonzero((nrm * mean).sum(-1) < HIGHLIGHT_TURN).squeeze(1)
+    if fast.numel() == 0:
+        return out
+    pix, obj, pts, nrm, vis, b_idx = pix[fast], obj[fast], pts[fast], nrm[fast], vis[:, fast], b_idx[fast]
+    local = pix - b_idx * grid.p
+    tile, lane = torch.div(local, LANES, rounding_mode="floor"), local % LANES
+    y = torch.div(tile, grid.wb, rounding_mode="floor") * BLOCK + torch.div(lane, BLOCK, rounding_mode="floor")
+    x = (tile % grid.wb) * BLOCK + lane % BLOCK
+    sub = HIGHLIGHT_SUBSAMPLES  # [S, 2]
+    ns = len(sub)
+    sx = x[:, None] + 0.5 + sub[:, 0]  # [F, S]
+    sy = y[:, None] + 0.5 + sub[:, 1]
+    cam = torch.stack([(sx - grid.w / 2) / grid.f, -(sy - grid.h / 2) / grid.f, -torch.ones_like(sx)], -1)
+    d = F.normalize(cam, dim=-1) @ batch.rot[b_idx]  # [F, S, 3] world directions
+    o = batch.camera[b_idx]  # [F, 3]
+    t = batch.hit(obj, o[:, None], d)  # [F, S]
+    hit = torch.isfinite(t)
+    q = torch.where(hit[..., None], o[:, None] + torch.where(hit, t, 0.0)[..., None] * d, pts[:, None])
+    n = batch.normals(obj.repeat_interleave(ns), q.reshape(-1, 3)).reshape(-1, ns, 3)
+    n = torch.where(hit[..., None], n, nrm[:, None])
+    mir = d - 2 * (d * n).sum(-1, keepdim=True) * n
+    lights = batch.lights[b_idx].repeat_interleave(ns, 0)
+    img = _light_images(lights, q.reshape(-1, 3), mir.reshape(-1, 3), vis.repeat_interleave(ns, 1), rough, params)
+    out[fast] = (out[fast] + img.reshape(-1, ns, 3).sum(1)) / (ns + 1)
     return out
 
 
@@ -330,13 +372,7 @@ def shade(
         if mi.numel():
             refl = _reflection(batch, bi[mi], lab[obj_pix][mi], pts[mi], nrm[mi], view[mi], params)
             refl = _blur_on_image(grid, b, obj_pix[mi], refl, int(params["metal_blur"]))
-            mirror = view[mi] - 2 * (view[mi] * nrm[mi]).sum(-1, keepdim=True) * nrm[mi]
-            # Specular anti-aliasing: where the normal turns fast across pixels (the rounded edges), the lights'
-            # mirror images widen by the spread of the mirror directions over 5x5 pixels, so that a highlight
-            # thinner than a pixel shows as a continuous line rather than dots.
-            spread = torch.acos(_blur_on_image(grid, b, obj_pix[mi], nrm[mi], 2).norm(dim=-1).clamp(max=1.0))
-            rough = torch.sqrt(params["metal_rough"] ** 2 + (2.0 * spread) ** 2)
-            refl = refl + _light_images(batch.lights[bi[mi]], pts[mi], mirror, vis[:, mi], rough, params)
+            refl = refl + _highlights(batch, grid, b, obj_pix[mi], obj[mi], pts[mi], nrm[mi], vis[:, mi], params)
             out[mi] = albedo[mi] * (params["metal_diffuse"] * diffuse[mi] + params["metal_reflect"] * refl)
         rgb[obj_pix] = out
     return (rgb * params["exposure"]).reshape(b, p, 3)
