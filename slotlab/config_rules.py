@@ -104,7 +104,7 @@ class Choice:
             raise ConfigError(f"{path} must be one of {', '.join(map(repr, self.values))}; got {kind_of(value)}")
 
     def describe(self) -> str:
-        return "one of " + ", ".join(dict.fromkeys(_yaml(v) for v in self.values))
+        return "one of " + ", ".join(dict.fromkeys(yaml_scalar(v) for v in self.values))
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def generic_rule(value: Any) -> Rule | None:
     return None
 
 
-def _yaml(value: Any) -> str:
+def yaml_scalar(value: Any) -> str:
     """A value as a config file writes it: ``true``, ``null``, ``auto``, ``32``."""
     if value is None:
         return "null"

@@ -37,6 +37,7 @@ from slotlab.config_rules import (
     Rule,
     Text,
     kind_of,
+    yaml_scalar,
 )
 from slotlab.defaults import SEED, SHARED_SECTIONS
 
@@ -156,15 +157,11 @@ def _kwargs(section: Mapping[str, Key | Section], cfg: Mapping[str, Any], kind: 
 
 # ---------------------------------------------------------------------------------------- the key table
 def _yaml(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_yaml(v) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return yaml_scalar(value)
 
 
 def _cell(text: str) -> str:

@@ -357,16 +357,22 @@ def _path_arg(text: str, what: str) -> Path:
     return Path(text)
 
 
+def _writable_folder(folder: Path, not_folder: str, not_writable: str) -> None:
+    """argparse's error ``not_folder`` / ``not_writable`` unless ``folder`` is a folder this process can write."""
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(not_folder)
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(not_writable)
+
+
 def out_file_arg(text: str) -> Path:
     """argparse type: a file to write: not a folder, in a folder that exists and can be written."""
     path = _path_arg(text, "file")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path (e.g. {Path(text) / 'out.json'})")
     parent = path.parent
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {parent} does not exist; create it first or choose another path")
-    if not os.access(parent, os.W_OK):
-        raise argparse.ArgumentTypeError(f"the folder {parent} is not writable")
+    missing = f"the folder {parent} does not exist; create it first or choose another path"
+    _writable_folder(parent, missing, f"the folder {parent} is not writable")
     return path
 
 
@@ -378,10 +384,7 @@ def out_dir_arg(text: str) -> Path:
     existing = path
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot create {text}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK):
-        raise argparse.ArgumentTypeError(f"cannot write into {existing}")
+    _writable_folder(existing, f"cannot create {text}: {existing} is not a folder", f"cannot write into {existing}")
     return path
 
 
