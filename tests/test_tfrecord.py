@@ -512,5 +512,9 @@ def test_reading_with_numpy_crc_fallback(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_fixture_files_are_small() -> None:
-    total = sum(os.path.getsize(p) for p in FIXTURES.rglob("*") if p.is_file())
-    assert total < 300_000
+    # Budget raised from 300 KB (one total) to 400 KB on 2026-12-04, when the MOVi fixtures written by TensorFlow
+    # (two shards and what TFDS decodes from them, 176 KB) and the real CLEVR scene files joined; each file must
+    # now also stay under 100 KB.
+    sizes = {p: os.path.getsize(p) for p in FIXTURES.rglob("*") if p.is_file()}
+    assert all(size < 100_000 for size in sizes.values()), {str(p): s for p, s in sizes.items() if s >= 100_000}
+    assert sum(sizes.values()) < 400_000
