@@ -279,7 +279,7 @@ def will_engine_execute_node(node: object) -> bool:
 def fp32_outside_autocast(module: torch.nn.Module, x: Tensor) -> Tensor:
     """``module(x)`` in fp32 with autocast off (the input upcast): workaround 7. Devices without autocast (the
     meta device of the config check) just upcast."""
-    if not torch.amp.is_autocast_available(x.device.type):
-        return module(x.float())
-    with torch.autocast(x.device.type, enabled=False):
+    device = x.device.type
+    off = torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
+    with off:
         return module(x.float())

@@ -120,12 +120,8 @@ class SlotModel(nn.Module):
         if isinstance(clips, Tensor) and clips.dim() == 5 and _is_prepared(clips.flatten(0, 1), self.resolution):
             x = clips.float()  # [B, T, 3, H, W]
         else:
-            if isinstance(clips, (list, tuple)) and clips and getattr(clips[0], "ndim", 0) == 4:
-                groups = list(clips)
-            elif getattr(clips, "ndim", 0) == 5:
-                groups = list(clips)
-            else:
-                groups = [clips]  # one clip
+            listed = isinstance(clips, (list, tuple)) and clips and getattr(clips[0], "ndim", 0) == 4
+            groups = list(clips) if listed or getattr(clips, "ndim", 0) == 5 else [clips]  # clips, or one clip
             frames = [self.preprocess(g) for g in groups]  # each [T, 3, H, W]
             if len({f.shape[0] for f in frames}) > 1:
                 raise ImageInputError(f"clips of different lengths in one batch: {[f.shape[0] for f in frames]} frames")
