@@ -130,6 +130,11 @@ MODEL: dict[str, Key | Section] = {
         "epsilon of every LayerNorm (Keras' 1e-3, the reference code's)",
         kinds=("slot_attention",),
     ),
+    "decoder_fourier_bands": Key(
+        0,
+        Int(0, 16),
+        "F > 0: Fourier features sin/cos(2^f pi u), f < F, of the decoder's grid (Tancik et al. 2020; not in paper)",
+    ),
     "slot_attention": SLOT_ATTENTION,
 }
 

@@ -110,6 +110,7 @@ class SAVi(nn.Module):
         decoder_channels: the decoder CNN's channels (64 x 4).
         decoder_strides: their strides (``None``: SAVi's layout for the resolution, 64 -> 2, 2, 2, 1).
         broadcast_resolution: the decoder's grid (``None``: the resolution divided by the strides' product).
+        decoder_fourier_bands: Fourier features of the decoder's grid (0, SAVi's linear grid; not in SAVi).
         targets: the decoded targets and their channels, in order (SAVi-S: ``{"flow": 3}``, flow as RGB).
         layer_norm_eps: epsilon of every LayerNorm (flax's default 1e-6).
     """
@@ -139,6 +140,7 @@ class SAVi(nn.Module):
         broadcast_resolution: Sequence[int] | None = None,
         targets: Mapping[str, int] | None = None,
         layer_norm_eps: float = FLAX_LAYER_NORM_EPS,
+        decoder_fourier_bands: int = 0,
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
@@ -187,7 +189,12 @@ class SAVi(nn.Module):
                 raise ValueError(f"decoder strides {strides} do not divide the resolution {self.resolution}")
             broadcast_resolution = (self.resolution[0] // up, self.resolution[1] // up)
         self.decoder = VideoBroadcastDecoder(
-            slot_dim, tuple(broadcast_resolution), decoder_channels, strides, sum(int(c) for _, c in self.targets)
+            slot_dim,
+            tuple(broadcast_resolution),
+            decoder_channels,
+            strides,
+            sum(int(c) for _, c in self.targets),
+            fourier_bands=decoder_fourier_bands,
         )
         if self.decoder.output_resolution != self.resolution:
             raise ValueError(

@@ -75,7 +75,8 @@ class SpatialBroadcastDecoder(nn.Module):
 
     ``frame``: "absolute" (the paper: the soft position embedding of the absolute grid), or "translation" /
     "translation_scale" (ISA, :mod:`slotlab.modules.slot_frame`): ``Linear(2 -> D)`` of the grid relative to
-    each slot's position (and scale), which :meth:`forward` then needs.
+    each slot's position (and scale), which :meth:`forward` then needs. ``fourier_bands``: Fourier features of the
+    absolute grid (:func:`slotlab.modules.position.fourier_grid`; 0 = the paper's linear grid).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class SpatialBroadcastDecoder(nn.Module):
         layers: Sequence[LayerSpec],
         factorize_first_layer: bool = True,
         frame: str = "absolute",
+        fourier_bands: int = 0,
     ) -> None:
         super().__init__()
         if not layers or layers[-1].out_channels != 4:
@@ -94,7 +96,9 @@ class SpatialBroadcastDecoder(nn.Module):
         self.broadcast_resolution = tuple(broadcast_resolution)
         self.frame = frame
         if frame == "absolute":
-            self.pos = SoftPositionEmbed(slot_dim, self.broadcast_resolution)
+            self.pos = SoftPositionEmbed(slot_dim, self.broadcast_resolution, fourier_bands)
+        elif fourier_bands:
+            raise ValueError(f"Fourier position features need the absolute frame, not {frame!r}")
         else:
             self.frame_pos = nn.Linear(2, slot_dim)  # ISA's RelativePositionEmbedding, "project_add"
             self.register_buffer("frame_grid", centred_grid(*self.broadcast_resolution), persistent=False)
@@ -200,15 +204,17 @@ def build_decoder(
     channels: int,
     factorize: bool = True,
     frame: str = "absolute",
+    fourier_bands: int = 0,
 ) -> SpatialBroadcastDecoder:
     """The paper's decoder for an image size: ``"full_resolution"`` (broadcast at (H, W), stride-1 convs; the
     small datasets) or ``"clevr"`` (broadcast at (H/16, W/16), 4 stride-2 transposed convs; 128x128).
-    ``frame``: the broadcast grid's frame (see :class:`SpatialBroadcastDecoder`)."""
+    ``frame``, ``fourier_bands``: the broadcast grid's frame and features (see :class:`SpatialBroadcastDecoder`)."""
     if kind == "full_resolution":
-        return SpatialBroadcastDecoder(slot_dim, resolution, full_resolution_layers(channels), factorize, frame)
+        layers = full_resolution_layers(channels)
+        return SpatialBroadcastDecoder(slot_dim, resolution, layers, factorize, frame, fourier_bands)
     if kind == "clevr":
         if resolution[0] % 16 or resolution[1] % 16:
             raise ValueError(f"the 'clevr' decoder upsamples 16x and needs H, W divisible by 16: {resolution}")
         small = (resolution[0] // 16, resolution[1] // 16)
-        return SpatialBroadcastDecoder(slot_dim, small, clevr_layers(channels), factorize, frame)
+        return SpatialBroadcastDecoder(slot_dim, small, clevr_layers(channels), factorize, frame, fourier_bands)
     raise ValueError(f"decoder must be 'full_resolution' or 'clevr', got {kind!r}")

@@ -2,6 +2,11 @@
 
 A learned linear map (with bias) of the 4-channel grid ``[y, x, 1 - y, 1 - x]`` (linspace 0..1 per axis)
 to the feature size, added to a feature map. Used after the CNN encoder and inside the broadcast decoder.
+
+Option, not in the paper (``model.decoder_fourier_bands``): with ``fourier_bands = F > 0`` the grid is extended by
+``sin(2^f pi u), cos(2^f pi u)`` of each axis u in (y, x), f = 0 .. F-1 (Fourier features, Tancik et al. 2020),
+before the same learned linear map. A CNN fed the linear grid alone learns sharp edges slowly (the spectral bias
+those authors name); the decoder's masks then stay round blobs for thousands of steps.
 """
 
 from __future__ import annotations
@@ -18,14 +23,31 @@ def build_grid(height: int, width: int) -> Tensor:
     return torch.stack([y, x, 1.0 - y, 1.0 - x], dim=-1)  # [H, W, 4]
 
 
-class SoftPositionEmbed(nn.Module):
-    """Adds ``Linear(4 -> C)(grid)`` to a channels-first feature map [B, C, H, W]."""
+def fourier_grid(height: int, width: int, bands: int) -> Tensor:
+    """:func:`build_grid` followed by ``sin(2^f pi u), cos(2^f pi u)`` of u = y, x for f < ``bands``:
+    [H, W, 4 + 4 * bands]."""
+    grid = build_grid(height, width)  # [H, W, 4]
+    if bands == 0:
+        return grid
+    freqs = (2.0 ** torch.arange(bands, dtype=torch.float32)) * torch.pi  # [F]
+    angles = grid[..., :2, None] * freqs  # [H, W, 2, F]
+    feats = torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # [H, W, 4F]
+    return torch.cat([grid, feats], dim=-1)  # [H, W, 4 + 4F]
 
-    def __init__(self, channels: int, resolution: tuple[int, int]) -> None:
+
+class SoftPositionEmbed(nn.Module):
+    """Adds ``Linear(4 -> C)(grid)`` to a channels-first feature map [B, C, H, W] (``fourier_bands`` F > 0:
+    ``Linear(4 + 4F -> C)`` of the grid with its Fourier features, see :func:`fourier_grid`)."""
+
+    def __init__(self, channels: int, resolution: tuple[int, int], fourier_bands: int = 0) -> None:
         super().__init__()
+        if fourier_bands < 0:
+            raise ValueError(f"fourier_bands must be >= 0, got {fourier_bands}")
         self.resolution = tuple(resolution)
-        self.dense = nn.Linear(4, channels)
-        self.register_buffer("grid", build_grid(*self.resolution), persistent=False)
+        self.fourier_bands = fourier_bands
+        grid = fourier_grid(*self.resolution, fourier_bands)  # [H, W, 4 + 4F]
+        self.dense = nn.Linear(grid.shape[-1], channels)
+        self.register_buffer("grid", grid, persistent=False)
 
     def embedding(self) -> Tensor:
         """The position embedding alone: [1, C, H, W]."""

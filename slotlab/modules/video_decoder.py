@@ -58,6 +58,8 @@ class VideoBroadcastDecoder(nn.Module):
             (SAVi-S: 2, 2, 2, 1).
         target_channels: channels of the readout (3 for RGB or SAVi's flow-as-RGB; 6 for both).
         kernel_size: of every CNN layer (5).
+        fourier_bands: Fourier features of the broadcast grid (:func:`slotlab.modules.position.fourier_grid`; 0:
+            SAVi's linear grid).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class VideoBroadcastDecoder(nn.Module):
         strides: Sequence[int] = (2, 2, 2, 1),
         target_channels: int = 3,
         kernel_size: int = 5,
+        fourier_bands: int = 0,
     ) -> None:
         super().__init__()
         if len(channels) != len(strides) or not channels:
@@ -76,7 +79,7 @@ class VideoBroadcastDecoder(nn.Module):
             raise ValueError(f"target_channels must be >= 1, got {target_channels}")
         self.broadcast_resolution = (int(broadcast_resolution[0]), int(broadcast_resolution[1]))
         self.target_channels = target_channels
-        self.pos = SoftPositionEmbed(slot_dim, self.broadcast_resolution)
+        self.pos = SoftPositionEmbed(slot_dim, self.broadcast_resolution, fourier_bands)
         layers: list[nn.Module] = []
         c, up = slot_dim, 1
         for c_out, s in zip(channels, strides, strict=True):

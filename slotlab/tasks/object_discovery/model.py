@@ -50,6 +50,8 @@ class ObjectDiscoveryModel(nn.Module):
         decoder_frame: "absolute" (paper) or "translation" / "translation_scale": the decoder's broadcast grid
             relative to each slot's attention centre (and spread), as in Invariant Slot Attention (not in the
             paper; :mod:`slotlab.modules.slot_frame`).
+        decoder_fourier_bands: Fourier features of the decoder's absolute grid (0: the paper's linear grid; not in
+            the paper; :mod:`slotlab.modules.position`).
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
         layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
             (Keras' default).
@@ -70,6 +72,7 @@ class ObjectDiscoveryModel(nn.Module):
         slot_attention: dict[str, Any] | None = None,
         layer_norm_eps: float = 1e-3,
         decoder_frame: str = "absolute",
+        decoder_fourier_bands: int = 0,
     ) -> None:
         super().__init__()
         self.resolution = (int(resolution[0]), int(resolution[1]))
@@ -78,8 +81,9 @@ class ObjectDiscoveryModel(nn.Module):
             position_embedding, layer_norm_eps, slot_attention,
         )  # fmt: skip
         self.decoder = build_decoder(
-            self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder, decoder_frame
-        )
+            self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder, decoder_frame,
+            decoder_fourier_bands,
+        )  # fmt: skip
         self.decoder_frame = decoder_frame
         if decoder_frame != "absolute":  # the encoder keeps full resolution: one input per pixel
             self.register_buffer("input_grid", centred_grid(*self.resolution), persistent=False)

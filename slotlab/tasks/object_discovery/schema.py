@@ -59,6 +59,7 @@ SCHEMA = TaskSchema(
             "centre / spread (ISA; not in the paper)",
             kinds=("slot_attention",),
         ),
+        "decoder_fourier_bands": MODEL["decoder_fourier_bands"].but(kinds=("slot_attention",)),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "slot_attention": MODEL["slot_attention"],
         "slot_mlp": slot_mlp_section("slot_mlp_"),

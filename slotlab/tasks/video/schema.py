@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slotlab.config_schema import Bool, Choice, Float, Int, IntList, Key, TaskSchema, kind_of, pick
-from slotlab.defaults import DATA
+from slotlab.defaults import DATA, MODEL
 from slotlab.errors import ConfigError
 from slotlab.modules.predictors import PREDICTORS
 from slotlab.modules.slot_init import INIT_KINDS
@@ -135,6 +135,7 @@ SCHEMA = TaskSchema(
             "(h, w) of the decoder's broadcast grid (null: the image size over the strides' product)",
             types=(list, NONE),
         ),
+        "decoder_fourier_bands": MODEL["decoder_fourier_bands"],
         "targets": Key(["rgb"], TargetList(), "what the decoder reconstructs: rgb, flow (as RGB; SAVi-S's)", arg=None),
         "loss": Key(
             "sum",
