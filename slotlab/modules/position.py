@@ -24,7 +24,7 @@ def build_grid(height: int, width: int) -> Tensor:
 
 
 def fourier_grid(height: int, width: int, bands: int) -> Tensor:
-    """:func:`build_grid` followed by ``sin(2^f pi u), cos(2^f pi u)`` of u = y, x for f < ``bands``:
+    """:func:`build_grid` followed by ``sin(2^f pi u)`` for f < ``bands``, then ``cos(2^f pi u)``, for u = y, then x:
     [H, W, 4 + 4 * bands]."""
     grid = build_grid(height, width)  # [H, W, 4]
     if bands == 0:
