@@ -32,6 +32,7 @@ from slotlab.validate import (
 )
 
 DEFAULT_CONFIG = "tetrominoes_quick"
+CLEVR_VARIANTS = ("clevr10", "clevr3", "clevr6")  # slotlab.data.clevr_render.VARIANTS (checked in a test)
 VECTOR_FORMATS = ("pdf", "svg")  # slotlab.drawing.VECTOR_FORMATS (not imported: it is not needed to parse)
 FORMAT_HELP = "also write each figure as vector graphics (pdf or svg; repeat for both); the PNG is always written"
 BUG_NOTE = (
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--split", default="eval", choices=["eval", "test"])
     f.add_argument("--out", type=out_dir_arg, default=None, help="output folder (default: RUN_DIR/figures)")
     f.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
+    f.add_argument(
+        "--video-format",
+        choices=["gif", "mp4"],
+        default="gif",
+        help="a video model's animation: gif (default) or mp4 (H.264; needs the optional extra slotlab[video])",
+    )
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
     r.add_argument("run_dir")
@@ -147,6 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
     s_.add_argument("--seed", type=seed_arg, default=0)
     s_.add_argument("--out", type=out_file_arg, default=None, help="PNG path (default: <name>.png)")
     dsub.add_parser("list", help="list the built-in datasets")
+    c = dsub.add_parser(
+        "compare",
+        help="built-in CLEVR renders vs real ones: statistics, the real scenes re-rendered, a picture; with --model "
+        "a set-prediction model's AP on both",
+    )
+    c.add_argument("real", metavar="REAL_FOLDER", help="a CLEVR v1.0 folder (images + scenes JSON) or a folder of PNGs")
+    c.add_argument("--num", type=int_arg(1, MAX_COUNT), default=64, help="built-in renders (default 64)")
+    c.add_argument(
+        "--variant",
+        default=None,
+        choices=CLEVR_VARIANTS,
+        help="built-in scenes (default: the --model's variant, else clevr10)",
+    )
+    c.add_argument("--split", default="val", help="the CLEVR v1.0 folder's split (default val)")
+    c.add_argument("--seed", type=seed_arg, default=0, help="stream of the built-in renders")
+    c.add_argument("--out", type=out_file_arg, default=None, help="PNG: real | same scene built-in | a built-in render")
+    c.add_argument("--rows", type=int_arg(1, 64), default=3, help="scenes in the --out picture (default 3)")
+    c.add_argument(
+        "--model",
+        default=None,
+        help="a set-prediction model (zoo name, run folder or .ckpt): its AP on the real scenes vs on the built-in "
+        "renders (transfer check)",
+    )
 
     sub.add_parser("configs", help="list the packaged experiment configs")
 
@@ -399,19 +429,23 @@ def save_eval(
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from slotlab.figures import make_figures
+    from slotlab.mp4 import check_video_format
 
+    check_video_format(args.video_format)  # mp4 without PyAV: said before any work
     if (code := use_pretrained(args, "figures")) is not None:
         return code
     check_figure_flags(args)
     out = Path(args.out) if args.out else None
     paths = make_figures(
         args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split,
-        formats=args.formats or (), name=getattr(args, "model_name", None),
+        formats=args.formats or (), video_format=args.video_format, name=getattr(args, "model_name", None),
     )  # fmt: skip
     for p in paths:
         print(f"wrote {p}")
     if not paths:
         print("no figures: the model's task draws none (its presenter has no figures)")
+    elif args.video_format != "gif" and not any(p.suffix == f".{args.video_format}" for p in paths):
+        print(f"note: --video-format {args.video_format} applies to animations; this model's figures are images")
     return 0
 
 
@@ -463,6 +497,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         print()
         print(f"{args.num} images in {folder}")
         return 0
+    if args.data_command == "compare":
+        return cmd_data_compare(args)
     from slotlab.data.preview import preview
 
     if args.out is not None and args.out.suffix.lower() != ".png":
@@ -485,6 +521,46 @@ def cmd_data(args: argparse.Namespace) -> int:
         get_dataset(args.source, kind=None)  # an unknown name: UnknownDatasetError naming the nearest built-in ones
     out = preview(args.source, args.dataset, args.num, args.seed, args.out)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_data_compare(args: argparse.Namespace) -> int:
+    """``slotlab data compare``: the report of :mod:`slotlab.data.clevr_compare_report` and, with ``--model``, the
+    transfer check of :mod:`slotlab.tasks.set_prediction.transfer`."""
+    from slotlab.data.clevr_compare_report import compare_renders
+    from slotlab.validate import UsageError
+
+    if args.out is not None and args.out.suffix.lower() != ".png":
+        raise UsageError(f"--out {args.out}: the picture is a PNG image; give a path ending in .png")
+    model = cfg = None
+    variant = args.variant or "clevr10"
+    if args.model is not None:
+        from slotlab.inference.loading import load_model
+        from slotlab.zoo import resolve_model
+
+        if args.split != "val":
+            raise UsageError(f"--split {args.split}: the transfer check (--model) scores the val scenes, as "
+                             "`slotlab eval --data-path` does")  # fmt: skip
+        from slotlab.tasks.set_prediction.transfer import require_scenes
+
+        require_scenes(args.real)
+        model, cfg, _ = load_model(resolve_model(args.model))
+        if cfg["task"] != "set_prediction":
+            raise UsageError(f"--model {args.model}: the transfer check needs a set-prediction model; this one is "
+                             f"{cfg['task']}")  # fmt: skip
+        variant = args.variant or cfg["data"]["variant"]
+        if variant != cfg["data"]["variant"]:
+            raise UsageError(f"--variant {variant}: the model {args.model} predicts {cfg['data']['variant']} scenes; "
+                             "the transfer check renders its variant (leave --variant out)")  # fmt: skip
+    report = compare_renders(
+        args.real, split=args.split, num=args.num, variant=variant, seed=args.seed, out=args.out, rows=args.rows
+    )
+    print(report.text)
+    if model is not None:
+        from slotlab.tasks.set_prediction.transfer import transfer_check
+
+        print()
+        print(transfer_check(model, cfg, args.real, report.renders).text())
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import json
 import traceback
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from slotlab.cli import build_parser, main
 from slotlab.config import _FLEXIBLE, DEFAULTS, defaults_for
 from slotlab.validate import RULES, leaves
 
+CLEVR_SCENES = Path(__file__).parent / "fixtures" / "clevr_real" / "CLEVR_val_scenes.json"
 SCHEMAS = {"od": DEFAULTS, "sp": defaults_for("set_prediction")}
 BASE = {"od": ["train", *TINY_OD, "trainer.max_steps=2"], "sp": ["train", *TINY_SP, "trainer.max_steps=2"]}
 
@@ -35,6 +37,7 @@ WORK = [
     ("slotlab.figures", "make_figures"),
     ("slotlab.data.cache", "build"),
     ("slotlab.data.preview", "preview"),
+    ("slotlab.data.clevr_render", "generate"),
 ]
 
 # ------------------------------------------------------------------------------------------ config grid
@@ -143,6 +146,7 @@ TEMPLATES: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
     ("data", "generate"): (["data", "generate", "{name}", "--num", "4"], {"name": ["tetrominoes"]}),
     ("data", "show"): (["data", "show", "{source}"], {"source": ["tetrominoes"]}),
     ("data", "list"): (["data", "list"], {}),
+    ("data", "compare"): (["data", "compare", "{real}"], {"real": ["{CLEVR}"]}),
     ("configs",): (["configs"], {}),
     ("models",): (["models"], {}),
     ("import-official",): (
@@ -166,6 +170,9 @@ STRING_BAD = {
     ("data generate", "name"): ["bogus", ""],
     ("data show", "source"): ["bogus", "{MISSING}.tfrecords", "{FILE}"],
     ("data show", "dataset"): ["bogus"],
+    ("data compare", "real"): ["{MISSING}", "{FILE}", "{DIR}"],
+    ("data compare", "split"): ["bogus", "", "test"],
+    ("data compare", "model"): ["bogus", "{MISSING}.ckpt", "{FILE}", "{OD}"],
     ("import-official", "checkpoint"): ["{MISSING}", "{FILE}"],
     ("import-official", "out"): ["{FILE}", "{NONEMPTY}"],
     ("segment", "images"): ["{MISSING}.png", "{FILE}"],
@@ -183,6 +190,9 @@ EXTRA_CLI = [
     ["eval", "{OD}", "--num-images", "1000000000"],  # terabytes of images
     ["train", "--config", "tetrominoes_quick", "--resume", "{OD}"],  # --config does not apply to a resume
     ["data", "show", "tetrominoes", "--out", "{TMP}/x.txt"],  # a PNG
+    ["data", "compare", "{CLEVR}", "--out", "{TMP}/x.jpg"],  # a PNG
+    ["data", "compare", "{TMP}", "--model", "{SP}"],  # a folder of PNGs: no scene JSON to score against
+    ["data", "compare", "{CLEVR}", "--model", "{SP}", "--variant", "clevr10"],  # the model's variant is clevr6
 ]
 
 
@@ -266,6 +276,12 @@ def paths(tmp_path, monkeypatch, tiny_od_run, tiny_sp_run) -> dict[str, str]:
     from PIL import Image
 
     Image.new("RGB", (35, 35)).save(tmp_path / "img.png")
+    clevr = tmp_path / "clevr"  # a CLEVR v1.0 folder of one scene (the real scene of tests/fixtures/clevr_real)
+    (clevr / "images" / "val").mkdir(parents=True)
+    (clevr / "scenes").mkdir()
+    scene = json.loads(CLEVR_SCENES.read_text())["scenes"][0]
+    (clevr / "scenes" / "CLEVR_val_scenes.json").write_text(json.dumps({"scenes": [scene]}))
+    Image.new("RGB", (320, 240)).save(clevr / "images" / "val" / scene["image_filename"])
     return {
         "TMP": str(tmp_path),
         "FILE": str(tmp_path / "file"),
@@ -276,6 +292,7 @@ def paths(tmp_path, monkeypatch, tiny_od_run, tiny_sp_run) -> dict[str, str]:
         "BADRUN": str(tmp_path / "badrun"),
         "NONEMPTY": str(tmp_path / "nonempty"),
         "PNG": str(tmp_path / "img.png"),
+        "CLEVR": str(clevr),
         "OD": str(tiny_od_run),
         "SP": str(tiny_sp_run),
     }
@@ -335,6 +352,7 @@ def test_cli_grid(paths, capsys):
         ["figures", "{SP}"],
         ["data", "generate", "tetrominoes", "--num", "4"],
         ["data", "show", "tetrominoes"],
+        ["data", "compare", "{CLEVR}", "--model", "{SP}"],
     ]
     for argv in valid:  # the templates are valid: the grid's refusals come from the bad values
         assert run_case(fill(argv, paths), capsys).startswith("reached the work"), argv

@@ -118,8 +118,16 @@ def _render_shard(spec: dict[str, Any], start: int, n: int) -> dict[str, np.ndar
     out = clevr_render.generate(
         spec["stream"], start, n, variant=spec["variant"], image_size=tuple(spec["render_size"])
     )
-    rows = TARGET_ROWS[spec["variant"]]
-    size = spec["image_size"]
+    return renders_to_examples(out, spec["variant"], spec["image_size"])
+
+
+def renders_to_examples(out: dict[str, np.ndarray], variant: str, size: int) -> dict[str, np.ndarray]:
+    """``clevr_render.generate``'s output as the task's examples (the cache shards' arrays, module docstring):
+    image resized to ``size`` x ``size``, ``variant``'s target rows, mask, num_objects."""
+    from slotlab.data import clevr_render
+
+    rows = TARGET_ROWS[variant]
+    n = len(out["num_objects"])
     target = np.stack([encode_clevr_objects(clevr_render.scene_json(out, i)["objects"], rows) for i in range(n)])
     return {
         "image": resize_images(out["image"], size).numpy(),  # [n, 3, S, S]

@@ -1,0 +1,130 @@
+"""``slotlab data compare REAL_FOLDER``: the built-in vs real CLEVR report (issue 23) and its transfer check
+(``--model``: a set-prediction model's AP on the real scenes vs on built-in renders of the same size)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from slotlab import cli
+from slotlab.cli import main
+from slotlab.data import clevr_render
+
+DEV = Path("/work/shared/data/real_clevr_dev")
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLOTLAB_CACHE", str(tmp_path / "cache"))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def png_folder(folder: Path, n: int = 3, size: tuple[int, int] = (24, 32)) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"r{i}.png")
+    return folder
+
+
+def clevr_folder(root: Path, n: int, size: tuple[int, int], seed: int = 0, variant: str = "clevr6") -> Path:
+    """A CLEVR v1.0 folder (val split) of built-in renders of stream ``seed``: images and scene JSON."""
+    out = clevr_render.generate(seed, 0, n, variant=variant, image_size=size)
+    (root / "images" / "val").mkdir(parents=True)
+    (root / "scenes").mkdir()
+    scenes = clevr_render.scenes_json(out, "val")
+    (root / "scenes" / "CLEVR_val_scenes.json").write_text(json.dumps({"scenes": scenes}))
+    for s, image in zip(scenes, out["image"], strict=True):
+        Image.fromarray(image).save(root / "images" / "val" / s["image_filename"])
+    return root
+
+
+def test_variants_flag_lists_the_renderers():
+    assert sorted(cli.CLEVR_VARIANTS) == sorted(clevr_render.VARIANTS)
+
+
+def test_png_folder_report_and_picture(tmp_path, capsys):
+    real = png_folder(tmp_path / "real")
+    pic = tmp_path / "cmp.png"
+    assert main(["data", "compare", str(real), "--num", "2", "--variant", "clevr6", "--out", str(pic)]) == 0
+    out = capsys.readouterr().out
+    assert "## 3 real renders" in out and "2 built-in clevr6 renders (32x24" in out
+    assert "| images | 3 | 2 |" in out and "same scenes" not in out  # no scene JSON: no re-rendering
+    assert Image.open(pic).size == (2 * 32 + 4, 2 * 24 + 4)  # 2 rows (--num 2), columns real | built-in
+
+
+def test_clevr_folder_report_rerenders_its_scenes(tmp_path, capsys):
+    real = clevr_folder(tmp_path / "CLEVR_v1.0", 2, (48, 64))
+    assert main(["data", "compare", str(tmp_path), "--num", "1", "--rows", "1", "--out", str(tmp_path / "x.png")]) == 0
+    out = capsys.readouterr().out
+    assert "## The same 2 scenes rendered from their JSON" in out and "| mae |" in out
+    assert Image.open(tmp_path / "x.png").size == (3 * 64 + 8, 48)  # real | same scene | built-in
+    assert real.is_dir()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "png_out", "split"])
+def test_bad_folders_are_one_error_line(tmp_path, capsys, case):
+    folder = tmp_path / "real"
+    args = ["data", "compare", str(folder), "--num", "1"]
+    if case != "missing":
+        folder.mkdir()
+    if case == "unreadable":
+        (folder / "a.png").write_bytes(b"not a png")
+    if case == "png_out":
+        png_folder(folder / "x")
+        args[2] = str(folder / "x")
+        args += ["--out", str(tmp_path / "pic.jpg")]
+    if case == "split":
+        clevr_folder(folder, 1, (24, 32))
+        args += ["--split", "train"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert {"missing": "no such folder", "empty": "no PNG", "unreadable": "cannot decode", "png_out": ".png",
+            "split": "scenes file not found"}[case] in err[0]  # fmt: skip
+
+
+def test_transfer_on_the_same_renders_is_ratio_one(tmp_path, capsys):
+    """Real folder = built-in renders of stream 0 at 64x96 (as PNG + scene JSON): the real side (the `slotlab eval
+    --data-path` path) and the built-in side (--seed 0) see the same images and targets: the same AP, ratio 1."""
+    clevr_folder(tmp_path / "CLEVR_v1.0", 12, (64, 96))
+    assert main(["data", "compare", str(tmp_path), "--num", "12", "--seed", "0", "--model", "set_prediction_cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "## Transfer: AP on 12 real clevr6 scenes vs 12 built-in renders" in out
+    rows = [line for line in out.splitlines() if line.startswith("| AP_")]
+    assert len(rows) == 5 and all(r.split(" | ")[1] == r.split(" | ")[2].rstrip(" |") for r in rows), rows
+    assert "real AP_inf / built-in AP_inf: 1.000 (meets the bar 0.8)" in out
+
+
+@pytest.mark.parametrize("case", ["png_folder", "variant", "task", "split"])
+def test_transfer_refusals(tmp_path, capsys, case):
+    real = png_folder(tmp_path / "real") if case == "png_folder" else clevr_folder(tmp_path / "c", 1, (24, 32))
+    args = ["data", "compare", str(real), "--num", "1", "--model", "set_prediction_cpu"]
+    if case == "variant":
+        args += ["--variant", "clevr10"]
+    if case == "task":
+        args[-1] = "tetrominoes_cpu"
+    if case == "split":
+        args += ["--split", "train"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "## " not in captured.out  # refused before any work
+    assert {"png_folder": "no scene JSON", "variant": "predicts clevr6", "task": "set-prediction model",
+            "split": "val scenes"}[case] in err[0]  # fmt: skip
+
+
+@pytest.mark.skipif(not DEV.is_dir(), reason=f"{DEV} (the real CLEVR dev renders) is not here")
+def test_real_dev_renders(capsys):
+    assert main(["data", "compare", str(DEV), "--num", "1", "--variant", "clevr6"]) == 0
+    out = capsys.readouterr().out
+    assert "## 10 real renders" in out and "1 built-in clevr6 renders (320x240" in out
+    assert "## The same 10 scenes rendered from their JSON" in out
