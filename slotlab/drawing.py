@@ -11,7 +11,8 @@ An :class:`Animation` is a grid per time step (a video's frames: the same column
 which frame), written as one animated GIF with Pillow (:func:`gif_bytes`): the frames share one palette (all frames
 quantised together, no dithering), so a slot's colour is the same in every frame; frames of unequal size (a title
 wrapping differently) are padded with white. It is a figure that writes itself (``write(path, formats)``, see
-:func:`slotlab.figures.write_figure`). MP4 is not written: no well-kept encoder is a dependency.
+:func:`slotlab.figures.write_figure`), or, asked with ``video_format="mp4"``, an MP4 (:mod:`slotlab.mp4`, PyAV: the
+optional extra ``video``), the frames padded with white to even sizes.
 """
 
 from __future__ import annotations
@@ -310,14 +311,20 @@ class Animation:
             out.append(canvas)
         return out
 
-    def write(self, path: str | Path, formats: Sequence[str] = ()) -> list[Path]:
-        """Write ``path`` as an animated GIF (the suffix becomes ``.gif``) and, with :attr:`still`, the still as
-        ``<stem>_still.png`` plus its ``formats`` ("pdf", "svg"). Atomic writes; returns the paths, the GIF first."""
+    def write(self, path: str | Path, formats: Sequence[str] = (), video_format: str = "gif") -> list[Path]:
+        """Write ``path`` as an animated GIF or, with ``video_format="mp4"``, an MP4 (the suffix becomes the
+        format's) and, with :attr:`still`, the still as ``<stem>_still.png`` plus its ``formats`` ("pdf", "svg").
+        Atomic writes; returns the paths, the animation first."""
+        from slotlab.mp4 import check_video_format, mp4_bytes
+
         vector = check_formats(formats)
-        path = Path(path).with_suffix(".gif")
+        fmt = check_video_format(video_format)
+        path = Path(path).with_suffix(f".{fmt}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        frames = self.arrays()
+        data = mp4_bytes(frames, self.duration_ms) if fmt == "mp4" else gif_bytes(frames, self.duration_ms, self.loop)
         with atomic_open(path, "wb") as f:
-            f.write(gif_bytes(self.arrays(), self.duration_ms, self.loop))
+            f.write(data)
         paths = [path]
         if self.still is not None:
             paths += write(self.still, path.with_name(f"{path.stem}_still.png"), vector)

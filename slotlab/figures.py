@@ -7,7 +7,8 @@ own data (the procedural generator, the cache, or the ``data.path`` file it was 
 loader as training and ``slotlab eval``) and lets the task's presenter build them
 (:meth:`slotlab.tasks.presenter.Presenter.figures`): labelled grids (column titles, iteration rows, slot legend, the
 model and its training step in the title), which :mod:`slotlab.drawing` writes into the run's ``figures/`` folder as
-PNG and, on request, PDF / SVG, or any figure that writes itself (``write(path, formats)``, e.g. an animation).
+PNG and, on request, PDF / SVG, or any figure that writes itself (``write(path, formats, video_format)``, e.g. an
+animation: a GIF, or an MP4 with ``video_format="mp4"``).
 Everything is deterministic: fixed images and slot-init noise from a private generator seeded with ``seed``.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
 from slotlab.inference.loading import load_model
+from slotlab.mp4 import check_video_format
 from slotlab.runs import run_dir_of
 from slotlab.tasks import get_task
 from slotlab.tasks.common import FigureOptions
@@ -63,7 +65,12 @@ def figure_grids(
 
 
 def make_figures(
-    checkpoint: str | Path, out_dir: Path | None = None, *args: Any, formats: Sequence[str] = (), **kwargs: Any
+    checkpoint: str | Path,
+    out_dir: Path | None = None,
+    *args: Any,
+    formats: Sequence[str] = (),
+    video_format: str = "gif",
+    **kwargs: Any,
 ) -> list[Path]:
     """Write the paper figures of ``checkpoint`` (a .ckpt file or a run folder); returns the paths written (per
     figure the PNG, then its ``formats`` files).
@@ -72,16 +79,20 @@ def make_figures(
         out_dir: where to write; default ``<run_dir>/figures/``.
         args, kwargs: which figures: the arguments of :func:`figure_grids` after ``checkpoint``, in its order.
         formats: vector formats to write besides the PNG: "pdf", "svg".
+        video_format: how an animation (a video model's figure) is written: "gif" or "mp4" (PyAV, the ``video``
+            extra: :class:`slotlab.mp4.VideoEncoderMissingError` without it, raised before the model is loaded).
     """
     check_formats(formats)
+    video_format = check_video_format(video_format)
     grids, figures_dir = figure_grids(checkpoint, *args, **kwargs)
     out = Path(out_dir) if out_dir is not None else figures_dir
-    return [p for file, figure in grids.items() for p in write_figure(figure, out / file, formats)]
+    return [p for file, figure in grids.items() for p in write_figure(figure, out / file, formats, video_format)]
 
 
-def write_figure(figure: Any, path: Path, formats: Sequence[str] = ()) -> list[Path]:
-    """Write one figure: a :class:`LabelledGrid` as PNG (+ ``formats``), anything else by its own
-    ``write(path, formats)`` (e.g. an animated GIF of a video task); returns the paths written."""
+def write_figure(figure: Any, path: Path, formats: Sequence[str] = (), video_format: str = "gif") -> list[Path]:
+    """Write one figure: a :class:`LabelledGrid` as PNG (+ ``formats``; ``video_format`` does not apply), anything
+    else by its own ``write(path, formats, video_format=...)`` (e.g. a video task's animation, as a GIF or an MP4);
+    returns the paths written."""
     if isinstance(figure, LabelledGrid):
         return write(figure, path, formats)
-    return list(figure.write(path, formats))
+    return list(figure.write(path, formats, video_format=video_format))
