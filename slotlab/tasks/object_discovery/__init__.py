@@ -36,6 +36,7 @@ from slotlab.tasks.base import (
     slot_attention_of,
     slot_shape,
 )
+from slotlab.tasks.object_discovery.centres import Preparation, evaluate_centres, is_clevr_folder, load_clevr_centres
 from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
 from slotlab.tasks.object_discovery.presenter import ObjectDiscoveryPresenter
 from slotlab.tasks.object_discovery.schema import SCHEMA
@@ -164,9 +165,16 @@ class ObjectDiscovery(Task):
                 "object-discovery model"
             )
         path = flags.data_path
-        if path is not None and not Path(path).is_file():
-            raise UsageError(f"--data-path {path}: {'a folder' if Path(path).is_dir() else 'not found'}; "
-                             "give the DeepMind .tfrecords file of the model's dataset")  # fmt: skip
+        if path is None or Path(path).is_file():
+            return
+        if is_clevr_folder(path):  # scene JSON, no masks: the object-centre separation instead of FG-ARI
+            if flags.split == "test":
+                raise UsageError("--split test: CLEVR v1.0's test split has no scene JSON; use --split eval (CLEVR's "
+                                 "val)")  # fmt: skip
+            return
+        what = "a folder without CLEVR v1.0 scenes" if Path(path).is_dir() else "not found"
+        raise UsageError(f"--data-path {path}: {what}; give the DeepMind .tfrecords file of the model's dataset, or a "
+                         "CLEVR v1.0 folder (images/ and scenes/) for the object-centre separation")  # fmt: skip
 
     # ------------------------------------------------------------------ model and data
     def image_size(self, cfg: dict[str, Any]) -> tuple[int, int]:
@@ -234,6 +242,21 @@ class ObjectDiscovery(Task):
         }
 
     # ------------------------------------------------------------------ evaluation
+    def eval_data(
+        self, cfg: dict[str, Any], data_cfg: dict[str, Any], split: str, count: int, setting: EvalSetting
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """A CLEVR v1.0 folder at ``data.path`` (``slotlab eval --data-path``): its images prepared as the model's
+        and their objects' centres (:mod:`.centres`); else the held-out images and masks."""
+        path = data_cfg.get("path")
+        if not path or not is_clevr_folder(path):
+            return self.heldout(data_cfg, split, count), {}
+        from slotlab.data.files import TFRECORD_NAMES
+
+        prep = self._preparation(cfg)
+        max_objects = TFRECORD_NAMES.get(cfg["data"]["name"], (None, None, False))[1]
+        return load_clevr_centres(path, split, count, Preparation(self.image_size(cfg), prep["clevr_crop"],
+                                                                  prep["greyscale"]), max_objects)  # fmt: skip
+
     def evaluate(
         self,
         model: nn.Module,
@@ -242,7 +265,12 @@ class ObjectDiscovery(Task):
         setting: EvalSetting = DEFAULT_SETTING,
         options: EvalOptions = DEFAULT_OPTIONS,
     ) -> dict[str, Any]:
+        """FG-ARI of the images' masks; on a CLEVR folder (no masks, object centres): the object-centre
+        separation (:mod:`.centres`)."""
         device = next(model.parameters()).device
+        if "centre" in data:
+            return evaluate_centres(model, data, options.batch_size or cfg["data"]["eval_batch_size"],
+                                    setting.num_slots, setting.iters, options.channels_last, options.seed)  # fmt: skip
         scores = evaluate_fg_ari(
             model,
             data["image"].to(device),
@@ -280,10 +308,14 @@ class ObjectDiscovery(Task):
 
     def image_preparation(self, model: nn.Module, cfg: dict[str, Any]) -> dict[str, Any]:
         """CLEVR models: the reference crop; greyscale models: the luminance (as the training images)."""
+        notes = [] if slot_attention_of(model) is not None else ["Slot MLP baseline: no attention maps to draw"]
+        return {**self._preparation(cfg), "notes": notes}
+
+    def _preparation(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """``image_preparation`` without the model's notes (what the config alone says)."""
         from slotlab.data.files import TFRECORD_NAMES
 
         name = cfg["data"]["name"]
         tf_name, _, grey = TFRECORD_NAMES.get(name, (name, None, False))
-        notes = [] if slot_attention_of(model) is not None else ["Slot MLP baseline: no attention maps to draw"]
         return {"dataset": name, "clevr_crop": tf_name == "clevr_with_masks", "greyscale": bool(grey),
-                "squash_aspect": None, "notes": notes}  # fmt: skip
+                "squash_aspect": None}  # fmt: skip

@@ -57,6 +57,22 @@ def default_scale(resolution: tuple[int, int], target: int = 128) -> int:
     return max(1, math.ceil(target / max(1, min(resolution))))
 
 
+def centre_line(result: dict[str, Any]) -> str:
+    """The object-centre separation of an evaluation on a CLEVR folder (:mod:`slotlab.metrics.centre_separation`)
+    in one line: the share, the counts behind it and what was left out."""
+    frac = result["centre_separation"]
+    share = "undefined (no object centre inside the images)" if math.isnan(frac) else f"{100 * frac:.1f} %"
+    text = (
+        f"object-centre separation: {share} of {result['centre_counted']} objects in {result['num_images']} "
+        f"images ({result['centre_in_background']} in the background slot, {result['centre_shared']} sharing a slot"
+    )
+    if n := result.get("centre_outside"):
+        text += f"; {n} centre{'s' if n > 1 else ''} outside the crop, not counted"
+    if n := result.get("scenes_skipped"):
+        text += f"; {n} scene{'s' if n > 1 else ''} with more than {result['max_objects']} objects left out"
+    return text + ")"
+
+
 class ObjectDiscoveryPresenter(Presenter):
     figure_names = FIGURE_NAMES
     captions = {
@@ -100,6 +116,8 @@ class ObjectDiscoveryPresenter(Presenter):
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         k = setting.num_slots if setting.num_slots is not None else cfg["model"]["num_slots"]
         t = setting.iters if setting.iters is not None else "-"
+        if "centre_separation" in result:
+            return f"K={k} T={t}: {centre_line(result)}"
         return (
             f"FG-ARI K={k} T={t} on {result['num_images']} {split} images of {cfg['data']['name']}: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f} (median {result['fg_ari_median']:.4f})"
@@ -113,6 +131,8 @@ class ObjectDiscoveryPresenter(Presenter):
     def plot_sweep(self, rows: list[dict[str, Any]], png: Path, cfg: dict[str, Any]) -> Path:
         from slotlab.plots import plot_sweep
 
+        if "centre_separation" in rows[0]:  # a CLEVR folder: no masks, the object-centre separation
+            return plot_sweep(rows, png, metric="centre_separation", title="object-centre separation")
         return plot_sweep(rows, png, metric="fg_ari_mean", title=f"{cfg['data']['name']}: FG-ARI")
 
     def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
