@@ -6,10 +6,10 @@ Per image, with the model's segmentation as the argmax over slots of its alpha m
 each object's centre pixel (the scene JSON's ``pixel_coords`` mapped through the model's crop and resize):
 
 * the **background slot** is the slot that owns the most pixels of the image (ties: the lowest slot index).
-  On CLEVR the ground and sky cover most of every image (objects together cover well under half of the
-  reference crop), so the largest segment is the background's whenever the model has one; a model that lumps
-  everything into one slot gets every object counted as "in the background". The rule needs nothing but the
-  model's output (no scene geometry) and picks exactly one slot per image.
+  On CLEVR the ground and sky cover most of every image (in 64 built-in CLEVR10 reference crops: at least 61 %,
+  median 77 %; the largest object at most 16 %), so the largest segment is the background's whenever the model
+  has one; a model that lumps everything into one slot gets every object counted as "in the background". The
+  rule needs nothing but the model's output (no scene geometry) and picks exactly one slot per image.
 * an object **counts** (is separated) when the slot at its centre is not the background slot and no other
   object of the same image has its centre in that slot;
 * an object whose centre falls outside the crop the model sees is **excluded** (neither separated nor not) and
