@@ -209,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="a zoo model name, a run folder, a .ckpt file or a pretrained folder")
     x.add_argument("--format", choices=["torch-export", "onnx"], default="torch-export", dest="export_format")
     x.add_argument("--out", type=out_file_arg, default=None, help="output file (default: ./slotlab_out/NAME.pt2|.onnx)")
+    x.add_argument(
+        "--frames",
+        type=int_arg(1, 4096),
+        default=None,
+        help="video models: the clip length T the exported program takes (fixed; default: the training clip length)",
+    )
     return p
 
 
@@ -604,17 +610,17 @@ def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from slotlab.inference.api import load_model
-    from slotlab.inference.export import FORMATS, export_model
+    from slotlab.inference.export import FORMATS, export_model, export_spec
     from slotlab.validate import UsageError
     from slotlab.zoo import OUTPUT_ROOT
 
     model = load_model(args.model)
+    spec = export_spec(model, args.frames)  # what the program takes, in words (and --frames checked)
     out = args.out or Path(OUTPUT_ROOT) / f"{Path(args.model).name}{FORMATS[args.export_format]}"
     if Path(out).exists():
         raise UsageError(f"{out} exists; choose another --out (slotlab never replaces a file it did not just write)")
-    path = export_model(model, args.export_format, out)
-    print(f"wrote {path} ({args.export_format}; inputs image [B, 3, {model.resolution[0]}, {model.resolution[1]}] in "
-          f"[-1, 1] and slot-init noise [B, K, D]; batch size dynamic)")  # fmt: skip
+    path = export_model(model, args.export_format, out, args.frames)
+    print(f"wrote {path} ({args.export_format}; {spec.about})")
     return 0
 
 

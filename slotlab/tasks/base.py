@@ -29,6 +29,7 @@ from slotlab.tasks.common import (
     EvalFlags,
     EvalOptions,
     EvalSetting,
+    ExportSpec,
     FigureOptions,
     SegmentRequest,
     ValidationBatch,
@@ -56,6 +57,7 @@ __all__ = [
     "EvalFlags",
     "EvalOptions",
     "EvalSetting",
+    "ExportSpec",
     "FigureOptions",
     "OfficialModel",
     "Presenter",
@@ -130,6 +132,12 @@ class Task(ABC):
     ) -> dict[str, torch.Tensor] | None:  # fmt: skip
         """``slotlab.load_model(...)(x)`` for a task whose model is not run as an image model: the fields of
         :class:`slotlab.inference.api.SlotModelOutput` (slots, masks, attn, recon, recons); None: the image path."""
+        return None
+
+    def export_spec(self, model: nn.Module, cfg: dict[str, Any], frames: int | None) -> ExportSpec | None:
+        """``slotlab export`` of a model that is not exported as an image model (image + slot-init noise): what to
+        trace (:class:`ExportSpec`); ``frames``: the clip length of a clip-input model (None: the task's default).
+        None (default): the image path of :mod:`slotlab.inference.export`."""
         return None
 
     # ------------------------------------------------------------------ config

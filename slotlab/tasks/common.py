@@ -140,6 +140,21 @@ class SegmentRequest:
     source: str
 
 
+# ---------------------------------------------------------------------------------------------- export
+@dataclass
+class ExportSpec:
+    """What ``slotlab export`` traces (:mod:`slotlab.inference.export`): ``module`` (its forward takes ``inputs``,
+    in order, and returns plain tensors named ``outputs``), example inputs, the dynamic dimensions of each input by
+    name (``{"image": {0: torch.export.Dim(...)}}``) and the inputs in words, for the CLI's line."""
+
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+    inputs: list[str]
+    outputs: list[str]
+    dynamic: dict[str, dict[int, Any]]
+    about: str
+
+
 # ---------------------------------------------------------------------------------------------- validation
 def _stack(t: torch.Tensor) -> torch.Tensor:
     return t[None]

@@ -6,7 +6,8 @@ the data (:mod:`.data`: the built-in moving-objects generator or MOVi TFRecords)
 summed over frames and pixels, batch mean; target RGB and / or optical flow drawn as RGB), the validation metrics
 and evaluation (video FG-ARI and mBO with the first frame included and excluded, per-frame FG-ARI; held-out clips
 run in slices with the state carried over, as SAVi), the pictures (:mod:`.presenter`, :mod:`.figures`: an
-animated GIF) and ``slotlab segment`` of one's own video (:mod:`.segment`).
+animated GIF or an MP4), ``slotlab segment`` of one's own video (:mod:`.segment`) and ``slotlab export``
+(:mod:`.export`: clips of a fixed length).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from slotlab.tasks.base import (
     EvalFlags,
     EvalOptions,
     EvalSetting,
+    ExportSpec,
     SegmentRequest,
     Task,
     ValidationBatch,
@@ -283,6 +285,13 @@ class Video(Task):
             "recon": out.recon.float(),  # [B, T, C, H, W] (the targets in out.targets' order: rgb and/or flow)
             "recons": out.recons.float(),  # [B, T, K, C, H, W]
         }
+
+    def export_spec(self, model: nn.Module, cfg: dict[str, Any], frames: int | None) -> ExportSpec:
+        """Clips of ``frames`` frames (default ``data.num_frames``) and the init's input -> per-frame recon, masks,
+        slots, attn (:mod:`.export`)."""
+        from slotlab.tasks.video.export import export_spec
+
+        return export_spec(model, cfg, frames)
 
     def segment_check(self, model: nn.Module, cfg: dict[str, Any], num_slots: int | None, iters: int | None) -> bool:
         from slotlab.tasks.video.segment import check
