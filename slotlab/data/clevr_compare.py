@@ -1,7 +1,8 @@
 """How close the built-in CLEVR renders are to real CLEVR renders: image statistics side by side, and the real
 scenes' JSON rendered by the built-in renderer for a pixel-wise comparison and a side-by-side picture.
 
-Used by ``benchmarks/clevr_compare.py`` (and the numbers in docs/results.md, "CLEVR renderer vs real CLEVR").
+Laid out by :mod:`slotlab.data.clevr_compare_report` for ``slotlab data compare`` and ``benchmarks/clevr_compare.py``
+(and the numbers in docs/results.md, "CLEVR renderer vs real CLEVR").
 Statistics of a set of uint8 RGB images (values 0-255, pooled over all pixels of all images):
 
 - per-channel mean and standard deviation, and the standard deviation of all values;
