@@ -532,39 +532,39 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_data_compare(args: argparse.Namespace) -> int:
     """``slotlab data compare``: the report of :mod:`slotlab.data.clevr_compare_report` and, with ``--model``, the
-    transfer check of :mod:`slotlab.tasks.set_prediction.transfer`."""
+    model's transfer check (:mod:`slotlab.inference.transfer`; set prediction: AP on real vs built-in renders)."""
     from slotlab.data.clevr_compare_report import compare_renders
     from slotlab.validate import UsageError
 
     if args.out is not None and args.out.suffix.lower() != ".png":
         raise UsageError(f"--out {args.out}: the picture is a PNG image; give a path ending in .png")
-    model = cfg = None
+    check = None
     variant = args.variant or "clevr10"
     if args.model is not None:
         from slotlab.inference.loading import load_model
+        from slotlab.inference.transfer import require_scenes, transfer_check
+        from slotlab.tasks import get_task
         from slotlab.zoo import resolve_model
 
         if args.split != "val":
             raise UsageError(f"--split {args.split}: the transfer check (--model) scores the val scenes, as "
                              "`slotlab eval --data-path` does")  # fmt: skip
-        from slotlab.tasks.set_prediction.transfer import require_scenes
-
-        require_scenes(args.real)
         model, cfg, _ = load_model(resolve_model(args.model))
-        if cfg["task"] != "set_prediction":
-            raise UsageError(f"--model {args.model}: the transfer check needs a set-prediction model; this one is "
-                             f"{cfg['task']}")  # fmt: skip
-        variant = args.variant or cfg["data"]["variant"]
-        if variant != cfg["data"]["variant"]:
-            raise UsageError(f"--variant {variant}: the model {args.model} predicts {cfg['data']['variant']} scenes; "
+        task = get_task(cfg["task"])
+        check = task.transfer_check(model, cfg)
+        if check is None:
+            raise UsageError(f"--model {args.model}: this is {task.adjective} model, which has no transfer check "
+                             "(a set-prediction model has one)")  # fmt: skip
+        require_scenes(args.real)
+        variant = args.variant or check.variant
+        if variant != check.variant:
+            raise UsageError(f"--variant {variant}: the model {args.model} predicts {check.variant} scenes; "
                              "the transfer check renders its variant (leave --variant out)")  # fmt: skip
     report = compare_renders(
         args.real, split=args.split, num=args.num, variant=variant, seed=args.seed, out=args.out, rows=args.rows
     )
     print(report.text)
-    if model is not None:
-        from slotlab.tasks.set_prediction.transfer import transfer_check
-
+    if check is not None:
         print()
         print(transfer_check(model, cfg, args.real, report.renders).text())
     return 0

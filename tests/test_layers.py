@@ -44,6 +44,7 @@ FOUNDATIONS = {
     "eval_output",
     "losses",
     "machine",
+    "mp4",
     "noise",
     "plots",
     "run_lock",

@@ -32,6 +32,7 @@ from slotlab.tasks.common import (
     ExportSpec,
     FigureOptions,
     SegmentRequest,
+    TransferCheck,
     ValidationBatch,
     ValidationContext,
     eval_noise,
@@ -63,6 +64,7 @@ __all__ = [
     "Presenter",
     "SegmentRequest",
     "Task",
+    "TransferCheck",
     "ValidationBatch",
     "ValidationContext",
     "eval_noise",
@@ -138,6 +140,11 @@ class Task(ABC):
         """``slotlab export`` of a model that is not exported as an image model (image + slot-init noise): what to
         trace (:class:`ExportSpec`); ``frames``: the clip length of a clip-input model (None: the task's default).
         None (default): the image path of :mod:`slotlab.inference.export`."""
+        return None
+
+    def transfer_check(self, model: nn.Module, cfg: dict[str, Any]) -> TransferCheck | None:
+        """``slotlab data compare REAL --model``: the task's check of ``model`` on real renders against built-in ones
+        (:class:`TransferCheck`); None (default): the task has none."""
         return None
 
     # ------------------------------------------------------------------ config

@@ -155,6 +155,19 @@ class ExportSpec:
     about: str
 
 
+# ---------------------------------------------------------------------------------------------- transfer
+@dataclass
+class TransferCheck:
+    """What ``slotlab data compare REAL --model M`` (:mod:`slotlab.inference.transfer`) needs of M's task: the
+    built-in ``variant`` M was trained on (the renders to compare with), the most objects per scene it can score
+    (``max_objects``: real scenes with more are left out), and ``builtin_data(renders)``: the renderer's output as
+    the task's held-out examples (name -> array)."""
+
+    variant: str
+    max_objects: int
+    builtin_data: Callable[[dict[str, Any]], dict[str, Any]]
+
+
 # ---------------------------------------------------------------------------------------------- validation
 def _stack(t: torch.Tensor) -> torch.Tensor:
     return t[None]

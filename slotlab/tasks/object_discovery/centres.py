@@ -4,7 +4,7 @@ masks, so instead of FG-ARI the evaluation reports the object-centre separation
 is not the background's).
 
 The folder's images are prepared exactly as ``slotlab segment`` prepares one's own images for the model
-(:func:`slotlab.segment.prepare_image`: a CLEVR model's reference crop, rows 29:221 and columns 64:256 of a
+(:func:`slotlab.data.prepare.prepare_image`: a CLEVR model's reference crop, rows 29:221 and columns 64:256 of a
 240x320 render, scaled to a 4:3 image of another size, and the bilinear resize without antialiasing; other models:
 the centred square), and each object's ``pixel_coords`` (x, y) goes through the same crop and resize: pixel
 coordinates are taken as positions in the rendered image (pixel i spans [i, i + 1), as CLEVR's generator rounds
@@ -36,7 +36,7 @@ BACKGROUND_RULE = "largest argmax area"
 
 @dataclass(frozen=True)
 class Preparation:
-    """How the model's images are prepared (the fields :func:`slotlab.segment.prepare_image` reads)."""
+    """How the model's images are prepared (the fields :func:`slotlab.data.prepare.prepare_image` reads)."""
 
     resolution: tuple[int, int]  # (H, W) of the model's input
     clevr_crop: bool
@@ -79,7 +79,7 @@ def load_clevr_centres(
     (``split``: slotlab eval's "eval"): image uint8 [n, 3, H, W] prepared as ``prep`` says, centre int64
     [n, O, 2] (row, column on the model's grid), real bool [n, O]; and the facts to record."""
     from slotlab.data.clevr_folder import ClevrFolder
-    from slotlab.segment import prepare_image  # duck-typed: reads resolution, clevr_crop, greyscale, squash_aspect
+    from slotlab.data.prepare import prepare_image  # duck-typed: reads resolution, clevr_crop, greyscale, squash_aspect
 
     if split not in FOLDER_SPLITS:
         raise DatasetFileError(f"--split {split}: CLEVR v1.0's test split has no scene JSON; use eval (CLEVR's val)")

@@ -30,6 +30,7 @@ from slotlab.tasks.base import (
     EvalSetting,
     OfficialModel,
     Task,
+    TransferCheck,
     ValidationBatch,
     ValidationContext,
     eval_noise,
@@ -384,6 +385,18 @@ class SetPrediction(Task):
             )
         return {"dataset": f"{d.get('variant', '?')} (set prediction)", "clevr_crop": False, "greyscale": False,
                 "squash_aspect": aspect, "notes": notes}  # fmt: skip
+
+    def transfer_check(self, model: nn.Module, cfg: dict[str, Any]) -> TransferCheck:
+        """AP on a CLEVR v1.0 folder's real renders vs on built-in renders of the model's variant
+        (:mod:`slotlab.inference.transfer`)."""
+        from slotlab.tasks.set_prediction.data import TARGET_ROWS, renders_to_examples
+
+        variant, size = cfg["data"]["variant"], int(cfg["data"]["image_size"])
+        return TransferCheck(
+            variant=variant,
+            max_objects=TARGET_ROWS[variant],
+            builtin_data=lambda renders: renders_to_examples(renders, variant, size),
+        )
 
     def official_overrides(self, resolution: int, num_slots: int | None) -> list[str]:
         from slotlab.tasks.set_prediction.data import TARGET_ROWS

@@ -1,6 +1,7 @@
-"""Transfer check of a set-prediction model (``slotlab data compare REAL_FOLDER --model NAME``): its AP on real CLEVR
-renders against its AP on built-in renders of the same size and variant (paper Section 4.2's AP; the ratio
-real AP_inf / built-in AP_inf says how much of the score survives the move to real renders).
+"""Transfer check of a model (``slotlab data compare REAL_FOLDER --model NAME``), for tasks that have one
+(``Task.transfer_check``; set prediction): its AP on real CLEVR renders against its AP on built-in renders of the
+same size and variant (paper Section 4.2's AP; the ratio real AP_inf / built-in AP_inf says how much of the score
+survives the move to real renders).
 
 The real side is exactly ``slotlab eval MODEL --data-path REAL_FOLDER`` (:func:`slotlab.evaluate.
 evaluate_settings` on the folder's ``val`` scenes with at most the variant's number of objects: the images squashed
@@ -98,13 +99,12 @@ def transfer_check(
     from slotlab.data.clevr_folder import ClevrFolder
     from slotlab.evaluate import evaluate_settings
     from slotlab.tasks import get_task
-    from slotlab.tasks.set_prediction.data import TARGET_ROWS, renders_to_examples
 
     task = get_task(cfg["task"])
-    if task.name != "set_prediction":
-        raise UsageError(f"--model: the transfer check needs a set-prediction model, not {task.adjective} model")
-    variant, size = cfg["data"]["variant"], int(cfg["data"]["image_size"])
-    rows = TARGET_ROWS[variant]
+    spec = task.transfer_check(model, cfg)
+    if spec is None:
+        raise UsageError(f"--model: {task.adjective} model has no transfer check (a set-prediction model has one)")
+    variant, rows = spec.variant, spec.max_objects
     root = Path(real_folder)
     require_scenes(root)
     every = len(ClevrFolder(root, "val", image_size=None))
@@ -113,6 +113,6 @@ def transfer_check(
         raise UsageError(f"--model: no scene of {root} (val) has at most {rows} objects, the model's {variant}")
     (real,) = evaluate_settings(model, cfg, [EvalSetting()], split="eval", num_images=n, seed=seed,
                                 data_path=str(root))  # fmt: skip
-    data = {k: torch.from_numpy(v) for k, v in renders_to_examples(renders, variant, size).items()}
+    data = {k: torch.from_numpy(v) for k, v in spec.builtin_data(renders).items()}
     builtin = task.evaluate(model, data, cfg, EvalSetting(), EvalOptions(seed=seed))
     return TransferResult(real, builtin, every - n, variant)
