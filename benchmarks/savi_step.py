@@ -24,6 +24,11 @@ Usage::
     python benchmarks/savi_step.py                                       # batch 4, 6 frames, 3 x 2 steps (~2 min)
     python benchmarks/savi_step.py --resolution 64 --batch 8 --rounds 5  # SAVi-S's model, smaller batch
     python benchmarks/savi_step.py --compile --precision fp32            # + torch.compile, fp32 forced
+    python benchmarks/savi_step.py --config savi_moving_objects_cpu      # a preset's model, frames, batch, clip
+
+``--config PRESET`` builds the model as ``slotlab train --config PRESET`` does (the video task's builder) and takes
+the frame size, batch, clip length and objects (``data.max_objects``) from the preset; the step's loss, clipping
+and Adam stay SAVi-S's (the preset's lr does not change a step's time).
 """
 
 from __future__ import annotations
@@ -54,11 +59,11 @@ class Variant:
         self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=2e-4)
         self.bf16 = precision.startswith("bf16")
 
-    def run(self, video: torch.Tensor, boxes: torch.Tensor):
+    def run(self, video: torch.Tensor, boxes: torch.Tensor | None):
         with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
             return self.forward(video, boxes)
 
-    def step(self, video: torch.Tensor, boxes: torch.Tensor) -> None:
+    def step(self, video: torch.Tensor, boxes: torch.Tensor | None) -> None:
         loss = SAVi.loss(self.run(video, boxes), video)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,6 +119,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default=None, help="a video preset: its model, frame size, batch, clip length")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,7 +129,19 @@ def main() -> None:
     precision = resolve_precision(precision, accelerator)
 
     torch.manual_seed(args.seed)
-    model = SAVi(resolution=(args.resolution, args.resolution), targets={"rgb": 3})
+    if args.config:
+        from slotlab.config import load_config
+        from slotlab.tasks import get_task
+
+        cfg = load_config(args.config)
+        model = get_task(cfg["task"]).build_model(cfg)
+        data = cfg["data"]
+        args.resolution, args.batch, args.frames = data["image_size"], data["batch_size"], data["num_frames"]
+        args.objects = data["max_objects"]
+        title = f"preset {args.config}"
+    else:
+        model = SAVi(resolution=(args.resolution, args.resolution), targets={"rgb": 3})
+        title = f"SAVi-S model ({args.objects + 1} slots)"
     plain = plain_copy(model)
     variants = {
         "slotlab": Variant("slotlab", model, precision, not args.no_channels_last, args.compile, args.device),
@@ -134,13 +152,12 @@ def main() -> None:
     video = (torch.rand(args.batch, args.frames, 3, r, r, generator=g) * 2 - 1).to(args.device)
     lo = torch.rand(args.batch, args.objects, 2, generator=g) * 0.6
     boxes = torch.cat([lo, lo + 0.3], dim=-1).to(args.device)  # [B, K, 4] (ymin, xmin, ymax, xmax)
+    if not model.conditional:  # learned / sampled slots: the boxes are not an input
+        boxes = None
 
     print(f"machine: {machine_description(accelerator)}")
     print(f"torch threads: {torch.get_num_threads()}; glibc malloc tuned: {malloc}; device: {args.device}")
-    k = args.objects + 1
-    print(
-        f"SAVi-S model at {r}x{r}: batch {args.batch}, {args.frames} frames, {k} slots; step = fwd + bwd + clip + Adam"
-    )
+    print(f"{title} at {r}x{r}: batch {args.batch}, {args.frames} frames; step = fwd + bwd + clip + Adam")
     with torch.no_grad():  # the same function: both in fp32 (the slotlab variant's layout and paths)
         a = variants["slotlab"].model(video, boxes).recon
         b = variants["plain"].model(video, boxes).recon
