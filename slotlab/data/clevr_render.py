@@ -322,11 +322,26 @@ def scenes_json(out: dict[str, np.ndarray], split: str = "train", start: int = 0
 CROP = (slice(29, 221), slice(64, 256))
 
 
+def crop_slices(height: int, width: int) -> tuple[slice, slice]:
+    """The reference crop of a render of ``height x width`` (4:3): exactly ``CROP`` at 240x320; at a smaller scale
+    s = height / 240 rows ``floor(29 s) : + 192 s`` and columns ``floor(64 s) : + 192 s`` (at 120x160: rows 14:110,
+    columns 32:128, half a pixel of the small render (0.5 % of the crop's side) up and left of the exact box)."""
+    if (height, width) == (240, 320):
+        return CROP
+    if height * 320 != width * 240 or height % 5:
+        raise ValueError(f"the CLEVR crop needs a 4:3 render whose height is a multiple of 5, got {height}x{width}")
+    side = 192 * height // 240
+    top, left = 29 * height // 240, 64 * height // 240
+    return slice(top, top + side), slice(left, left + side)
+
+
 def preprocess_clevr(image: np.ndarray | torch.Tensor, crop: bool = True, size: int = 128) -> torch.Tensor:
-    """uint8 images [N, 240, 320, 3] -> float32 [N, 3, size, size] in [-1, 1] (crop, bilinear resize)."""
+    """uint8 images [N, 240, 320, 3] (or a smaller 4:3 render: :func:`crop_slices`) -> float32 [N, 3, size, size]
+    in [-1, 1] (crop, bilinear resize)."""
     x = torch.as_tensor(image)
     if crop:
-        x = x[:, CROP[0], CROP[1]]
+        rows, cols = crop_slices(x.shape[1], x.shape[2])
+        x = x[:, rows, cols]
     x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [N, 3, h, w]
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
 
@@ -335,6 +350,7 @@ def preprocess_clevr_mask(mask: np.ndarray | torch.Tensor, crop: bool = True, si
     """Instance label maps [N, 240, 320] -> [N, size, size] (same crop, nearest resize; dtype kept)."""
     x = torch.as_tensor(mask)
     if crop:
-        x = x[:, CROP[0], CROP[1]]
+        rows, cols = crop_slices(x.shape[1], x.shape[2])
+        x = x[:, rows, cols]
     y = F.interpolate(x[:, None].float(), size=(size, size), mode="nearest")
     return y[:, 0].to(x.dtype)

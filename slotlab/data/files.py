@@ -1,10 +1,10 @@
 """Training and evaluation images from the real DeepMind multi-object TFRecord files (paper Section 4.1 data).
 
 Maps slotlab's dataset names to the DeepMind files and applies the reference preprocessing: CLEVR (with
-masks) is cropped to rows 29:221 and columns 64:256 and resized to 128x128 (masks: nearest), CLEVR6 keeps the
-scenes with at most 6 objects, greyscale CLEVR takes the luminance; binarized Multi-dSprites' single channel
-is repeated to RGB. Splits follow the paper: training uses the first ``train_size`` images (60k / 70k in the
-paper), evaluation the ``eval_size`` images that follow them.
+masks) is cropped to rows 29:221 and columns 64:256 and resized to 128x128 (``clevr6_64``: 64x64; masks:
+nearest), CLEVR6 keeps the scenes with at most 6 objects, greyscale CLEVR takes the luminance; binarized
+Multi-dSprites' single channel is repeated to RGB. Splits follow the paper: training uses the first
+``train_size`` images (60k / 70k in the paper), evaluation the ``eval_size`` images that follow them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ TFRECORD_NAMES: dict[str, tuple[str, int | None, bool]] = {
     "clevr6": ("clevr_with_masks", 6, False),
     "clevr10": ("clevr_with_masks", None, False),
     "clevr6_greyscale": ("clevr_with_masks", 6, True),
+    "clevr6_64": ("clevr_with_masks", 6, False),  # resized to 64x64 instead of 128x128
 }
 
 
@@ -67,7 +68,10 @@ def load_tfrecord_split(path: str | Path, name: str, start: int, count: int) -> 
         if greyscale:
             lum = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
             image = np.repeat(lum.round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-        x = preprocess_clevr(image)  # [n, 3, 128, 128] in [-1, 1]
+        from slotlab.data.registry import get_dataset
+
+        size = get_dataset(name).image_size[0]  # 128 (the paper's), 64 for clevr6_64
+        x = preprocess_clevr(image, size=size)  # [n, 3, size, size] in [-1, 1]
         image = ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        mask = np.asarray(preprocess_clevr_mask(mask), dtype=np.uint8)
+        mask = np.asarray(preprocess_clevr_mask(mask, size=size), dtype=np.uint8)
     return {"image": image, "mask": mask}

@@ -97,13 +97,16 @@ for _variant, _name in (
     )
 
 
-def _clevr_cropped_scenes(variant: str, greyscale: bool, seed: int, start: int, count: int) -> dict:
-    """CLEVR-like scenes at 320x240, preprocessed as the reference code: crop rows 29:221 and columns
-    64:256, bilinear resize to 128x128 (masks: nearest)."""
-    out = clevr_render.generate(seed, start, count, variant=variant, greyscale=greyscale)
-    image = clevr_render.preprocess_clevr(out["image"])  # [n, 3, 128, 128] in [-1, 1]
+def _clevr_cropped_scenes(
+    variant: str, greyscale: bool, size: int, render: tuple[int, int], seed: int, start: int, count: int
+) -> dict:
+    """CLEVR-like scenes rendered at ``render`` (H, W), preprocessed as the reference code: the crop of rows 29:221
+    and columns 64:256 of a 240x320 render (scaled to ``render``: ``clevr_render.crop_slices``), bilinear resize to
+    ``size`` x ``size`` (masks: nearest)."""
+    out = clevr_render.generate(seed, start, count, variant=variant, image_size=render, greyscale=greyscale)
+    image = clevr_render.preprocess_clevr(out["image"], size=size)  # [n, 3, size, size] in [-1, 1]
     image = ((image + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    mask = clevr_render.preprocess_clevr_mask(out["mask"])  # [n, 128, 128]
+    mask = clevr_render.preprocess_clevr_mask(out["mask"], size=size)  # [n, size, size]
     return {
         "image": image.permute(0, 2, 3, 1).numpy(),
         "mask": np.asarray(mask, dtype=np.uint8),
@@ -111,18 +114,20 @@ def _clevr_cropped_scenes(variant: str, greyscale: bool, seed: int, start: int, 
     }
 
 
-for _variant, _grey, _name in (
-    ("clevr6", False, "clevr6"),
-    ("clevr10", False, "clevr10"),
-    ("clevr6", True, "clevr6_greyscale"),
+for _variant, _grey, _name, _size, _render, _how in (
+    ("clevr6", False, "clevr6", 128, (240, 320), "rendered 320x240, cropped, resized to 128x128"),
+    ("clevr10", False, "clevr10", 128, (240, 320), "rendered 320x240, cropped, resized to 128x128"),
+    ("clevr6", True, "clevr6_greyscale", 128, (240, 320), "rendered 320x240, cropped, resized to 128x128"),
+    # not a paper set: a CPU budget's CLEVR6 (half-size render, 4x cheaper; the same crop, resized to 64x64)
+    ("clevr6", False, "clevr6_64", 64, (120, 160), "rendered 160x120, cropped, resized to 64x64 (CPU size)"),
 ):
     register(
         DatasetInfo(
             _name,
-            (128, 128),
+            (_size, _size),
             clevr_render.MAX_OBJECTS[_variant],
-            functools.partial(_clevr_cropped_scenes, _variant, _grey),
-            f"CLEVR-like {_variant}{' greyscale' if _grey else ''}: rendered 320x240, cropped, resized to 128x128",
+            functools.partial(_clevr_cropped_scenes, _variant, _grey, _size, _render),
+            f"CLEVR-like {_variant}{' greyscale' if _grey else ''}: {_how}",
             expensive=True,
         )
     )
