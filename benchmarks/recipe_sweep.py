@@ -17,7 +17,7 @@ results, the newest figures).
 Usage::
 
     python benchmarks/recipe_sweep.py benchmarks/sweeps/clevr6_mds.txt --root runs/sweep --minutes 7.5 \\
-        --common trainer.compile=false trainer.val_every=500 --pack "$OUT/sweep.tar.gz"
+        --common trainer.compile=false --wall-minutes 8.5 --pack "$OUT/sweep.tar.gz"
     python benchmarks/recipe_sweep.py SWEEP --root /tmp/sw --minutes 0.3 --common data.train_size=64   # smoke
 """
 
@@ -70,7 +70,17 @@ def generate_data(runs: list[tuple[str, str, list[str]]], common: list[str]) -> 
             key = (data["name"], split, num, data["seed"])
             if key not in done:
                 done.add(key)
-                cmd = ["data", "generate", data["name"], "--split", split, "--num", str(num), "--seed", str(data["seed"])]
+                cmd = [
+                    "data",
+                    "generate",
+                    data["name"],
+                    "--split",
+                    split,
+                    "--num",
+                    str(num),
+                    "--seed",
+                    str(data["seed"]),
+                ]
                 if data.get("cache_dir"):
                     cmd += ["--out", str(data["cache_dir"])]
                 subprocess.run(slotlab(*cmd), check=True)
@@ -92,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default="runs/sweep", help="run folders go here")
     ap.add_argument("--minutes", type=float, required=True, help="training minutes of every run")
     ap.add_argument("--common", nargs="*", default=[], help="overrides given to every run")
+    ap.add_argument(
+        "--wall-minutes", type=float, default=None, help="stop runs still going after this long (then print and pack)"
+    )
     ap.add_argument("--pack", type=Path, default=None, help="write the run folders (no checkpoints) to this tar.gz")
     args = ap.parse_args(argv)
 
@@ -103,19 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     for name, config, overrides in runs:
         fixed = [f"run.root={root}", f"run.name={name}", "trainer.threads=1", "trainer.progress_bar=false"]
-        cmd = slotlab("train", "--config", config, *fixed, f"trainer.max_minutes={args.minutes}", *args.common, *overrides)
+        cmd = slotlab(
+            "train", "--config", config, *fixed, f"trainer.max_minutes={args.minutes}", *args.common, *overrides
+        )
         log = open(root / f"{name}.log", "w")  # noqa: SIM115 (closed below, after the process ends)
         log.write(" ".join(shlex.quote(c) for c in cmd[3:]) + "\n")
         log.flush()
         procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
     start = time.monotonic()
     for name, proc, log in procs:
-        rc = proc.wait()
+        left = None if args.wall_minutes is None else max(1.0, args.wall_minutes * 60 - (time.monotonic() - start))
+        try:
+            rc = proc.wait(timeout=left)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # a run past the sweep's wall time: its logged curve is kept, its final line is not
+            rc = proc.wait()
         log.close()
         print(f"{name}: rc={rc} after {(time.monotonic() - start) / 60:.1f} min", flush=True)
     folders = [str(root / name) for name, _, _ in runs if (root / name).is_dir()]
     if folders:
-        subprocess.run([sys.executable, str(HERE / "time_to_quality.py"), "--runs", *folders, "--no-test", "--target", "0.9"])
+        subprocess.run(
+            [sys.executable, str(HERE / "time_to_quality.py"), "--runs", *folders, "--no-test", "--target", "0.9"]
+        )
     if args.pack:
         with tarfile.open(args.pack, "w:gz") as tar:
             for path in sorted(root.rglob("*")):

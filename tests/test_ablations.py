@@ -601,7 +601,7 @@ def test_quick_tetrominoes_ablations(name, key, value):
 # unnamed. Each changed key's leaf name must also appear in the preset's header comment.
 TETROMINOES_PRESETS = {
     "tetrominoes_quick": {
-        "data.batch_size": 16,
+        "data.batch_size": 8,
         "model.slot_attention.slot_init": "queries",
         "model.slot_attention.implicit_differentiation": True,
         "optim.warmup_steps": 1000,
@@ -613,11 +613,13 @@ TETROMINOES_PRESETS = {
 }
 TETROMINOES_PRESETS["tetrominoes_long"] = {
     **TETROMINOES_PRESETS["tetrominoes_quick"],
+    "data.batch_size": 16,
     "trainer.max_steps": 100000,
     "trainer.max_minutes": 120,
 }
 TETROMINOES_PRESETS["tetrominoes_quick_shared_init"] = {
-    k: v for k, v in TETROMINOES_PRESETS["tetrominoes_quick"].items() if not k.startswith("model.slot_attention.")
+    **{k: v for k, v in TETROMINOES_PRESETS["tetrominoes_quick"].items() if not k.startswith("model.slot_attention.")},
+    "data.batch_size": 16,
 }
 
 
