@@ -54,6 +54,21 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Mo
     return models[model_cfg["kind"]](resolution=image_size, **SCHEMA.model_kwargs(model_cfg))
 
 
+def attention_masks(attn: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """The last iteration's Slot Attention maps as masks of the image: ``attn`` [B, T, K, N] on the encoder's
+    ``grid`` (N = h * w) -> [B, K, H, W], nearest-neighbour upsampled where the grid is coarser than ``size``.
+    These are the masks the paper scores for set prediction (Section 4.2, "attention masks"); its Table 1 scores
+    the decoder's alpha masks instead, so for object discovery they are a diagnostic, not the paper's protocol."""
+    b, _, k, n = attn.shape
+    h, w = grid
+    if h * w != n:
+        raise ValueError(f"attention over {n} inputs does not fit the encoder grid {h}x{w}")
+    maps = attn[:, -1].float().reshape(b, k, h, w)  # [B, K, h, w]
+    if (h, w) != tuple(size):
+        maps = torch.nn.functional.interpolate(maps, size=tuple(size), mode="nearest")  # [B, K, H, W]
+    return maps
+
+
 @torch.no_grad()
 def evaluate_fg_ari(
     model: nn.Module,
@@ -65,9 +80,12 @@ def evaluate_fg_ari(
     channels_last: bool = False,
     seed: int = EVAL_SEED,
     undefined: str = "nan",
+    attention: list[torch.Tensor] | None = None,
 ) -> np.ndarray:
     """FG-ARI per image of ``model`` on uint8 images [N, 3, H, W] and int masks [N, H, W] (NaN where undefined,
-    with ``undefined="nan"``, DeepMind's semantics)."""
+    with ``undefined="nan"``, DeepMind's semantics), from the decoder's alpha masks (the paper's Table 1).
+    ``attention``: a list that receives, per batch, the FG-ARI of the same forward pass's attention masks
+    (:func:`attention_masks`; Slot Attention models only)."""
     model.eval()
     k, d = slot_shape(model, num_slots)
     device = images.device
@@ -78,7 +96,11 @@ def evaluate_fg_ari(
         out = run_model(model, image, noise, iters=iters) if k else model(image, num_slots=num_slots, iters=iters)
         where = f"held-out images {start}..{start + len(image) - 1}"
         require_finite_output(out.masks, "masks", where, EVAL_ADVICE)  # NonFiniteOutputError, never a score
-        scores.append(fg_ari(masks[start : start + batch_size].long(), out.masks, undefined))
+        true = masks[start : start + batch_size].long()
+        scores.append(fg_ari(true, out.masks, undefined))
+        if attention is not None:
+            maps = attention_masks(out.attn, model.encoder.feature_resolution, tuple(image.shape[-2:]))
+            attention.append(fg_ari(true, maps, undefined))
     return torch.cat(scores).cpu().numpy()
 
 
@@ -265,12 +287,14 @@ class ObjectDiscovery(Task):
         setting: EvalSetting = DEFAULT_SETTING,
         options: EvalOptions = DEFAULT_OPTIONS,
     ) -> dict[str, Any]:
-        """FG-ARI of the images' masks; on a CLEVR folder (no masks, object centres): the object-centre
-        separation (:mod:`.centres`)."""
+        """FG-ARI of the images' masks (the decoder's, the paper's protocol; Slot Attention models also get
+        ``attn_fg_ari_*``, the same of their attention masks, a diagnostic); on a CLEVR folder (no masks, object
+        centres): the object-centre separation (:mod:`.centres`)."""
         device = next(model.parameters()).device
         if "centre" in data:
             return evaluate_centres(model, data, options.batch_size or cfg["data"]["eval_batch_size"],
                                     setting.num_slots, setting.iters, options.channels_last, options.seed)  # fmt: skip
+        attention: list[torch.Tensor] | None = [] if slot_attention_of(model) is not None else None
         scores = evaluate_fg_ari(
             model,
             data["image"].to(device),
@@ -281,8 +305,13 @@ class ObjectDiscovery(Task):
             channels_last=options.channels_last,
             seed=options.seed,
             undefined=options.ari_undefined or cfg["eval"]["ari_undefined"],
+            attention=attention,
         )
-        return summarize(scores)
+        result = summarize(scores)
+        if attention:  # a diagnostic beside the paper's score: the attention masks of the same forward passes
+            attn = nan_summary(torch.cat(attention).cpu().numpy(), prefix="attn_fg_ari")
+            result.update({k: v for k, v in attn.items() if k != "num_images"})
+        return result
 
     def eval_grid(
         self, cfg: dict[str, Any], num_slots: list[int] | None, iters: list[int] | None, objects: list[int] | None
