@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from slotlab.metrics.ari import fg_ari
+from slotlab.metrics.attention_masks import attention_masks
 from slotlab.tasks import get_task
 from slotlab.tasks.common import EvalSetting
-from slotlab.tasks.object_discovery import attention_masks, build_model
+from slotlab.tasks.object_discovery import build_model
 
 
 def test_attention_masks_on_the_image_grid_are_the_last_iteration():

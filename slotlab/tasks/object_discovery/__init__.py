@@ -19,6 +19,7 @@ from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
 from slotlab.data.registry import get_dataset
 from slotlab.errors import ConfigError, UsageError
 from slotlab.metrics.ari import fg_ari, layout_ari, nan_summary
+from slotlab.metrics.attention_masks import attention_masks
 from slotlab.noise import index_noise
 from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
@@ -54,21 +55,6 @@ def build_model(model_cfg: dict[str, Any], image_size: tuple[int, int]) -> nn.Mo
     return models[model_cfg["kind"]](resolution=image_size, **SCHEMA.model_kwargs(model_cfg))
 
 
-def attention_masks(attn: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """The last iteration's Slot Attention maps as masks of the image: ``attn`` [B, T, K, N] on the encoder's
-    ``grid`` (N = h * w) -> [B, K, H, W], nearest-neighbour upsampled where the grid is coarser than ``size``.
-    These are the masks the paper scores for set prediction (Section 4.2, "attention masks"); its Table 1 scores
-    the decoder's alpha masks instead, so for object discovery they are a diagnostic, not the paper's protocol."""
-    b, _, k, n = attn.shape
-    h, w = grid
-    if h * w != n:
-        raise ValueError(f"attention over {n} inputs does not fit the encoder grid {h}x{w}")
-    maps = attn[:, -1].float().reshape(b, k, h, w)  # [B, K, h, w]
-    if (h, w) != tuple(size):
-        maps = torch.nn.functional.interpolate(maps, size=tuple(size), mode="nearest")  # [B, K, H, W]
-    return maps
-
-
 @torch.no_grad()
 def evaluate_fg_ari(
     model: nn.Module,
@@ -99,7 +85,7 @@ def evaluate_fg_ari(
         true = masks[start : start + batch_size].long()
         scores.append(fg_ari(true, out.masks, undefined))
         if attention is not None:
-            maps = attention_masks(out.attn, model.encoder.feature_resolution, tuple(image.shape[-2:]))
+            maps = attention_masks(out.attn, model.encoder.feature_resolution, tuple(image.shape[-2:])).float()
             attention.append(fg_ari(true, maps, undefined))
     return torch.cat(scores).cpu().numpy()
 

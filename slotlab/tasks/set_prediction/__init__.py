@@ -20,6 +20,7 @@ from torch import nn
 from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
 from slotlab.errors import ConfigError, UsageError
 from slotlab.metrics.ari import fg_ari, nan_summary
+from slotlab.metrics.attention_masks import attention_masks
 from slotlab.metrics.average_precision import PAPER_THRESHOLDS, average_precision_table
 from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
@@ -61,12 +62,6 @@ def build_set_prediction_model(model_cfg: dict[str, Any], image_size: int) -> nn
     return models[kind](resolution=(image_size, image_size), **SCHEMA.model_kwargs(model_cfg))
 
 
-def attention_masks(out: SetPredictionOutput, grid: tuple[int, int]) -> torch.Tensor:
-    """Attention of the last iteration as masks [B, K, h, w] (a model with Slot Attention)."""
-    a = out.attn[:, -1]  # [B, K, N]
-    return a.reshape(a.shape[0], a.shape[1], *grid)  # [B, K, h, w]
-
-
 def attention_ari(
     model: nn.Module, out: SetPredictionOutput, mask: torch.Tensor, undefined: str = "nan"
 ) -> torch.Tensor | None:
@@ -78,7 +73,7 @@ def attention_ari(
     from slotlab.tasks.set_prediction.data import resize_masks
 
     grid = model.encoder.feature_resolution
-    a = attention_masks(out, grid)
+    a = attention_masks(out.attn, grid)  # [B, K, h, w]
     if grid[0] != grid[1]:
         raise ValueError(f"attention ARI needs a square grid, got {grid}")
     true = resize_masks(mask, grid[0]).long()  # [B, h, w]
