@@ -170,7 +170,8 @@ def build_cache(folder: Path, spec: dict[str, Any], count: int, shard_size: int 
     if reader is not None and count > len(reader.dataset):
         raise DatasetFileError(
             f"{spec['path']}: split {spec['folder_split']!r} has {len(reader.dataset)} scenes "
-            f"(variant {spec['variant']}), fewer than the {count} asked for; lower data.train_size / data.eval_size"
+            f"(variant {spec['variant']}), fewer than the {count} asked for; ask for fewer (slotlab eval "
+            "--num-images N, or data.train_size / data.eval_size)"
         )
     produce = reader.read if reader is not None else functools.partial(_render_shard, spec)
     return shards.build_cache(folder, spec, count, shard_size, produce, ("image", "target"))
