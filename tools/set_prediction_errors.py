@@ -1,5 +1,5 @@
 """Dev script: where a set-prediction model loses AP_inf (paper Section 4.2). Each real object of the held-out
-images is matched to one slot's prediction (Hungarian, the loss's L1 cost over the 19 features), then per attribute
+images is matched to one slot's prediction (Hungarian, on the L1 distance of the 19 features), then per attribute
 (size, material, shape, colour) the fraction of matched objects predicted right, all four right (what AP_inf needs
 of a detection), the 3D distance of the coordinates, and the same by the number of objects in the image.
 
@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     split = "eval" if args.data_path else args.split  # a CLEVR folder's val scenes
     data = task.heldout(data_cfg, split, args.num_images)
     preds = []
+    index = data.get("index", torch.arange(len(data["image"])))  # the noise of slotlab eval's same images
     with torch.no_grad():
         for s in range(0, len(data["image"]), 64):
             image = image_to_model(data["image"][s : s + 64], False)
-            noise = eval_noise(model, torch.arange(s, s + len(image)), None, EVAL_SEED)
+            noise = eval_noise(model, index[s : s + 64], None, EVAL_SEED)
             preds.append(model(image, noise=noise).pred.float())
     e = matched_errors(torch.cat(preds), data["target"].float())
     every = np.all([e[a] for a in ATTRS], axis=0)

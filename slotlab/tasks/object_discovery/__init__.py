@@ -85,7 +85,7 @@ def evaluate_fg_ari(
         true = masks[start : start + batch_size].long()
         scores.append(fg_ari(true, out.masks, undefined))
         if attention is not None:
-            maps = attention_masks(out.attn, model.encoder.feature_resolution, tuple(image.shape[-2:])).float()
+            maps = attention_masks(out.attn, model.encoder.feature_resolution, tuple(image.shape[-2:]))
             attention.append(fg_ari(true, maps, undefined))
     return torch.cat(scores).cpu().numpy()
 

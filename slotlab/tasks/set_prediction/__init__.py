@@ -77,7 +77,7 @@ def attention_ari(
     if grid[0] != grid[1]:
         raise ValueError(f"attention ARI needs a square grid, got {grid}")
     true = resize_masks(mask, grid[0]).long()  # [B, h, w]
-    return fg_ari(true.to(a.device), a.float(), undefined=undefined)
+    return fg_ari(true.to(a.device), a, undefined=undefined)
 
 
 @torch.no_grad()
