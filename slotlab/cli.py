@@ -81,14 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-slots", type=_slots, default=None, help="K at test time; a list sweeps, e.g. 4,6,8")
     e.add_argument("--iters", type=_iters, default=None, help="T at test time; a list sweeps, e.g. 1,2,3,5")
     e.add_argument(
-        "--num-images", type=int_arg(1, MAX_COUNT), default=None, help="held-out images (default: the config's)"
+        "--num-images",
+        type=int_arg(1, MAX_COUNT),
+        default=None,
+        help="held-out images (default: the config's); a --data-path with fewer is evaluated whole",
     )
     e.add_argument(
         "--split",
         default=None,
         choices=["eval", "test"],
         help="held-out split (recorded); default: test for --pretrained (the zoo cards' scores), eval for a run "
-        "(the split its checkpoints were picked on)",
+        "(the split its checkpoints were picked on) and for a CLEVR v1.0 --data-path (its val scenes)",
     )
     e.add_argument(
         "--out",
@@ -584,6 +587,10 @@ def use_pretrained(args: argparse.Namespace, command: str) -> int | None:
     package data) write to ``--out`` or ``./slotlab_out/NAME/``. Returns an exit status to stop with, else None."""
     if command == "eval" and args.split is None:  # scores of zoo models are measured on images that chose nothing
         args.split = "test" if args.pretrained is not None else "eval"
+        from slotlab.data.clevr_folder import is_clevr_folder
+
+        if args.data_path is not None and is_clevr_folder(args.data_path):
+            args.split = "eval"  # CLEVR v1.0 ships scenes for val, not test: its held-out split is val
     if args.pretrained is None:
         if args.checkpoint is None:
             print(f"error: slotlab {command}: give a checkpoint or run folder, or --pretrained NAME", file=sys.stderr)

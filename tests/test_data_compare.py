@@ -104,6 +104,28 @@ def test_transfer_on_the_same_renders_is_ratio_one(tmp_path, capsys):
     assert "real AP_inf / built-in AP_inf: 1.000 (meets the bar 0.8)" in out
 
 
+@pytest.mark.parametrize("asked", [None, 500])
+def test_eval_takes_a_small_folder_whole(tmp_path, capsys, asked):
+    """`slotlab eval --data-path` on a CLEVR folder with fewer scenes than the config's eval_size (256) or than
+    --num-images evaluates all of them, as object discovery and video do, and says how many."""
+    clevr_folder(tmp_path / "CLEVR_v1.0", 3, (64, 96))
+    extra = [] if asked is None else ["--num-images", str(asked)]
+    assert main(["eval", "--pretrained", "set_prediction_cpu", "--data-path", str(tmp_path), *extra]) == 0
+    assert "(3 images, K=6)" in capsys.readouterr().out
+
+
+def test_eval_refuses_a_folder_without_scenes_the_model_predicts(tmp_path, capsys):
+    root = clevr_folder(tmp_path / "CLEVR_v1.0", 2, (64, 96), variant="clevr10")
+    scenes_file = root / "scenes" / "CLEVR_val_scenes.json"
+    scenes = json.loads(scenes_file.read_text())["scenes"]
+    for s in scenes:  # every scene above CLEVR6's 6 objects
+        s["objects"] = (s["objects"] * 7)[:7]
+    scenes_file.write_text(json.dumps({"scenes": scenes}))
+    assert main(["eval", "--pretrained", "set_prediction_cpu", "--data-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no val scene with at most 6 objects" in err[0], err
+
+
 @pytest.mark.parametrize("case", ["png_folder", "variant", "task", "split"])
 def test_transfer_refusals(tmp_path, capsys, case):
     real = png_folder(tmp_path / "real") if case == "png_folder" else clevr_folder(tmp_path / "c", 1, (24, 32))

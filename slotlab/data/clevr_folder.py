@@ -87,6 +87,12 @@ def encode_clevr_objects(objects: Sequence[dict[str, Any]], max_objects: int = 1
     return target
 
 
+def is_clevr_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a CLEVR v1.0 folder (``scenes/`` in it or in its ``CLEVR_v1.0/``)."""
+    root = Path(path)
+    return root.is_dir() and any((c / "scenes").is_dir() for c in (root, root / "CLEVR_v1.0"))
+
+
 def _resolve_root(root: str | os.PathLike[str]) -> Path:
     root = Path(root)
     for candidate in (root, root / "CLEVR_v1.0"):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
+from slotlab.data.clevr_folder import is_clevr_folder
 from slotlab.data.registry import get_dataset
 from slotlab.errors import ConfigError, UsageError
 from slotlab.metrics.ari import fg_ari, layout_ari, nan_summary
@@ -37,7 +38,7 @@ from slotlab.tasks.base import (
     slot_attention_of,
     slot_shape,
 )
-from slotlab.tasks.object_discovery.centres import Preparation, evaluate_centres, is_clevr_folder, load_clevr_centres
+from slotlab.tasks.object_discovery.centres import Preparation, evaluate_centres, load_clevr_centres
 from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
 from slotlab.tasks.object_discovery.presenter import ObjectDiscoveryPresenter
 from slotlab.tasks.object_discovery.schema import SCHEMA

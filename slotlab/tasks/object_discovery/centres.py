@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,12 +41,6 @@ class Preparation:
     clevr_crop: bool
     greyscale: bool
     squash_aspect: float | None = None
-
-
-def is_clevr_folder(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a CLEVR v1.0 folder (``scenes/`` in it or in its ``CLEVR_v1.0/``)."""
-    root = Path(path)
-    return root.is_dir() and any((c / "scenes").is_dir() for c in (root, root / "CLEVR_v1.0"))
 
 
 def map_centres(pixel: np.ndarray, box: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from slotlab.checks import EVAL_ADVICE, TRAIN_ADVICE, require_finite_output
+from slotlab.data.errors import DatasetFileError
 from slotlab.errors import ConfigError, UsageError
 from slotlab.metrics.ari import fg_ari, nan_summary
 from slotlab.metrics.attention_masks import attention_masks
@@ -301,12 +302,21 @@ class SetPrediction(Task):
         self, cfg: dict[str, Any], data_cfg: dict[str, Any], split: str, count: int, setting: EvalSetting
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The held-out images of ``setting``: a CLEVR6 model tested with more slots than CLEVR6 has objects is
-        tested on CLEVR10 scenes; ``setting.objects`` keeps the images with exactly that many objects."""
-        from slotlab.tasks.set_prediction.data import TARGET_ROWS
+        tested on CLEVR10 scenes; ``setting.objects`` keeps the images with exactly that many objects. A CLEVR v1.0
+        folder (``slotlab eval --data-path``) with fewer scenes than ``count`` is evaluated whole, as the other
+        tasks' data files are."""
+        from slotlab.tasks.set_prediction.data import FOLDER_SPLITS, TARGET_ROWS, folder_size
 
         d = dict(data_cfg)
         if setting.num_slots is not None and setting.num_slots > TARGET_ROWS[d["variant"]]:
             d["variant"] = "clevr10"
+        if d["source"] == "clevr_folder":
+            count = min(count, folder_size(d, split))
+            if count == 0:
+                raise DatasetFileError(
+                    f"{d['path']}: no {FOLDER_SPLITS[split]} scene with at most {TARGET_ROWS[d['variant']]} "
+                    f"objects, the most this {d['variant']} model predicts"
+                )
         data = self.heldout(d, split, count)
         if setting.objects is not None:
             keep = data["num_objects"] == setting.objects

@@ -170,11 +170,19 @@ def build_cache(folder: Path, spec: dict[str, Any], count: int, shard_size: int 
     if reader is not None and count > len(reader.dataset):
         raise DatasetFileError(
             f"{spec['path']}: split {spec['folder_split']!r} has {len(reader.dataset)} scenes "
-            f"(variant {spec['variant']}), fewer than the {count} asked for; ask for fewer (slotlab eval "
-            "--num-images N, or data.train_size / data.eval_size)"
+            f"(variant {spec['variant']}), fewer than the {count} asked for; lower data.train_size / "
+            "data.eval_size"
         )
     produce = reader.read if reader is not None else functools.partial(_render_shard, spec)
     return shards.build_cache(folder, spec, count, shard_size, produce, ("image", "target"))
+
+
+def folder_size(data_cfg: dict[str, Any], split: str) -> int:
+    """How many scenes of ``split`` a CLEVR v1.0 folder (``data.source`` clevr_folder) holds for the variant (its
+    scenes with at most as many objects as the variant's slots)."""
+    spec = cache_spec(data_cfg, split)
+    rows = TARGET_ROWS[spec["variant"]]
+    return len(ClevrFolder(spec["path"], spec["folder_split"], max_objects=rows, image_size=None, target_rows=rows))
 
 
 def load_cache(folder: Path, count: int | None = None, keys: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:

@@ -192,8 +192,7 @@ def _movi_shard(spec: dict[str, Any], start: int, count: int) -> dict[str, np.nd
     if len(videos) < count:
         raise DatasetFileError(
             f"{spec['path']}: the {spec['split']} split has {start + len(videos)} videos, fewer than the "
-            f"{start + count} asked for; ask for fewer (slotlab eval --num-images N, or data.train_size / "
-            "data.eval_size)"
+            f"{start + count} asked for; lower data.train_size / data.eval_size"
         )
     lengths = sorted({v["image"].shape[0] for v in videos})
     if len(lengths) > 1:
