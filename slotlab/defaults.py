@@ -135,6 +135,12 @@ MODEL: dict[str, Key | Section] = {
         Int(0, 16),
         "F > 0: Fourier features sin/cos(2^f pi u), f < F, of the decoder's grid (Tancik et al. 2020; not in paper)",
     ),
+    "weight_init": Key(
+        "torch",
+        Choice(("keras", "flax", "torch")),
+        "initial weights: keras (Glorot, zero bias: the paper's reference code), flax (LeCun: SAVi's) or torch's",
+        arg=None,
+    ),
     "slot_attention": SLOT_ATTENTION,
 }
 

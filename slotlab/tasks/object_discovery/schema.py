@@ -61,6 +61,7 @@ SCHEMA = TaskSchema(
         ),
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"].but(kinds=("slot_attention",)),
         "layer_norm_eps": MODEL["layer_norm_eps"],
+        "weight_init": MODEL["weight_init"],
         "slot_attention": MODEL["slot_attention"],
         "slot_mlp": slot_mlp_section("slot_mlp_"),
     },

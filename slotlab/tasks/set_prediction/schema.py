@@ -58,7 +58,7 @@ SCHEMA = TaskSchema(
         ),
         "encoder_strides": Key([1, 2, 2, 1], IntList(1, 8), "strides of the encoder's convolutions (one per layer)"),
         "head_hidden": Key(64, Int(1, 16384), "hidden units of the per-slot property head"),
-        **pick(MODEL, "position_embedding", "layer_norm_eps", "slot_attention"),
+        **pick(MODEL, "position_embedding", "layer_norm_eps", "weight_init", "slot_attention"),
         "slot_mlp": slot_mlp_section(""),
     },
     shared_defaults={
