@@ -136,9 +136,9 @@ MODEL: dict[str, Key | Section] = {
         "F > 0: Fourier features sin/cos(2^f pi u), f < F, of the decoder's grid (Tancik et al. 2020; not in paper)",
     ),
     "weight_init": Key(
-        "torch",
+        "keras",
         Choice(("keras", "flax", "torch")),
-        "initial weights: keras (Glorot, zero bias: the paper's reference code), flax (LeCun: SAVi's) or torch's",
+        "initial weights: keras (Glorot, zero biases: the reference code's), flax (LeCun: SAVi's), or torch's defaults",
         arg=None,
     ),
     "slot_attention": SLOT_ATTENTION,

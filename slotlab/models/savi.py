@@ -32,8 +32,9 @@ facts, with the files they come from, are in docs/video.md, "SAVi facts"):
 
 Named deviations (parametrisation or evaluation order, the same function family): the position grids are
 slotlab's (y, x, 1 - y, 1 - x) in [0, 1] where SAVi's are (y, x) in [-1, 1] (both give every affine function of the
-position); torch's GRUCell has two more (redundant) bias vectors than flax's; parameters start from torch's default
-initialisation (as slotlab's image models), not flax's lecun-normal; the decoder's two Dense readouts are one 1x1
+position); torch's GRUCell has two more (redundant) bias vectors than flax's (zero at the start, as flax's);
+``slotlab train`` starts from flax's initialisation (``model.weight_init: flax``, :mod:`slotlab.modules.init`),
+this constructor from torch's defaults; the decoder's two Dense readouts are one 1x1
 convolution. The video is in [-1, 1] (slotlab's convention; SAVi's is [0, 1]), which scales the summed loss.
 """
 

@@ -8,7 +8,8 @@ these models: torch draws a layer's weights with a third of the variance of Glor
 smaller than the soft position embedding added to them at the first step (~5x with Keras' init), so Slot
 Attention starts out grouping by position.
 
-Schemes (applied to every ``nn.Linear``, ``nn.Conv2d``, ``nn.ConvTranspose2d`` and ``nn.GRUCell`` of a model; the
+Schemes (applied to every ``nn.Linear``, ``nn.Conv2d``, ``nn.ConvTranspose2d``, ``nn.GRUCell`` and the q/k/v
+projections of ``nn.MultiheadAttention`` (as three Dense layers) of a model; the
 slot initialisers' own parameters and LayerNorm keep theirs, which already follow the references):
 
 - ``"keras"`` (the reference code of the paper): kernels Glorot-uniform (``limit = sqrt(6 / (fan_in + fan_out))``,
@@ -68,6 +69,27 @@ def _init_gru(cell: nn.GRUCell, scheme: str) -> None:
 
 
 @torch.no_grad()
+def _init_attention(attn: nn.MultiheadAttention, scheme: str) -> None:
+    """The q, k, v projections (torch holds them as one [3D, D] matrix) as three Dense layers D -> D."""
+    d = attn.embed_dim
+    if attn.in_proj_weight is None:  # separate q/k/v weights (kdim != embed_dim): nn.Linear-like parameters
+        for w in (attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight):
+            _init_kernel(w, w.shape[1], w.shape[0], scheme)
+    else:
+        for i in range(3):
+            _init_kernel(attn.in_proj_weight[i * d : (i + 1) * d], d, d, scheme)
+    if attn.in_proj_bias is not None:
+        nn.init.zeros_(attn.in_proj_bias)
+
+
+def _init_kernel(weight: torch.Tensor, fan_in: int, fan_out: int, scheme: str) -> None:
+    if scheme == "keras":
+        _glorot_uniform_(weight, fan_in, fan_out)
+    else:
+        _lecun_normal_(weight, fan_in)
+
+
+@torch.no_grad()
 def reference_init_(model: nn.Module, scheme: str) -> nn.Module:
     """Re-initialise ``model``'s layers in place as ``scheme`` (one of :data:`INIT_SCHEMES`) does; returns it.
 
@@ -80,12 +102,11 @@ def reference_init_(model: nn.Module, scheme: str) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.GRUCell):
             _init_gru(module, scheme)
+        elif isinstance(module, nn.MultiheadAttention):  # its out_proj is an nn.Linear, met next
+            _init_attention(module, scheme)
         elif isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
             fan_in, fan_out = _fans(module.weight, isinstance(module, nn.ConvTranspose2d))
-            if scheme == "keras":
-                _glorot_uniform_(module.weight, fan_in, fan_out)
-            else:
-                _lecun_normal_(module.weight, fan_in)
+            _init_kernel(module.weight, fan_in, fan_out, scheme)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     return model

@@ -136,7 +136,7 @@ SCHEMA = TaskSchema(
             types=(list, NONE),
         ),
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"],
-        "weight_init": MODEL["weight_init"],
+        "weight_init": MODEL["weight_init"].but(default="flax"),
         "targets": Key(["rgb"], TargetList(), "what the decoder reconstructs: rgb, flow (as RGB; SAVi-S's)", arg=None),
         "loss": Key(
             "sum",
