@@ -602,6 +602,7 @@ def test_quick_tetrominoes_ablations(name, key, value):
 TETROMINOES_PRESETS = {
     "tetrominoes_quick": {
         "data.batch_size": 8,
+        "model.weight_init": "torch",
         "model.slot_attention.slot_init": "queries",
         "model.slot_attention.implicit_differentiation": True,
         "optim.warmup_steps": 1000,
