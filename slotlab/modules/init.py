@@ -72,12 +72,8 @@ def _init_gru(cell: nn.GRUCell, scheme: str) -> None:
 def _init_attention(attn: nn.MultiheadAttention, scheme: str) -> None:
     """The q, k, v projections (torch holds them as one [3D, D] matrix) as three Dense layers D -> D."""
     d = attn.embed_dim
-    if attn.in_proj_weight is None:  # separate q/k/v weights (kdim != embed_dim): nn.Linear-like parameters
-        for w in (attn.q_proj_weight, attn.k_proj_weight, attn.v_proj_weight):
-            _init_kernel(w, w.shape[1], w.shape[0], scheme)
-    else:
-        for i in range(3):
-            _init_kernel(attn.in_proj_weight[i * d : (i + 1) * d], d, d, scheme)
+    for i in range(3):  # slotlab's attention has kdim = vdim = embed_dim: one packed [3D, D] in_proj_weight
+        _init_kernel(attn.in_proj_weight[i * d : (i + 1) * d], d, d, scheme)
     if attn.in_proj_bias is not None:
         nn.init.zeros_(attn.in_proj_bias)
 
