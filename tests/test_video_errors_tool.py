@@ -1,0 +1,72 @@
+"""tools/video_errors.py (where a video model loses FG-ARI) against independent loop / scipy computations."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_erosion
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "video_errors.py"
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("video_errors", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_erode_is_scipy_binary_erosion_per_object(tool):
+    rng = np.random.default_rng(0)
+    gt = torch.from_numpy(rng.integers(0, 4, size=(2, 3, 9, 9)))
+    gt[0, 0, 2:7, 2:7] = 3  # one solid object with an interior
+    got = tool.erode(gt).numpy()
+    want = np.zeros_like(got)
+    for b, t in np.ndindex(2, 3):
+        for k in range(1, 4):
+            want[b, t][binary_erosion(gt[b, t].numpy() == k)] = k  # 4-connected, the frame's edge erodes
+    np.testing.assert_array_equal(got, want)
+
+
+def test_breakdown_categories_match_a_loop(tool):
+    rng = np.random.default_rng(1)
+    b, t, h, w, k = 3, 4, 6, 6, 5
+    gt = torch.from_numpy(rng.integers(0, 4, size=(b, t, h, w)))
+    gt[0, 0][gt[0, 0] == 3] = 0  # object 3 of clip 0 enters after frame 0
+    pred = torch.from_numpy(rng.integers(0, k, size=(b, t, h, w)))
+    for conditional in (True, False):
+        r = tool.breakdown(gt, pred, conditional, k)
+        own = tool.own_slots(gt, pred, conditional, k).numpy()
+        if not conditional:  # the slot with most of the id's pixels in its first visible frame
+            for c in range(b):
+                for i in range(4):
+                    first = next(f for f in range(t) if (gt[c, f] == i).any())
+                    votes = np.bincount(pred[c, first][gt[c, first] == i].numpy(), minlength=k)
+                    assert own[c, i] == votes.argmax()
+        counts = {"first": np.zeros((t, 4)), "enter": np.zeros((t, 4))}
+        for c, f, y, x in np.ndindex(b, t, h, w):
+            i, s = int(gt[c, f, y, x]), int(pred[c, f, y, x])
+            if i == 0:
+                continue
+            present = [j for j in range(1, 4) if (gt[c] == j).any()]
+            if s == own[c, i]:
+                cat = 0
+            elif s == own[c, 0]:
+                cat = 1
+            elif s in [own[c, j] for j in present]:
+                cat = 2
+            else:
+                cat = 3
+            entering = not (gt[c, 0] == i).any()
+            counts["enter" if entering else "first"][f, cat] += 1
+        for name, n in counts.items():
+            share = n / np.maximum(n.sum(1, keepdims=True), 1)
+            np.testing.assert_allclose(r[name], share, err_msg=f"{name}, conditional={conditional}")
+        relabelled = r["relabelled"]
+        assert (relabelled[0][gt[0] == 3] == 1003).all()
+        assert torch.equal(relabelled[1:], pred[1:])
