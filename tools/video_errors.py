@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from object_discovery_errors import erode  # noqa: E402  (a sibling dev script)
 
 CATEGORIES = ("own slot", "background's slot", "another object's slot", "spare slot")
 
@@ -35,15 +39,6 @@ def own_slots(gt: torch.Tensor, pred: torch.Tensor, conditional: bool, num_slots
     in_first = onehot & (frame_of == first.view(b, 1, 1, 1, m1))  # [B, T, H, W, M+1]
     votes = F.one_hot(pred, num_slots).unsqueeze(-2) & in_first.unsqueeze(-1)  # [B, T, H, W, M+1, K]
     return votes.flatten(1, 3).sum(1).argmax(-1)  # [B, M+1]
-
-
-def erode(gt: torch.Tensor) -> torch.Tensor:
-    """Object ids [B, T, H, W] with each object's boundary pixels (a 4-neighbour of another id or the frame's
-    edge) set to 0 (background, not scored)."""
-    x = F.pad(gt.float(), (1, 1, 1, 1), value=-1.0)  # [B, T, H+2, W+2]
-    c = x[..., 1:-1, 1:-1]
-    same = (x[..., :-2, 1:-1] == c) & (x[..., 2:, 1:-1] == c) & (x[..., 1:-1, :-2] == c) & (x[..., 1:-1, 2:] == c)
-    return torch.where(same, gt, torch.zeros_like(gt))
 
 
 def breakdown(gt: torch.Tensor, pred: torch.Tensor, conditional: bool, num_slots: int) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""tools/video_errors.py (where a video model loses FG-ARI) against independent loop / scipy computations."""
+"""tools/video_errors.py and tools/object_discovery_errors.py (where a model loses FG-ARI) against independent
+loop / scipy computations."""
 
 from __future__ import annotations
 
@@ -10,15 +11,24 @@ import pytest
 import torch
 from scipy.ndimage import binary_erosion
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "video_errors.py"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("video_errors", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("video_errors")
+
+
+@pytest.fixture(scope="module")
+def image_tool():
+    return _load("object_discovery_errors")
 
 
 def test_erode_is_scipy_binary_erosion_per_object(tool):
@@ -70,3 +80,31 @@ def test_breakdown_categories_match_a_loop(tool):
         relabelled = r["relabelled"]
         assert (relabelled[0][gt[0] == 3] == 1003).all()
         assert torch.equal(relabelled[1:], pred[1:])
+
+
+def test_binding_matches_a_loop(image_tool):
+    rng = np.random.default_rng(2)
+    b, h, w, k, m = 4, 7, 7, 5, 4
+    gt = torch.from_numpy(rng.integers(0, m + 1, size=(b, h, w)))
+    gt[1][gt[1] == 4] = 0  # an image without object 4
+    pred = torch.from_numpy(rng.integers(0, k, size=(b, h, w)))
+    pred[2][gt[2] == 1] = 3  # objects 1 and 2 of image 2 in one slot, object 3 in the background's
+    pred[2][gt[2] == 2] = 3
+    pred[2][(gt[2] == 0) | (gt[2] == 3)] = 0
+    r = image_tool.binding(gt, pred, k)
+    for i in range(b):
+        majority, share, present = [], [], []
+        for j in range(m + 1):
+            counts = np.bincount(pred[i][gt[i] == j].numpy(), minlength=k)
+            present.append(counts.sum() > 0)
+            majority.append(counts.argmax())
+            share.append(counts.max() / max(counts.sum(), 1))
+        assert r["present"][i].tolist() == present
+        assert r["majority"][i].tolist() == majority
+        np.testing.assert_allclose(r["share"][i].numpy(), share)
+        for j in range(1, m + 1):
+            others = [majority[o] for o in range(1, m + 1) if o != j and present[o]]
+            assert bool(r["merged"][i, j - 1]) == (present[j] and majority[j] in others)
+            assert bool(r["in_background"][i, j - 1]) == (present[j] and majority[j] == majority[0])
+    assert r["merged"][2, :2].all() and r["in_background"][2, 2]
+    assert not r["present"][1, 4] and not r["merged"][1, 3]

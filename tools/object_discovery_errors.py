@@ -1,0 +1,102 @@
+"""Dev script: where an object-discovery model (paper Section 4.1) loses FG-ARI on held-out images. Each
+ground-truth object (and the background) is given its majority slot, the one holding most of its pixels under the
+decoder masks' argmax. Then: how much of each object its majority slot holds (splits), how many objects share their
+majority slot with another object or with the background (merges), and three counterfactual FG-ARIs: every object
+wholly in its majority slot (no splits), slots made per object (no merges), and only the objects' interior pixels
+scored (1-pixel erosion, 4-connected: what blob-shaped masks cost at the boundaries).
+
+    python tools/object_discovery_errors.py MODEL [--split test] [--num-images 320]
+
+MODEL: a zoo name, run folder or .ckpt of the object-discovery task. Prints one Markdown table row and its header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def erode(gt: torch.Tensor) -> torch.Tensor:
+    """Object ids [..., H, W] with each object's boundary pixels (a 4-neighbour of another id or of the image's
+    edge) set to 0 (background, not scored)."""
+    x = F.pad(gt.float(), (1, 1, 1, 1), value=-1.0)  # [..., H+2, W+2]
+    c = x[..., 1:-1, 1:-1]
+    same = (x[..., :-2, 1:-1] == c) & (x[..., 2:, 1:-1] == c) & (x[..., 1:-1, :-2] == c) & (x[..., 1:-1, 2:] == c)
+    return torch.where(same, gt, torch.zeros_like(gt))
+
+
+def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, torch.Tensor]:
+    """gt ids [B, H, W] (0 = background), pred slot labels [B, H, W] -> per image and id (index 0: background):
+    ``present`` bool [B, M+1], ``majority`` slot [B, M+1], ``share`` of the id's pixels in it [B, M+1],
+    ``merged`` (an object whose majority slot is also another present object's) and ``in_background`` (an object
+    whose majority slot is the background's), both bool [B, M] over the objects."""
+    m1 = int(gt.max()) + 1
+    conf = torch.einsum(
+        "bnm,bnk->bmk", F.one_hot(gt.flatten(1), m1).float(), F.one_hot(pred.flatten(1), num_slots).float()
+    )  # [B, M+1, K] pixels of id m in slot k
+    size = conf.sum(-1)
+    majority = conf.argmax(-1)  # [B, M+1]
+    present = size > 0
+    obj, obj_present = majority[:, 1:], present[:, 1:]  # [B, M]
+    same = (obj[:, :, None] == obj[:, None, :]) & obj_present[:, None, :]  # [B, M, M]
+    same &= ~torch.eye(obj.shape[1], dtype=torch.bool)
+    return {
+        "present": present,
+        "majority": majority,
+        "share": conf.amax(-1) / size.clamp_min(1),
+        "merged": same.any(-1) & obj_present,
+        "in_background": (obj == majority[:, :1]) & obj_present,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model")
+    p.add_argument("--split", default="test")
+    p.add_argument("--num-images", type=int, default=320)
+    args = p.parse_args(argv)
+
+    import slotlab
+    from slotlab.metrics.ari import fg_ari
+    from slotlab.tasks import get_task
+    from slotlab.tasks.common import EVAL_SEED, eval_noise, image_to_model
+
+    loaded = slotlab.load_model(args.model)
+    model, cfg = loaded.model.float().eval(), loaded.config
+    data = get_task(cfg["task"]).heldout(cfg["data"], args.split, args.num_images)
+    index = data.get("index", torch.arange(len(data["image"])))
+    masks = []
+    with torch.no_grad():
+        for s in range(0, len(data["image"]), 64):
+            image = image_to_model(data["image"][s : s + 64], False)
+            masks.append(model(image, noise=eval_noise(model, index[s : s + 64], None, EVAL_SEED)).masks.float())
+    scores = torch.cat(masks)  # [B, K, H, W] (or [B, K, 1, H, W])
+    k = scores.shape[1]
+    pred = scores.reshape(scores.shape[0], k, *scores.shape[-2:]).argmax(1)  # [B, H, W]
+    gt = data["mask"].long()
+    r = binding(gt, pred, k)
+    obj = r["present"][:, 1:]
+    share = r["share"][:, 1:][obj].numpy()
+    no_splits = torch.where(gt > 0, r["majority"].gather(1, gt.flatten(1)).view_as(gt), pred)
+    no_merges = torch.where(gt > 0, pred + k * gt, pred)
+
+    def score(true: torch.Tensor, labels: torch.Tensor) -> str:
+        return f"{np.nanmean(fg_ari(true, labels).numpy()):.3f}"
+
+    n = int(obj.sum())
+    print(f"{len(gt)} {args.split} images, {n} objects, K = {k}")
+    print("| FG-ARI | object's share in its slot (mean / median / % < 0.8) | % objects merged with another | % in the "
+          "background's slot | FG-ARI, no splits | FG-ARI, no merges | FG-ARI, interior pixels only |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {score(gt, pred)} | {share.mean():.3f} / {np.median(share):.3f} / {100 * (share < 0.8).mean():.1f} | "
+          f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {score(gt, no_splits)} | "
+          f"{score(gt, no_merges)} | {score(erode(gt), pred)} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
