@@ -1,7 +1,8 @@
 """Dev script: where an object-discovery model (paper Section 4.1) loses FG-ARI on held-out images. Each
 ground-truth object (and the background) is given its majority slot, the one holding most of its pixels under the
 decoder masks' argmax. Then: how much of each object its majority slot holds (splits), how many objects share their
-majority slot with another object or with the background (merges), and three counterfactual FG-ARIs: every object
+majority slot with another object or with the background (merges), how much of the background its slot
+holds, and three counterfactual FG-ARIs: every object
 wholly in its majority slot (no splits), slots made per object (no merges), and only the objects' interior pixels
 scored (1-pixel erosion, 4-connected: what blob-shaped masks cost at the boundaries).
 
@@ -33,7 +34,8 @@ def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, t
     """gt ids [B, H, W] (0 = background), pred slot labels [B, H, W] -> per image and id (index 0: background):
     ``present`` bool [B, M+1], ``majority`` slot [B, M+1], ``share`` of the id's pixels in it [B, M+1],
     ``merged`` (an object whose majority slot is also another present object's) and ``in_background`` (an object
-    whose majority slot is the background's), both bool [B, M] over the objects."""
+    whose majority slot is the background's), both bool [B, M] over the objects. The background's share tells
+    how many slots the background is spread over."""
     m1 = int(gt.max()) + 1
     conf = torch.einsum(
         "bnm,bnk->bmk", F.one_hot(gt.flatten(1), m1).float(), F.one_hot(pred.flatten(1), num_slots).float()
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     share = r["share"][:, 1:][obj].numpy()
     no_splits = torch.where(gt > 0, r["majority"].gather(1, gt.flatten(1)).view_as(gt), pred)
     no_merges = torch.where(gt > 0, pred + k * gt, pred)
+    background = float(r["share"][:, 0].mean())
 
     def score(true: torch.Tensor, labels: torch.Tensor) -> str:
         return f"{np.nanmean(fg_ari(true, labels).numpy()):.3f}"
@@ -90,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     n = int(obj.sum())
     print(f"{len(gt)} {args.split} images, {n} objects, K = {k}")
     print("| FG-ARI | object's share in its slot (mean / median / % < 0.8) | % objects merged with another | % in the "
-          "background's slot | FG-ARI, no splits | FG-ARI, no merges | FG-ARI, interior pixels only |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "background's slot | background's share in its slot | FG-ARI, no splits | FG-ARI, no merges | FG-ARI, "
+          "interior pixels only |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {score(gt, pred)} | {share.mean():.3f} / {np.median(share):.3f} / {100 * (share < 0.8).mean():.1f} | "
-          f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {score(gt, no_splits)} | "
-          f"{score(gt, no_merges)} | {score(erode(gt), pred)} |")  # fmt: skip
+          f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {background:.3f} | "
+          f"{score(gt, no_splits)} | {score(gt, no_merges)} | {score(erode(gt), pred)} |")  # fmt: skip
     return 0
 
 
