@@ -92,6 +92,7 @@ def test_binding_matches_a_loop(image_tool):
     pred[2][gt[2] == 2] = 3
     pred[2][(gt[2] == 0) | (gt[2] == 3)] = 0
     r = image_tool.binding(gt, pred, k)
+    outside, total = np.zeros(3), 0
     for i in range(b):
         majority, share, present = [], [], []
         for j in range(m + 1):
@@ -106,5 +107,12 @@ def test_binding_matches_a_loop(image_tool):
             others = [majority[o] for o in range(1, m + 1) if o != j and present[o]]
             assert bool(r["merged"][i, j - 1]) == (present[j] and majority[j] in others)
             assert bool(r["in_background"][i, j - 1]) == (present[j] and majority[j] == majority[0])
+            owners = [majority[o] for o in range(1, m + 1) if present[o]]
+            for s in pred[i][gt[i] == j].tolist():
+                total += 1
+                if s == majority[j]:
+                    continue
+                outside[0 if s == majority[0] else 1 if s in owners else 2] += 1
+    np.testing.assert_allclose(r["outside"].numpy(), outside / total, rtol=1e-6)
     assert r["merged"][2, :2].all() and r["in_background"][2, 2]
     assert not r["present"][1, 4] and not r["merged"][1, 3]

@@ -1,10 +1,11 @@
 """Dev script: where an object-discovery model (paper Section 4.1) loses FG-ARI on held-out images. Each
 ground-truth object (and the background) is given its majority slot, the one holding most of its pixels under the
 decoder masks' argmax. Then: how much of each object its majority slot holds (splits), how many objects share their
-majority slot with another object or with the background (merges), how much of the background its slot
-holds, and three counterfactual FG-ARIs: every object
-wholly in its majority slot (no splits), slots made per object (no merges), and only the objects' interior pixels
-scored (1-pixel erosion, 4-connected: what blob-shaped masks cost at the boundaries).
+majority slot with another object or with the background (merges), where the objects' other pixels go (the
+background's slot; another object's: masks spilling over; a spare slot, no one's majority: duplicates), how much of
+the background its slot holds, and three counterfactual FG-ARIs: every object wholly in its majority slot (no
+splits), slots made per object (no merges), and only the objects' interior pixels scored (1-pixel erosion,
+4-connected: what blob-shaped masks cost at the boundaries).
 
     python tools/object_discovery_errors.py MODEL [--split test] [--num-images 320]
 
@@ -34,8 +35,9 @@ def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, t
     """gt ids [B, H, W] (0 = background), pred slot labels [B, H, W] -> per image and id (index 0: background):
     ``present`` bool [B, M+1], ``majority`` slot [B, M+1], ``share`` of the id's pixels in it [B, M+1],
     ``merged`` (an object whose majority slot is also another present object's) and ``in_background`` (an object
-    whose majority slot is the background's), both bool [B, M] over the objects. The background's share tells
-    how many slots the background is spread over."""
+    whose majority slot is the background's), both bool [B, M] over the objects; ``outside``: the share of all
+    object pixels that lie outside their object's majority slot, in the background's slot, in another object's
+    or in a spare slot (no one's majority) [3]. The background's share tells how many slots it is spread over."""
     m1 = int(gt.max()) + 1
     conf = torch.einsum(
         "bnm,bnk->bmk", F.one_hot(gt.flatten(1), m1).float(), F.one_hot(pred.flatten(1), num_slots).float()
@@ -46,12 +48,19 @@ def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, t
     obj, obj_present = majority[:, 1:], present[:, 1:]  # [B, M]
     same = (obj[:, :, None] == obj[:, None, :]) & obj_present[:, None, :]  # [B, M, M]
     same &= ~torch.eye(obj.shape[1], dtype=torch.bool)
+    mine = F.one_hot(majority, num_slots).bool()  # [B, M+1, K]
+    background_slot = mine[:, 0]  # [B, K]
+    object_slot = (mine[:, 1:] & obj_present[..., None]).any(1) & ~background_slot  # [B, K]
+    off = conf[:, 1:] * ~mine[:, 1:]  # [B, M, K] object pixels outside their majority slot
+    roles = torch.stack([background_slot, object_slot, ~background_slot & ~object_slot], -1).float()  # [B, K, 3]
+    outside = torch.einsum("bmk,bkr->r", off, roles) / conf[:, 1:].sum().clamp_min(1)
     return {
         "present": present,
         "majority": majority,
         "share": conf.amax(-1) / size.clamp_min(1),
         "merged": same.any(-1) & obj_present,
         "in_background": (obj == majority[:, :1]) & obj_present,
+        "outside": outside,
     }
 
 
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     no_splits = torch.where(gt > 0, r["majority"].gather(1, gt.flatten(1)).view_as(gt), pred)
     no_merges = torch.where(gt > 0, pred + k * gt, pred)
     background = float(r["share"][:, 0].mean())
+    outside = " / ".join(f"{100 * v:.1f}" for v in r["outside"].tolist())
 
     def score(true: torch.Tensor, labels: torch.Tensor) -> str:
         return f"{np.nanmean(fg_ari(true, labels).numpy()):.3f}"
@@ -93,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     n = int(obj.sum())
     print(f"{len(gt)} {args.split} images, {n} objects, K = {k}")
     print("| FG-ARI | object's share in its slot (mean / median / % < 0.8) | % objects merged with another | % in the "
-          "background's slot | background's share in its slot | FG-ARI, no splits | FG-ARI, no merges | FG-ARI, "
+          "background's slot | object pixels outside their slot: in the background's / another object's / a spare slot "
+          "(%) | background's share in its slot | FG-ARI, no splits | FG-ARI, no merges | FG-ARI, "
           "interior pixels only |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {score(gt, pred)} | {share.mean():.3f} / {np.median(share):.3f} / {100 * (share < 0.8).mean():.1f} | "
-          f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {background:.3f} | "
+          f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {outside} | "
+          f"{background:.3f} | "
           f"{score(gt, no_splits)} | {score(gt, no_merges)} | {score(erode(gt), pred)} |")  # fmt: skip
     return 0
 
