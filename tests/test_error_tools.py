@@ -116,3 +116,31 @@ def test_binding_matches_a_loop(image_tool):
     np.testing.assert_allclose(r["outside"].numpy(), outside / total, rtol=1e-6)
     assert r["merged"][2, :2].all() and r["in_background"][2, 2]
     assert not r["present"][1, 4] and not r["merged"][1, 3]
+
+
+def test_merge_similar_is_connected_components(image_tool):
+    rng = np.random.default_rng(3)
+    b, k, d = 6, 6, 8
+    base = rng.normal(size=(b, 3, d))
+    slots = base[:, rng.integers(0, 3, size=k)] + 0.05 * rng.normal(size=(b, k, d))  # near-copies of 3 vectors
+    slots = torch.from_numpy(slots).float()
+    pred = torch.from_numpy(rng.integers(0, k, size=(b, 5, 5)))
+    got = image_tool.merge_similar(pred, slots, 0.9)
+    for i in range(b):
+        f = slots[i] - slots[i].mean(-1, keepdim=True)
+        f = (f / f.norm(dim=-1, keepdim=True)).numpy()
+        parent = list(range(k))
+
+        def find(x, parent=parent):
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        for u in range(k):
+            for v in range(k):
+                if f[u] @ f[v] > 0.9:
+                    a, c = sorted((find(u), find(v)))
+                    parent[c] = a
+        want = np.vectorize(find)(pred[i].numpy())
+        np.testing.assert_array_equal(got[i].numpy(), want)
+    assert len(torch.unique(got)) < len(torch.unique(pred))  # the near-copies were merged
