@@ -6,7 +6,7 @@ background's slot; another object's: masks spilling over; a spare slot, no one's
 the background its slot holds, and three counterfactual FG-ARIs: every object wholly in its majority slot (no
 splits), slots made per object (no merges), and only the objects' interior pixels scored (1-pixel erosion,
 4-connected: what blob-shaped masks cost at the boundaries). Last, FG-ARI with duplicate slots merged (slots
-whose vectors are more similar than --merge-cosine count as one).
+whose vectors are more similar than --merge-cosine count as one; a list of thresholds sweeps).
 
     python tools/object_discovery_errors.py MODEL [--split test] [--num-images 320]
 
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--split", default="test")
     p.add_argument("--num-images", type=int, default=320)
-    p.add_argument("--merge-cosine", type=float, default=0.95, help="slots this similar count as duplicates")
+    p.add_argument(
+        "--merge-cosine", default="0.95", help="slots this similar count as duplicates; a list sweeps: 0.9,0.95"
+    )
     args = p.parse_args(argv)
 
     import slotlab
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     share = r["share"][:, 1:][obj].numpy()
     no_splits = torch.where(gt > 0, r["majority"].gather(1, gt.flatten(1)).view_as(gt), pred)
     no_merges = torch.where(gt > 0, pred + k * gt, pred)
-    merged = merge_similar(pred, torch.cat(slots), args.merge_cosine)
+    slots = torch.cat(slots)  # [B, K, D]
     background = float(r["share"][:, 0].mean())
     outside = " / ".join(f"{100 * v:.1f}" for v in r["outside"].tolist())
 
@@ -129,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * r['merged'].sum() / n:.1f} | {100 * r['in_background'].sum() / n:.1f} | {outside} | "
           f"{background:.3f} | "
           f"{score(gt, no_splits)} | {score(gt, no_merges)} | {score(erode(gt), pred)} |")  # fmt: skip
-    print(f"FG-ARI with duplicate slots merged (cosine > {args.merge_cosine}): {score(gt, merged)}")
+    for threshold in [float(t) for t in args.merge_cosine.split(",")]:
+        merged = merge_similar(pred, slots, threshold)
+        print(f"FG-ARI with duplicate slots merged (cosine > {threshold}): {score(gt, merged)}")
     return 0
 
 
