@@ -67,15 +67,11 @@ def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, t
 
 def merge_similar(pred: torch.Tensor, slots: torch.Tensor, threshold: float) -> torch.Tensor:
     """Slot labels [B, H, W] with every group of similar slots (cosine similarity of their mean-centred vectors
-    above ``threshold``, chained) relabelled as one: what the score would be with duplicate slots merged.
-    slots [B, K, D]."""
-    b, k, _ = slots.shape
-    f = F.normalize(slots - slots.mean(-1, keepdim=True), dim=-1)
-    linked = (f @ f.transpose(1, 2)) > threshold  # [B, K, K], reflexive
-    group = torch.arange(k).expand(b, k).clone()  # [B, K] the smallest slot index of each slot's group
-    for _ in range(k):  # chains are at most K long
-        group = torch.where(linked, group[:, None, :], k).amin(-1)
-    return group.gather(1, pred.flatten(1)).view_as(pred)
+    above ``threshold``, chained: :func:`slotlab.modules.slot_merge.slot_groups`) relabelled as one: what the
+    score would be with duplicate slots merged. slots [B, K, D]."""
+    from slotlab.modules.slot_merge import slot_groups
+
+    return slot_groups(slots, threshold).gather(1, pred.flatten(1)).view_as(pred)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.slot_frame import centred_grid, slot_frames
+from slotlab.modules.slot_merge import merge_duplicate_slots
 
 
 @dataclass
@@ -55,6 +56,8 @@ class ObjectDiscoveryModel(nn.Module):
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
         layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
             (Keras' default).
+        merge_slots: None (the paper) or a cosine threshold: in eval mode, near-copy slots are merged into one
+            before the masks are read (not in the paper; :mod:`slotlab.modules.slot_merge`). Training is unchanged.
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class ObjectDiscoveryModel(nn.Module):
         layer_norm_eps: float = 1e-3,
         decoder_frame: str = "absolute",
         decoder_fourier_bands: int = 0,
+        merge_slots: float | None = None,
     ) -> None:
         super().__init__()
+        self.merge_slots = merge_slots
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
@@ -105,7 +110,10 @@ class ObjectDiscoveryModel(nn.Module):
         else:
             positions, scales = slot_frames(sa.attn[:, -1], self.input_grid)  # [B, K, 2] each
             dec = self.decoder(sa.slots, positions, scales)
-        return ObjectDiscoveryOutput(dec.recon, dec.recons, dec.masks, sa.slots, sa.attn)
+        masks, recons = dec.masks, dec.recons
+        if self.merge_slots is not None and not self.training:
+            masks, recons = merge_duplicate_slots(sa.slots, masks, recons, self.merge_slots)
+        return ObjectDiscoveryOutput(dec.recon, recons, masks, sa.slots, sa.attn)
 
     @staticmethod
     def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from slotlab.config_schema import Bool, Choice, Int, Key, TaskSchema, kind_of, pick
-from slotlab.defaults import DATA, MODEL, slot_mlp_section
+from slotlab.config_schema import Bool, Choice, Float, Int, Key, TaskSchema, kind_of, pick
+from slotlab.defaults import DATA, MODEL, NONE, slot_mlp_section
 from slotlab.errors import ConfigError
 
 
@@ -60,6 +60,14 @@ SCHEMA = TaskSchema(
             kinds=("slot_attention",),
         ),
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"].but(kinds=("slot_attention",)),
+        "merge_slots": Key(
+            None,
+            Float(0, 1, nullable=True),
+            "null (paper) or a cosine threshold: at evaluation, slots this similar are merged into one (DIAS-like; "
+            "not in the paper)",
+            kinds=("slot_attention",),
+            types=(float, int, NONE),
+        ),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
         "slot_attention": MODEL["slot_attention"],
