@@ -62,7 +62,7 @@ SCHEMA = TaskSchema(
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"].but(kinds=("slot_attention",)),
         "merge_slots": Key(
             None,
-            Float(0, 1, nullable=True),
+            Float(0, 1, lo_open=True, nullable=True),
             "null (paper) or a cosine threshold: at evaluation, slots this similar are merged into one (DIAS-like; "
             "not in the paper)",
             kinds=("slot_attention",),
