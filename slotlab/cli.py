@@ -66,6 +66,19 @@ def _official_tasks() -> Sequence[str]:
     return official_tasks()
 
 
+def _add_merge_flag(parser: argparse.ArgumentParser) -> None:
+    from slotlab.inference.merge_option import merge_slots_arg
+
+    parser.add_argument(
+        "--merge-slots",
+        type=merge_slots_arg,
+        default=None,
+        metavar="TAU|off",
+        help="object discovery: merge near-copy slots at evaluation (model.merge_slots; not in the paper): a cosine "
+        "threshold such as 0.97, or off (the paper); default: the model's own setting",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slotlab", description="Object-centric learning with Slot Attention.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="real data instead of the config's: a DeepMind .tfrecords file (object discovery; the held-out "
         "images follow the first data.train_size) or a CLEVR v1.0 folder (set prediction)",
     )
+    _add_merge_flag(e)
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder")
@@ -135,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="gif",
         help="a video model's animation: gif (default) or mp4 (H.264; needs the optional extra slotlab[video])",
     )
+    _add_merge_flag(f)
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
     r.add_argument("run_dir")
@@ -208,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the training T)")
     sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
     sg.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
+    _add_merge_flag(sg)
     x = sub.add_parser("export", help="write a trained model as a torch.export program (.pt2) or ONNX file")
     x.add_argument("model", help="a zoo model name, a run folder, a .ckpt file or a pretrained folder")
     x.add_argument("--format", choices=["torch-export", "onnx"], default="torch-export", dest="export_format")
@@ -318,6 +334,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from slotlab.evaluate import evaluate_settings
     from slotlab.inference.domain_eval import domain_check
     from slotlab.inference.loading import load_model
+    from slotlab.inference.merge_option import applies as merge_applies
+    from slotlab.inference.merge_option import describe as describe_merge
+    from slotlab.inference.merge_option import set_merge_slots
     from slotlab.tasks import get_task
     from slotlab.tasks.common import EVAL_SEED
     from slotlab.train.runtime import tune_malloc
@@ -327,6 +346,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if (code := use_pretrained(args, "eval")) is not None:
         return code
     model, cfg, ckpt = load_model(args.checkpoint)
+    trained_merge = cfg["model"].get("merge_slots")
+    if args.merge_slots is not None:
+        cfg = set_merge_slots(model, cfg, args.merge_slots)
     task = get_task(cfg["task"])
     show = task.presenter
     check_eval_flags(cfg, args.num_slots, args.iters, args.objects, args.split, args.ari_undefined, args.data_path)
@@ -337,6 +359,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = EVAL_SEED if args.seed is None else args.seed
     undefined = args.ari_undefined or cfg["eval"]["ari_undefined"]
     settings = eval_settings(args, ckpt, seed, undefined)
+    if merge_applies(cfg):
+        settings["merge_slots"] = cfg["model"]["merge_slots"]
     domain = domain_check(args.checkpoint, model, cfg) if args.data_path is not None else None
     results = evaluate_settings(
         model, cfg, grid, split=args.split, num_images=args.num_images, seed=seed, ari_undefined=undefined,
@@ -349,6 +373,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print_domain(results[0].get("domain"))
     extra = eval_extras(n, cfg["data"]["eval_size"], seed, EVAL_SEED, undefined, cfg["eval"]["ari_undefined"],
                         args.data_path)  # fmt: skip
+    if merge_applies(cfg) and cfg["model"]["merge_slots"] != trained_merge:
+        extra["merge"] = describe_merge(cfg["model"]["merge_slots"])
     single = {**settings, **show.eval_file_row(results[0], records[0])} if len(records) == 1 else None
     save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
               lambda rows, png: show.plot_sweep(rows, png, cfg))  # fmt: skip
@@ -448,6 +474,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     paths = make_figures(
         args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split,
         formats=args.formats or (), video_format=args.video_format, name=getattr(args, "model_name", None),
+        merge_slots=args.merge_slots,
     )  # fmt: skip
     for p in paths:
         print(f"wrote {p}")
@@ -658,6 +685,7 @@ def cmd_models(_: argparse.Namespace) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    from slotlab.inference.merge_option import set_merge_slots
     from slotlab.segment import (
         SegmentInputError,
         SegmentModelError,
@@ -671,6 +699,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     try:
         sm = load_segment_model(resolve_model(args.model))
+        if args.merge_slots is not None:
+            sm.cfg = set_merge_slots(sm.model, sm.cfg, args.merge_slots)
         check_model_runs(sm, args.num_slots, args.iters)
     except SegmentModelError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,6 +20,8 @@ from typing import Any
 
 from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
 from slotlab.inference.loading import load_model
+from slotlab.inference.merge_option import describe as describe_merge
+from slotlab.inference.merge_option import set_merge_slots
 from slotlab.mp4 import check_video_format
 from slotlab.runs import run_dir_of
 from slotlab.tasks import get_task
@@ -37,6 +39,7 @@ def figure_grids(
     seed: int | None = None,
     scale: int | None = None,
     name: str | None = None,
+    merge_slots: float | str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """The paper figures of ``checkpoint`` (a .ckpt file or a run folder) by file name (labelled grids, or figures
     that write themselves), and the run folder's ``figures/``.
@@ -49,16 +52,22 @@ def figure_grids(
         seed: seed of the initial-slot noise (default: the task's figure seed).
         scale: integer upscaling of the tiles (default: at least ~128 pixels per image).
         name: the model's name in the titles (default: :func:`checkpoint_label` of the checkpoint).
+        merge_slots: object discovery: ``model.merge_slots`` to draw with (a threshold or ``"off"``; default: the
+            model's own; :mod:`slotlab.inference.merge_option`).
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     model, cfg, ckpt = load_model(checkpoint)
+    if merge_slots is not None:
+        cfg = set_merge_slots(model, cfg, merge_slots)
     task = get_task(cfg["task"])
     data = task.heldout(cfg["data"], split, num_images)
     data = {k: v[:num_images] for k, v in data.items()}
     step = ckpt.get("global_step")
     about = checkpoint_label(ckpt["_path"]) if name is None else name
     about += f" · step {step}" if step is not None else ""
+    if merge_slots is not None:
+        about += f" · merge_slots {describe_merge(cfg['model']['merge_slots'])}"
     options = FigureOptions(f"{about} · {split} images", num_slots, iters, seed, scale)
     grids = task.presenter.figures(model, cfg, data, options)
     return grids, run_dir_of(ckpt["_path"]) / "figures"
