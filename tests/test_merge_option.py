@@ -62,9 +62,11 @@ def test_other_tasks_refuse_it(tiny_sp_run):
 def test_eval_records_the_setting_and_names_the_file(tiny_od_run, tmp_path, capsys):
     run = copy_run(tiny_od_run, tmp_path / "od")
     assert main(["eval", str(run), "--merge-slots", "0.5"]) == 0
+    assert "; near-copy slots merged (model.merge_slots 0.5; not the paper's protocol)" in capsys.readouterr().out
     [merged] = run.glob("eval-*-merge0.5.json")
     assert json.loads(merged.read_text())["merge_slots"] == 0.5
     assert main(["eval", str(run), "--merge-slots", "off"]) == 0  # the model's own setting: no tag
+    assert "merged" not in capsys.readouterr().out
     plain = [p for p in run.glob("eval-*.json") if "merge" not in p.name]
     assert len(plain) == 1 and json.loads(plain[0].read_text())["merge_slots"] is None
     rows = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]

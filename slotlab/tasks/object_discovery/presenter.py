@@ -131,7 +131,7 @@ class ObjectDiscoveryPresenter(Presenter):
         return (
             f"FG-ARI K={k} T={t} on {result['num_images']} {split} images of {cfg['data']['name']}: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f} (median {result['fg_ari_median']:.4f})"
-            f"{undefined_note(result['fg_ari_undefined'])}{attention_note(result)}"
+            f"{undefined_note(result['fg_ari_undefined'])}{merge_note(cfg)}{attention_note(result)}"
         )
 
     def eval_record(self, result: dict[str, Any], setting: EvalSetting, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +151,7 @@ class ObjectDiscoveryPresenter(Presenter):
         return (
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
-            f"{undefined_note(result.get('fg_ari_undefined', 0))} "
+            f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)} "
             f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "
             f"{result['wall_seconds'] / 60:.1f} min wall, precision {result['precision']})"
         )
@@ -209,3 +209,9 @@ class ObjectDiscoveryPresenter(Presenter):
                 image, res["recon"], res["masks"], res["recons"], s, f"Figure 3c: outputs after each iteration{kt}"
             ),
         }
+
+
+def merge_note(cfg: dict[str, Any]) -> str:
+    """``; near-copy slots merged (model.merge_slots 0.97; not the paper's protocol)`` where the option is on."""
+    tau = cfg["model"].get("merge_slots")
+    return "" if tau is None else f"; near-copy slots merged (model.merge_slots {tau:g}; not the paper's protocol)"
