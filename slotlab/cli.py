@@ -489,6 +489,8 @@ def check_figure_flags(args: argparse.Namespace) -> None:
     """K / T / split of `slotlab figures` apply to the checkpoint's model, and the model runs with them."""
     from slotlab.config import defaults_for, validate
     from slotlab.inference.checkpoint_io import load_checkpoint
+    from slotlab.inference.merge_option import applies as merge_applies
+    from slotlab.inference.merge_option import refusal as merge_refusal
     from slotlab.tasks import get_task, task_name
     from slotlab.validate import UsageError, check_eval_flags, preflight_eval
 
@@ -499,6 +501,8 @@ def check_figure_flags(args: argparse.Namespace) -> None:
     k = None if args.num_slots is None else [args.num_slots]
     t = None if args.iters is None else [args.iters]
     check_eval_flags(cfg, k, t, None, args.split)
+    if args.merge_slots is not None and not merge_applies(cfg):
+        raise UsageError(merge_refusal(cfg))
     if (problem := get_task(cfg["task"]).presenter.figure_problem(cfg)) is not None:
         raise UsageError(problem)
     preflight_eval(cfg, args.num_images, [args.num_slots], [args.iters])

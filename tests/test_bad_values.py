@@ -189,6 +189,9 @@ EXTRA_CLI = [
     ["eval", "{OD}", "--iters", "1,2", "--out", "{TMP}/x.json"],  # a sweep is CSV
     ["eval", "{OD}", "--out", "{TMP}/x.csv"],  # one setting is JSON
     ["eval", "{OD}", "--num-images", "1000000000"],  # terabytes of images
+    ["eval", "{SP}", "--merge-slots", "0.9"],  # object discovery only
+    ["figures", "{SP}", "--merge-slots", "off"],  # object discovery only
+    ["segment", "{FILE}", "--model", "{SP}", "--merge-slots", "0.9"],  # object discovery only
     ["train", "--config", "tetrominoes_quick", "--resume", "{OD}"],  # --config does not apply to a resume
     ["data", "show", "tetrominoes", "--out", "{TMP}/x.txt"],  # a PNG
     ["data", "compare", "{CLEVR}", "--out", "{TMP}/x.jpg"],  # a PNG
@@ -219,6 +222,8 @@ def flag_values(cmd: tuple[str, ...], action: argparse.Action) -> list[str]:
         if name.startswith("list"):
             values += [",", "1,,2", "2,2", "1,x"]
         return list(dict.fromkeys(v for v in values if v != "0" or lo > 0))
+    if name == "merge_slots_arg":
+        return ["", "abc", "0", "-0.5", "1.01", "nan", "inf", "1e3", "0.9,0.95"]
     if name == "out_file_arg":
         return ["", "{DIR}", "{MISSING}/x.json", "{FILE}/x.json"]
     if name == "out_dir_arg":

@@ -45,16 +45,21 @@ def applies(cfg: dict[str, Any]) -> bool:
     return key is not None and (not key.kinds or cfg["model"].get("kind") in key.kinds)
 
 
+def refusal(cfg: dict[str, Any]) -> str:
+    """The error message for a model without the option."""
+    kind = cfg["model"].get("kind")
+    return (
+        f"--merge-slots applies to object-discovery Slot Attention models; this is a {cfg['task']} "
+        f"model{f' of kind {kind}' if kind else ''}"
+    )
+
+
 def set_merge_slots(model: nn.Module, cfg: dict[str, Any], value: float | str | None) -> dict[str, Any]:
     """Set ``model.merge_slots`` of a loaded model to ``value`` (``"off"`` or None: no merge); -> a copy of
     ``cfg`` that says so. UsageError for a model without the option (another task, or another model kind)."""
     value = None if value in OFF else value
     if not applies(cfg) or not hasattr(model, "merge_slots"):
-        kind = cfg["model"].get("kind")
-        raise UsageError(
-            f"--merge-slots applies to object-discovery Slot Attention models; this is a {cfg['task']} "
-            f"model{f' of kind {kind}' if kind else ''}"
-        )
+        raise UsageError(refusal(cfg))
     task_schema(cfg["task"]).keys[KEY].rule.check("--merge-slots", value)
     model.merge_slots = value
     cfg = copy.deepcopy(cfg)

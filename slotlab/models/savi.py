@@ -97,6 +97,9 @@ class SAVi(nn.Module):
             ``"standard_normal"`` (:mod:`slotlab.modules.slot_init`).
         init_hidden: hidden size of the conditional init's MLP (256).
         prepend_background: conditional init: add a background slot before the boxes' (True).
+        absent_slots: conditional init: the slots of absent objects (zero boxes), ``"box"`` (SAVi: encoded like
+            any box) or ``"learned"`` (one learned slot per box position; not in SAVi).
+        max_boxes: box positions of ``absent_slots="learned"`` (the data's objects per video at most).
         encoder_channels, encoder_strides: the per-frame CNN (32 x 4, stride 1).
         encoder_hidden: hidden size of the encoder's output MLP (64).
         encoder_out: its output size (``None``: the CNN's channels, 32).
@@ -124,6 +127,8 @@ class SAVi(nn.Module):
         init: str = "boxes",
         init_hidden: int = 256,
         prepend_background: bool = True,
+        absent_slots: str = "box",
+        max_boxes: int = 10,
         encoder_channels: Sequence[int] = (32, 32, 32, 32),
         encoder_strides: Sequence[int] = (1, 1, 1, 1),
         encoder_hidden: int = 64,
@@ -148,7 +153,9 @@ class SAVi(nn.Module):
         self.targets: tuple[tuple[str, int], ...] = tuple((targets or {"flow": 3}).items())
         if not self.targets or any(int(c) < 1 for _, c in self.targets):
             raise ValueError(f"targets must name at least one target with >= 1 channels, got {dict(self.targets)}")
-        self.initializer = SlotInitializer(init, slot_dim, num_slots, init_hidden, prepend_background)
+        self.initializer = SlotInitializer(
+            init, slot_dim, num_slots, init_hidden, prepend_background, absent=absent_slots, max_boxes=max_boxes
+        )
         self.encoder = FrameEncoder(
             self.resolution,
             encoder_channels,

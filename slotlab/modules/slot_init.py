@@ -16,6 +16,11 @@ Kinds (``SlotInitializer(kind=...)``):
 - ``"standard_normal"`` (``GaussianStateInit``): N(0, 1) samples, no parameters; K may change per call.
 
 Conditioning may be given for the first frame ([B, K, C]) or per frame ([B, T, K, C]; frame 0 is used, as SAVi).
+
+Absent objects of the conditional kinds (``absent``): ``"box"`` (SAVi) encodes their zero boxes like any box, so
+their slots are all alike (and alike the background's); ``"learned"`` (not in SAVi) gives each box position a
+learned initial slot used where its box is all zeros, so the spare slots differ from each other and may take
+objects that enter after the first frame, as an unconditional model's slots do.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from slotlab.torch_workarounds import standard_normal
 InitKind = Literal["boxes", "points", "learned", "gaussian", "standard_normal"]
 INIT_KINDS = ("boxes", "points", "learned", "gaussian", "standard_normal")
 CONDITIONAL = ("boxes", "points")
+ABSENT_KINDS = ("box", "learned")
 
 
 class ConditioningError(InputShapeError):
@@ -48,6 +54,9 @@ class SlotInitializer(nn.Module):
         hidden_dim: hidden size of the coordinate MLP (SAVi: 256).
         prepend_background: prepend a background box/point to the conditioning (SAVi: True).
         background_value: the coordinates of that background box (SAVi: 0).
+        absent: the slots of absent objects (all-zero boxes / points) of the conditional kinds: ``"box"`` (SAVi) or
+            ``"learned"`` (one learned slot per box position; see the module docstring).
+        max_boxes: box positions of ``absent="learned"`` (the most boxes a call may give; the data's objects).
     """
 
     def __init__(
@@ -58,10 +67,16 @@ class SlotInitializer(nn.Module):
         hidden_dim: int = 256,
         prepend_background: bool = True,
         background_value: float = 0.0,
+        absent: str = "box",
+        max_boxes: int = 10,
     ) -> None:
         super().__init__()
         if kind not in INIT_KINDS:
             raise ValueError(f"slot initialisation must be one of {INIT_KINDS}, got {kind!r}")
+        if absent not in ABSENT_KINDS:
+            raise ValueError(f"absent must be one of {ABSENT_KINDS}, got {absent!r}")
+        if absent != "box" and kind not in CONDITIONAL:
+            raise ValueError(f"absent={absent!r} applies to the conditional kinds {CONDITIONAL}, not {kind!r}")
         if not isinstance(num_slots, int) or isinstance(num_slots, bool) or num_slots < 1:
             raise ValueError(f"num_slots must be an integer >= 1, got {num_slots!r}")
         self.kind = kind
@@ -73,6 +88,10 @@ class SlotInitializer(nn.Module):
         self.slots: nn.Parameter | None = None
         self.mu: nn.Parameter | None = None
         self.log_sigma: nn.Parameter | None = None
+        self.absent = absent
+        self.absent_slots: nn.Parameter | None = None
+        if absent == "learned":
+            self.absent_slots = nn.Parameter(torch.randn(1, max_boxes, dim))  # [1, M, D], N(0, 1) as "learned"
         if kind in CONDITIONAL:
             coords = 4 if kind == "boxes" else 2
             self.encode = nn.Sequential(
@@ -149,6 +168,7 @@ class SlotInitializer(nn.Module):
                 f"conditioning must be [{batch_size}, K, {hint}] (or [{batch_size}, T, K, ...]), got "
                 f"{tuple(conditioning.shape)}"
             )
+        absent = (c == 0).all(-1)  # [B, M]: zero boxes (SAVi's NOTRACK_BOX) / points
         if self.prepend_background:
             background = c.new_full((c.shape[0], 1, c.shape[-1]), self.background_value)
             c = torch.cat([background, c], dim=1)  # [B, K + 1, C]
@@ -157,4 +177,16 @@ class SlotInitializer(nn.Module):
         if self.kind == "points" and c.shape[-1] == 4:  # box centres, as SAVi's center_of_mass
             c = torch.stack([(c[..., 0] + c[..., 2]) / 2, (c[..., 1] + c[..., 3]) / 2], dim=-1)  # [B, K, 2]
         assert self.encode is not None
-        return self.encode(c)  # [B, K, D]
+        slots = self.encode(c)  # [B, K, D]
+        if self.absent_slots is None:
+            return slots
+        m, most = absent.shape[1], self.absent_slots.shape[1]
+        if m > most:
+            raise ConditioningError(
+                f"conditioning gives {m} boxes; this model has learned slots for absent objects at {most} box "
+                f"positions (model.absent_slots learned), so it takes at most {most}"
+            )
+        learned = self.absent_slots[:, :m].to(slots.dtype).expand(batch_size, -1, -1)  # [B, M, D]
+        objects = slots[:, -m:] if m else slots[:, :0]  # [B, M, D]: after the background slot, if any
+        objects = torch.where(absent[..., None], learned, objects)
+        return torch.cat([slots[:, : slots.shape[1] - m], objects], dim=1)  # [B, K, D]

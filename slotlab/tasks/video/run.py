@@ -23,7 +23,12 @@ SAMPLED_INITS = ("gaussian", "standard_normal")  # initial slots drawn per clip:
 def build_model(cfg: dict[str, Any], image_size: tuple[int, int]) -> SAVi:
     """The SAVi model of a config (its ``model`` keys are the constructor's; ``targets`` become their channels)."""
     m = cfg["model"]
-    model = SAVi(resolution=image_size, targets={t: 3 for t in m["targets"]}, **SCHEMA.model_kwargs(m))
+    model = SAVi(
+        resolution=image_size,
+        targets={t: 3 for t in m["targets"]},
+        max_boxes=cfg["data"]["max_objects"],  # absent_slots learned: one slot per box position
+        **SCHEMA.model_kwargs(m),
+    )
     model.loss_reduction = m["loss"]  # read by the task's loss (not a weight: checkpoints rebuild it from the config)
     return model
 

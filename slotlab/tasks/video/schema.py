@@ -107,6 +107,12 @@ SCHEMA = TaskSchema(
         ),
         "init_hidden": Key(256, Int(1, 16384), "hidden units of the conditional init's MLP"),
         "prepend_background": Key(True, Bool(), "conditional init: a background slot before the objects' (SAVi)"),
+        "absent_slots": Key(
+            "box",
+            Choice(("box", "learned")),
+            "conditional init: slots of objects absent from frame 0 (zero boxes): box (SAVi: encoded like any box, "
+            "so alike) or learned (one learned slot per box position, free to take entering objects; not in SAVi)",
+        ),
         "encoder_channels": Key([32, 32, 32, 32], IntList(1, 4096), "channels of the per-frame CNN (5x5 convs)"),
         "encoder_strides": Key([1, 1, 1, 1], IntList(1, 8), "strides of those convolutions (one per layer)"),
         "encoder_hidden": Key(64, Int(1, 16384), "hidden units of the encoder's output MLP"),
