@@ -187,6 +187,6 @@ class SlotInitializer(nn.Module):
                 f"positions (model.absent_slots learned), so it takes at most {most}"
             )
         learned = self.absent_slots[:, :m].to(slots.dtype).expand(batch_size, -1, -1)  # [B, M, D]
-        objects = slots[:, -m:] if m else slots[:, :0]  # [B, M, D]: after the background slot, if any
-        objects = torch.where(absent[..., None], learned, objects)
-        return torch.cat([slots[:, : slots.shape[1] - m], objects], dim=1)  # [B, K, D]
+        first = slots.shape[1] - m  # the objects' slots follow the background slot, if any
+        objects = torch.where(absent[..., None], learned, slots[:, first:])  # [B, M, D]
+        return torch.cat([slots[:, :first], objects], dim=1)  # [B, K, D]

@@ -21,6 +21,7 @@ from torch import nn
 from slotlab.checks import TRAIN_ADVICE
 from slotlab.errors import ConfigError, UsageError
 from slotlab.metrics.ari import nan_summary
+from slotlab.modules.slot_init import CONDITIONAL
 from slotlab.tasks.base import (
     DEFAULT_OPTIONS,
     DEFAULT_SETTING,
@@ -81,9 +82,9 @@ class Video(Task):
                               f"({d['eval_num_frames'] or d['num_frames']} frames)")  # fmt: skip
         if m["init"] == "learned" and m["num_slots"] < 1:
             raise ConfigError("model.num_slots must be >= 1")
-        if m["absent_slots"] != "box" and m["init"] not in ("boxes", "points"):
-            raise ConfigError(f"model.absent_slots {m['absent_slots']} applies to the conditional inits (boxes, "
-                              f"points); this model's init is {m['init']}")  # fmt: skip
+        if m["absent_slots"] != "box" and m["init"] not in CONDITIONAL:
+            raise ConfigError(f"model.absent_slots {m['absent_slots']} applies to the conditional inits "
+                              f"({', '.join(CONDITIONAL)}); this model's init is {m['init']}")  # fmt: skip
 
     def check_data_source(self, cfg: dict[str, Any]) -> None:
         """MOVi: the shards of the splits used exist; and the cache they are decoded into is writable."""

@@ -15,7 +15,7 @@ from slotlab.config_schema import Bool, Choice, Float, Int, IntList, Key, TaskSc
 from slotlab.defaults import DATA, MODEL
 from slotlab.errors import ConfigError
 from slotlab.modules.predictors import PREDICTORS
-from slotlab.modules.slot_init import INIT_KINDS
+from slotlab.modules.slot_init import ABSENT_KINDS, INIT_KINDS
 
 NONE = type(None)
 DATASETS = ("moving_objects", "movi")
@@ -109,7 +109,7 @@ SCHEMA = TaskSchema(
         "prepend_background": Key(True, Bool(), "conditional init: a background slot before the objects' (SAVi)"),
         "absent_slots": Key(
             "box",
-            Choice(("box", "learned")),
+            Choice(ABSENT_KINDS),
             "conditional init: slots of objects absent from frame 0 (zero boxes): box (SAVi: encoded like any box, "
             "so alike) or learned (one learned slot per box position, free to take entering objects; not in SAVi)",
         ),
