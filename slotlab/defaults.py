@@ -186,7 +186,7 @@ TRAINER = Section(
         "max_minutes": Key(
             None,
             Float(0, 1e7, lo_open=True, nullable=True),
-            "stop after this many minutes of training, over all sessions (null: no limit)",
+            "stop after this many minutes of training steps, over all sessions, validation excluded (null: no limit)",
             resume=True,
             types=(float, int, NONE),
         ),

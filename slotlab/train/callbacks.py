@@ -83,9 +83,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class StepTimer(L.Callback):
     """Logs wall-clock training time (excluding validation) as ``time/train_minutes``. Its state in checkpoints
     also carries the wall time of the run up to the checkpoint, so a resumed run reports the time of all its
-    sessions (``wall_seconds_before`` + this session), not only the last one's."""
+    sessions (``wall_seconds_before`` + this session), not only the last one's.
 
-    def __init__(self) -> None:
+    ``max_minutes`` (``trainer.max_minutes``) stops training once this clock reaches it: minutes of training
+    steps over all sessions, validation excluded, the minutes slotlab prints. (Lightning's ``Timer``, used until
+    2026-12-05, also counted validation, so frequent validation cut the training short.)"""
+
+    def __init__(self, max_minutes: float | None = None) -> None:
+        self.max_seconds = None if max_minutes is None else 60.0 * float(max_minutes)
         self.train_seconds = 0.0
         self._t0: float | None = None
         self.step_seconds: list[float] = []  # the first steps of this process (for the compile-time estimate)
@@ -103,6 +108,10 @@ class StepTimer(L.Callback):
             if len(self.step_seconds) < 21:
                 self.step_seconds.append(dt)
         pl_module.log("time/train_minutes", self.train_seconds / 60.0)
+        if self.max_seconds is not None and not trainer.should_stop:
+            # Rank 0's clock decides, so that every process of a DDP run stops at the same step.
+            out = trainer.strategy.broadcast(self.train_seconds >= self.max_seconds)
+            trainer.should_stop = bool(out)
 
     def first_step_overhead(self) -> float | None:
         """Seconds the first step took beyond a typical step (torch.compile's compile time, when enabled)."""

@@ -73,7 +73,7 @@ def build_trainer(
             save_last=False,
         ),
         LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
-        StepTimer(),
+        StepTimer(t["max_minutes"]),
         *progress_callbacks(t["progress_bar"], t["log_every"]),
         *extra_callbacks,
     ]
@@ -91,7 +91,6 @@ def build_trainer(
         strategy=t["strategy"],
         precision=precision,
         max_steps=t["max_steps"],
-        max_time={"minutes": t["max_minutes"]} if t["max_minutes"] else None,
         val_check_interval=t["val_every"],
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,

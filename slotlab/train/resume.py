@@ -135,8 +135,14 @@ def _fmt(v: Any) -> str:
 
 
 def timer_seconds(ckpt: dict[str, Any]) -> float | None:
-    """Training seconds Lightning's Timer (``trainer.max_minutes``) had counted when ``ckpt`` was written."""
-    for key, state in (ckpt.get("callbacks") or {}).items():
+    """Training seconds ``trainer.max_minutes`` is measured against when ``ckpt`` was written: slotlab's
+    ``StepTimer`` (validation excluded); for checkpoints written before 2026-12-05 that lack it, the seconds of
+    Lightning's ``Timer``, which stopped those runs."""
+    callbacks = ckpt.get("callbacks") or {}
+    for key, state in callbacks.items():
+        if key.startswith("StepTimer") and isinstance(state, dict) and "train_seconds" in state:
+            return float(state["train_seconds"])
+    for key, state in callbacks.items():
         if key.startswith("Timer") and isinstance(state, dict):
             return float((state.get("time_elapsed") or {}).get("train", 0.0))
     return None
