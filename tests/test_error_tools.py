@@ -144,3 +144,35 @@ def test_merge_similar_is_connected_components(image_tool):
         want = np.vectorize(find)(pred[i].numpy())
         np.testing.assert_array_equal(got[i].numpy(), want)
     assert len(torch.unique(got)) < len(torch.unique(pred))  # the near-copies were merged
+
+
+def test_video_merge_relabels_each_frame_by_its_groups(tool):
+    """Per frame, each pixel takes the smallest slot index among its slot's chain of near-copies (checked against a
+    union-find loop over the pairwise mean-centred cosines)."""
+    rng = np.random.default_rng(3)
+    b, t, k, d, h, w = 2, 3, 5, 4, 4, 4
+    slots = torch.from_numpy(rng.normal(size=(b, t, k, d))).float()
+    slots[0, 1, 3] = slots[0, 1, 1] * 2 + 0.5  # a near-copy (the same after mean-centring and scale) in frame 1 only
+    slots[1, 2, 4] = slots[1, 2, 2] + 1e-4
+    slots[1, 2, 0] = slots[1, 2, 4] + 1e-4  # a chain 0 ~ 4 ~ 2 in frame 2 of clip 1
+    pred = torch.from_numpy(rng.integers(0, k, size=(b, t, h, w)))
+    got = tool.merged(slots, pred, 0.99).numpy()
+    for c, f in np.ndindex(b, t):
+        v = slots[c, f].double().numpy()
+        v = v - v.mean(-1, keepdims=True)
+        v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+        parent = list(range(k))
+
+        def root(i, parent=parent):
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        for i in range(k):
+            for j in range(k):
+                if v[i] @ v[j] > 0.99:
+                    a, z = sorted((root(i), root(j)))
+                    parent[z] = a
+        want = np.vectorize(root)(pred[c, f].numpy())
+        np.testing.assert_array_equal(got[c, f], want, err_msg=f"clip {c}, frame {f}")
+    assert (got[0, 1] != 3).all() and (got[1, 2] != 4).all() and (got[1, 2] != 2).all()

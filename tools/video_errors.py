@@ -5,8 +5,11 @@ pixels in the first frame where it is visible. Then, per frame, the share of the
 own slot, to the background's slot, to another object's slot or to a spare slot, separately for objects visible in
 the first frame and objects that enter later; the per-frame FG-ARI; and two counterfactual scores: entering
 objects given a label of their own, and only the objects' interior pixels scored (1-pixel erosion, 4-connected).
+With ``--merge-cosine T1,T2,..``: video FG-ARI with near-copy slots merged per frame (the image task's
+``model.merge_slots``, :mod:`slotlab.modules.slot_merge`, on each frame's corrected slots; a counterfactual on the
+argmax labels: each pixel takes its slot's group).
 
-    python tools/video_errors.py MODEL [--split test] [--num-clips 256] [--slice N]
+    python tools/video_errors.py MODEL [--split test] [--num-clips 256] [--slice N] [--merge-cosine 0.95,0.97]
 
 MODEL: a zoo name, run folder or .ckpt of the video task on the built-in generator. Prints Markdown tables.
 """
@@ -69,12 +72,22 @@ def breakdown(gt: torch.Tensor, pred: torch.Tensor, conditional: bool, num_slots
     return out
 
 
+def merged(slots: torch.Tensor, pred: torch.Tensor, threshold: float) -> torch.Tensor:
+    """pred [B, T, H, W] relabelled by each frame's groups of near-copy slots (slots [B, T, K, D])."""
+    from slotlab.modules.slot_merge import slot_groups
+
+    b, t, k, d = slots.shape
+    group = slot_groups(slots.reshape(b * t, k, d), threshold).view(b, t, k)  # [B, T, K]
+    return group.gather(2, pred.flatten(2)).view_as(pred)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
     p.add_argument("--split", default="test")
     p.add_argument("--num-clips", type=int, default=256)
     p.add_argument("--slice", type=int, default=None, help="slice length (default: the config's eval_slice)")
+    p.add_argument("--merge-cosine", default="", help="comma-separated thresholds of the per-frame slot merge")
     args = p.parse_args(argv)
 
     import slotlab
@@ -105,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({np.nanmean(fg_all[ent]):.4f}), the others {np.nanmean(fg_all[~ent]):.4f}")  # fmt: skip
     print(f"counterfactual: entering objects a label of their own {fg(gt, r['relabelled']):.4f}; interior pixels "
           f"only {fg(erode(gt), pred):.4f}; both {fg(erode(gt), r['relabelled']):.4f}")  # fmt: skip
+    for tau in [float(v) for v in args.merge_cosine.split(",") if v]:
+        score = fg(gt, merged(out.slots, pred, tau))
+        print(f"video FG-ARI with near-copy slots merged per frame (cosine > {tau:g}): {score:.4f}")
     print("\n| frame | FG-ARI | " + " | ".join(f"first-frame objects: {c}" for c in CATEGORIES) + " | entering: own"
           " / background's / another's / spare |")  # fmt: skip
     print("|---" * 7 + "|")
