@@ -71,6 +71,8 @@ def test_kill_and_resume_set_prediction_is_bit_identical(tmp_path, tiny_cache, t
     res = json.loads((tmp_path / "killed" / "results.json").read_text())
     assert res["ap"] == json.loads((tmp_path / "full" / "results.json").read_text())["ap"]
     assert res["resumed_from_step"] == killed_at
+    names = [sorted(p.name for p in (tmp_path / r / "checkpoints").glob("best-*.ckpt")) for r in ("full", "killed")]
+    assert names[0] == names[1] and len(names[0]) == 1  # the same one best checkpoint; none left behind
 
 
 @pytest.mark.parametrize("run", TASKS, indirect=True)
@@ -195,6 +197,23 @@ def test_full_disk_says_so_and_keeps_the_checkpoint(run, monkeypatch, capsys):
     assert main(["train", "--resume", str(run), "trainer.max_steps=7", "trainer.val_every=1"]) == 2
     err = capsys.readouterr().err
     assert "error: No space left on device while writing the checkpoint" in err
-    assert "the previous checkpoint is intact" in err and f"slotlab train --resume {run}" in err
+    # The first file written at step 7 is that validation's best-*.ckpt (Lightning's ModelCheckpoint runs before
+    # last.ckpt is written); the message names the checkpoints on disk, all intact.
+    kept = sorted(p.name for p in (run / "checkpoints").glob("*.ckpt"))
+    assert f"the earlier checkpoints {', '.join(kept)} are intact" in err, err
+    assert f"slotlab train --resume {run}" in err
     assert "Traceback" not in err and "unexpected pos" not in err
     assert last.read_bytes() == before and not list(run.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("run", TASKS, indirect=True)
+def test_last_checkpoint_knows_the_best_file_of_its_own_validation(run):
+    """last.ckpt, written at a validation, carries the best-checkpoint state of that same validation: the best-*.ckpt
+    files it tracks are the ones on disk. (Written before Lightning's ModelCheckpoint had run, it tracked the previous
+    validation's best, and a resumed run then left that validation's best file behind, untracked: a stray best-*.ckpt
+    of a lower step that could beat the resumed run's "best".)"""
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    on_disk = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
+    assert sorted(Path(p).name for p in state["best_k_models"]) == on_disk
+    assert Path(state["best_model_path"]).name == on_disk[-1] and len(on_disk) == 1

@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging
 
 from slotlab.atomic import atomic_open
 from slotlab.errors import UserError
@@ -133,9 +133,13 @@ class StepTimer(L.Callback):
             self.resumed_from_step = trainer.global_step
 
 
-class LastCheckpoint(L.Callback):
+class LastCheckpoint(Checkpoint):
     """Writes ``checkpoints/last.ckpt`` after every validation and when training ends (atomically, through
-    the trainer's checkpoint I/O). Lightning's own ``save_last`` only writes when a top-k checkpoint is saved."""
+    the trainer's checkpoint I/O). Lightning's own ``save_last`` only writes when a top-k checkpoint is saved.
+
+    A ``Checkpoint`` subclass so that Lightning runs it after the ``ModelCheckpoint`` listed before it (it moves
+    checkpoint callbacks to the end of the list, in their order): the file then holds the best-checkpoint state of
+    its own validation, and a resumed run tracks, and replaces, that validation's best-*.ckpt."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
