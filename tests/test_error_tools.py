@@ -118,6 +118,26 @@ def test_binding_matches_a_loop(image_tool):
     assert not r["present"][1, 4] and not r["merged"][1, 3]
 
 
+def _union_find_labels(vectors: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """Oracle: each label replaced by the smallest slot index of its chain of slots whose mean-centred cosine
+    similarity exceeds ``threshold`` (a union-find loop). vectors [K, D]."""
+    v = vectors - vectors.mean(-1, keepdims=True)
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    parent = list(range(len(v)))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for u in range(len(v)):
+        for w in range(len(v)):
+            if v[u] @ v[w] > threshold:
+                a, c = sorted((find(u), find(w)))
+                parent[c] = a
+    return np.vectorize(find)(labels)
+
+
 def test_merge_similar_is_connected_components(image_tool):
     rng = np.random.default_rng(3)
     b, k, d = 6, 6, 8
@@ -127,21 +147,7 @@ def test_merge_similar_is_connected_components(image_tool):
     pred = torch.from_numpy(rng.integers(0, k, size=(b, 5, 5)))
     got = image_tool.merge_similar(pred, slots, 0.9)
     for i in range(b):
-        f = slots[i] - slots[i].mean(-1, keepdim=True)
-        f = (f / f.norm(dim=-1, keepdim=True)).numpy()
-        parent = list(range(k))
-
-        def find(x, parent=parent):
-            while parent[x] != x:
-                x = parent[x]
-            return x
-
-        for u in range(k):
-            for v in range(k):
-                if f[u] @ f[v] > 0.9:
-                    a, c = sorted((find(u), find(v)))
-                    parent[c] = a
-        want = np.vectorize(find)(pred[i].numpy())
+        want = _union_find_labels(slots[i].double().numpy(), pred[i].numpy(), 0.9)
         np.testing.assert_array_equal(got[i].numpy(), want)
     assert len(torch.unique(got)) < len(torch.unique(pred))  # the near-copies were merged
 
@@ -158,21 +164,6 @@ def test_video_merge_relabels_each_frame_by_its_groups(tool):
     pred = torch.from_numpy(rng.integers(0, k, size=(b, t, h, w)))
     got = tool.merged(slots, pred, 0.99).numpy()
     for c, f in np.ndindex(b, t):
-        v = slots[c, f].double().numpy()
-        v = v - v.mean(-1, keepdims=True)
-        v = v / np.linalg.norm(v, axis=-1, keepdims=True)
-        parent = list(range(k))
-
-        def root(i, parent=parent):
-            while parent[i] != i:
-                i = parent[i]
-            return i
-
-        for i in range(k):
-            for j in range(k):
-                if v[i] @ v[j] > 0.99:
-                    a, z = sorted((root(i), root(j)))
-                    parent[z] = a
-        want = np.vectorize(root)(pred[c, f].numpy())
+        want = _union_find_labels(slots[c, f].double().numpy(), pred[c, f].numpy(), 0.99)
         np.testing.assert_array_equal(got[c, f], want, err_msg=f"clip {c}, frame {f}")
     assert (got[0, 1] != 3).all() and (got[1, 2] != 4).all() and (got[1, 2] != 2).all()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from object_discovery_errors import erode  # noqa: E402  (a sibling dev script)
+from object_discovery_errors import erode, merge_similar  # noqa: E402  (a sibling dev script)
 
 CATEGORIES = ("own slot", "background's slot", "another object's slot", "spare slot")
 
@@ -73,12 +73,9 @@ def breakdown(gt: torch.Tensor, pred: torch.Tensor, conditional: bool, num_slots
 
 
 def merged(slots: torch.Tensor, pred: torch.Tensor, threshold: float) -> torch.Tensor:
-    """pred [B, T, H, W] relabelled by each frame's groups of near-copy slots (slots [B, T, K, D])."""
-    from slotlab.modules.slot_merge import slot_groups
-
-    b, t, k, d = slots.shape
-    group = slot_groups(slots.reshape(b * t, k, d), threshold).view(b, t, k)  # [B, T, K]
-    return group.gather(2, pred.flatten(2)).view_as(pred)
+    """pred [B, T, H, W] relabelled by each frame's groups of near-copy slots (slots [B, T, K, D]): the image
+    script's :func:`merge_similar` on every frame."""
+    return merge_similar(pred.flatten(0, 1), slots.flatten(0, 1), threshold).view_as(pred)
 
 
 def main(argv: list[str] | None = None) -> int:
