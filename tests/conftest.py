@@ -5,10 +5,15 @@ changing them: ``copy_run``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from slotlab.train.runtime import machine_kind, tensorboard_without_tensorflow
 
@@ -96,6 +101,24 @@ def tiny_sp_run(tmp_path_factory, tiny_cache) -> Path:
         main(["train", *TINY_SP, *TINY_STEPS, f"data.cache_dir={tiny_cache}", f"run.root={root}", "run.name=sp"]) == 0
     )
     return root / "sp"
+
+
+def kill_at_checkpoint(p: subprocess.Popen, ckpt: Path, step: int, hang_s: float = 1800.0) -> int:
+    """SIGKILL the training process ``p`` once its ``ckpt`` holds at least ``step``; return the checkpoint's step.
+    ``hang_s`` only guards against a hung run: on a loaded machine a tiny run's start (imports, first checkpoint)
+    can take minutes, and a short deadline turned a slow start into a failed kill test."""
+    deadline = time.monotonic() + hang_s
+    while p.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] >= step:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pytest.fail(f"the run wrote no checkpoint of step >= {step} within {hang_s:.0f} s (hung?)")
+        time.sleep(0.1)
+    assert p.poll() is None, "the run finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
 
 
 def copy_run(run: Path, dest: Path) -> Path:

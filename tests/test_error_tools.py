@@ -1,5 +1,5 @@
-"""tools/video_errors.py and tools/object_discovery_errors.py (where a model loses FG-ARI) against independent
-loop / scipy computations."""
+"""tools/video_errors.py and tools/object_discovery_errors.py (where a model loses FG-ARI) and
+tools/set_prediction_errors.py (where it loses AP) against independent loop / scipy / brute-force computations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy.ndimage import binary_erosion
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -167,3 +168,50 @@ def test_video_merge_relabels_each_frame_by_its_groups(tool):
         want = _union_find_labels(slots[c, f].double().numpy(), pred[c, f].numpy(), 0.99)
         np.testing.assert_array_equal(got[c, f], want, err_msg=f"clip {c}, frame {f}")
     assert (got[0, 1] != 3).all() and (got[1, 2] != 4).all() and (got[1, 2] != 2).all()
+
+
+@pytest.fixture(scope="module")
+def set_tool():
+    return _load("set_prediction_errors")
+
+
+def test_set_prediction_matching_is_the_cheapest_assignment(set_tool):
+    """Each real object's slot is the one of the cheapest one-to-one assignment (L1 over the 19 features), found
+    here by trying every assignment; its attribute hits and 3D distance follow from that slot."""
+    from itertools import permutations
+
+    from slotlab.metrics.average_precision import decode_attributes, encode_object
+
+    rng = np.random.default_rng(3)
+    b, k, m = 5, 4, 3
+    target = np.zeros((b, k, 19), np.float32)
+    for i in range(b):
+        for j in range(m - (i % 2)):  # 3 or 2 real objects, zero padding after them
+            target[i, j] = encode_object(rng.uniform(-3, 3, 3), *(int(rng.integers(n)) for n in (2, 2, 3, 8)))
+    pred = rng.uniform(0, 1, (b, k, 19)).astype(np.float32)
+    pred[0, 2] = target[0, 0]  # one exact prediction, in another slot
+    e = set_tool.matched_errors(torch.from_numpy(pred), torch.from_numpy(target))
+    want = {a: [] for a in (*set_tool.ATTRS, "dist", "objects")}
+    for i in range(b):
+        real = target[i][target[i, :, 18] > 0.5]
+        best = min(permutations(range(k), len(real)), key=lambda s: np.abs(real - pred[i][list(s)]).sum())
+        dp, dt = decode_attributes(pred[i][list(best)]), decode_attributes(real)
+        for a in set_tool.ATTRS:
+            want[a] += list(dp[a] == dt[a])
+        want["dist"] += list(np.linalg.norm(dp["coords_3d"] - dt["coords_3d"], axis=-1))
+        want["objects"] += [len(real)] * len(real)
+    for key, value in want.items():
+        np.testing.assert_allclose(e[key], np.asarray(value, dtype=float), atol=1e-6, err_msg=key)
+    assert all(e[a][0] for a in set_tool.ATTRS) and e["dist"][0] < 1e-5  # the exact prediction was found
+
+
+def test_set_prediction_errors_scores_the_training_images(set_tool, tiny_sp_run, capsys):
+    """--split train reads the model's own training images: the first ones its training run loaded."""
+    from slotlab.tasks.set_prediction.data import SetPredictionData
+
+    assert set_tool.main([str(tiny_sp_run), "--split", "train", "--num-images", "8"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    data = SetPredictionData(yaml.safe_load((tiny_sp_run / "config.yaml").read_text())["data"])
+    data.setup("fit")  # the training set, as the trainer loads it
+    objects = int((data.train["target"][:8, :, 18] > 0.5).sum())
+    assert first.startswith(f"8 images, {objects} objects (train): AP_inf ")

@@ -17,7 +17,8 @@ def test_contract_shapes_and_dtypes(videos):
     want = {
         "video": ((n, t, s, s, 3), np.uint8), "mask": ((n, t, s, s), np.uint8),
         "boxes": ((n, t, m, 4), np.float32), "visible": ((n, t, m), np.bool_), "centers": ((n, t, m, 2), np.float32),
-        "flow": ((n, t, s, s, 2), np.float32), "num_objects": ((n,), np.int64), "shape": ((n, m), np.int64),
+        "flow": ((n, t, s, s, 2), np.float32), "backward_flow": ((n, t, s, s, 2), np.float32),
+        "num_objects": ((n,), np.int64), "shape": ((n, m), np.int64),
         "size": ((n, m), np.float32), "color": ((n, m, 3), np.float32), "velocity": ((n, m, 2), np.float32),
         "background": ((n, 3), np.float32),
     }  # fmt: skip
@@ -83,6 +84,29 @@ def test_flow_is_the_motion_to_the_next_frame(videos):
     # constant velocity (no bounce): centres move on straight lines at the drawn velocity
     line = centers[:, :1] + np.arange(t)[None, :, None, None] * videos["velocity"][:, None]  # [n, T, M, 2]
     np.testing.assert_allclose(centers, line, atol=1e-5)
+
+
+def test_backward_flow_is_the_motion_from_the_previous_frame_in_every_frame(videos):
+    """Backward flow (SAVi's target on MOVi) at an object's pixel: its displacement to the previous frame, from the
+    centres; in frame 0 too (constant velocity: the sprite was one velocity step back), and in bounced videos."""
+    for v, bounce in ((videos, False), (mo.generate(seed=2, start=0, count=24, image_size=32, bounce=True), True)):
+        mask, back, centers = v["mask"], v["backward_flow"], v["centers"].astype(np.float64)
+        n, t, h, w = mask.shape
+        before = centers[:, :1] - v["velocity"][:, None]  # [n, 1, M, 2] frame -1 on the straight line
+        if bounce:  # reflected into [size, 1 - size] like the centres (a triangle wave)
+            lo = v["size"][:, None, :, None].astype(np.float64)
+            span = 1 - 2 * lo
+            y = np.mod(before - lo, 2 * span)
+            before = lo + span - np.abs(y - span)
+        step = (np.concatenate([before, centers[:, :-1]], axis=1) - centers) * np.array([h, w])  # [n, T, M, 2]
+        moving = 0
+        for i in range(n):
+            for f in range(t):
+                fg = mask[i, f] > 0
+                np.testing.assert_allclose(back[i, f][fg], step[i, f, mask[i, f][fg] - 1], atol=2e-4)
+                assert (back[i, f][~fg] == 0).all()  # static background
+                moving += int(fg.any() and (np.abs(back[i, f][fg]) > 0.1).any())
+        assert moving == (mask > 0).any(axis=(2, 3)).sum()  # every frame with an object has motion, frame 0 too
 
 
 def full_coverage(videos, size):

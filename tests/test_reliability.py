@@ -4,16 +4,13 @@ last good checkpoint kept; failed checkpoint save -> previous checkpoint survive
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OD_AUTO_PRECISION
+from conftest import TINY_OD_AUTO_PRECISION, kill_at_checkpoint
 
 from slotlab.cli import main
 
@@ -30,7 +27,7 @@ def losses(run_dir: Path) -> list[float]:
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     return ckpt["state_dict"]
 
 
@@ -82,17 +79,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert main(["train", *common, "run.name=full"]) == 0
     p = cli("train", *common, "run.name=killed")
     ckpt = tmp_path / "killed" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        if ckpt.exists():
-            step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
-            if step >= 12:
-                break
-        time.sleep(0.2)
-    assert p.poll() is None, "the run finished before it could be killed"
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    killed_at = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    killed_at = kill_at_checkpoint(p, ckpt, 12)
     assert 12 <= killed_at < 40
     assert main(["train", "--resume", str(tmp_path / "killed")]) == 0
     full, resumed = weights(tmp_path / "full"), weights(tmp_path / "killed")
@@ -142,13 +129,13 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(tmp_path, capsys
         == 0
     )
     ckpt_path = tmp_path / "nan" / "checkpoints" / "last.ckpt"
-    before = torch.load(ckpt_path, weights_only=False)
+    before = torch.load(ckpt_path, weights_only=True)
     # From now on the loss is NaN (as after a numerical blow-up).
     monkeypatch.setattr(ObjectDiscoveryModel, "loss", staticmethod(lambda out, image: out.recon.mean() * torch.nan))
     assert main(["train", "--resume", str(tmp_path / "nan"), "trainer.max_steps=6"]) == 2
     err = capsys.readouterr().err
     assert "training loss is nan at step 2" in err and "last good checkpoint" in err
-    after = torch.load(ckpt_path, weights_only=False)
+    after = torch.load(ckpt_path, weights_only=True)
     assert after["global_step"] == before["global_step"] == 2
     for k, v in after["state_dict"].items():
         assert torch.isfinite(v).all() and torch.equal(v, before["state_dict"][k])
@@ -169,7 +156,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         io.save_checkpoint({"state": 2}, path)
     monkeypatch.undo()
-    assert torch.load(path, weights_only=False) == {"state": 1}
+    assert torch.load(path, weights_only=True) == {"state": 1}
     assert not list(tmp_path.glob("*.tmp"))
 
 

@@ -7,16 +7,13 @@ disk says so."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OD, TINY_SP, copy_run
+from conftest import TINY_OD, TINY_SP, copy_run, kill_at_checkpoint
 
 from slotlab.cli import main
 
@@ -49,15 +46,7 @@ def test_kill_and_resume_set_prediction_is_bit_identical(tmp_path, tiny_cache, t
         stderr=subprocess.DEVNULL,
     )
     ckpt = tmp_path / "killed" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        if ckpt.exists() and ckpt_step(ckpt) >= 6:
-            break
-        time.sleep(0.1)
-    assert p.poll() is None, "the run finished before it could be killed"
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    killed_at = ckpt_step(ckpt)
+    killed_at = kill_at_checkpoint(p, ckpt, 6)
     assert 6 <= killed_at < 40
     assert main(["train", "--resume", str(tmp_path / "killed")]) == 0
     full = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -212,7 +201,7 @@ def test_last_checkpoint_knows_the_best_file_of_its_own_validation(run):
     files it tracks are the ones on disk. (Written before Lightning's ModelCheckpoint had run, it tracked the previous
     validation's best, and a resumed run then left that validation's best file behind, untracked: a stray best-*.ckpt
     of a lower step that could beat the resumed run's "best".)"""
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     state = next(v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
     on_disk = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
     assert sorted(Path(p).name for p in state["best_k_models"]) == on_disk

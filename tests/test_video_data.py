@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from slotlab.data import moving_objects as mo
 from slotlab.data.movi import flow_pixels, read_movi
+from slotlab.data.splits import split_stream
 from slotlab.errors import ConfigError
 from slotlab.tasks.video.data import flow_to_rgb, load_split, movi_video, windows
 from slotlab.tasks.video.schema import SCHEMA
@@ -46,6 +49,15 @@ def test_generator_clips_are_deterministic_and_shaped():
     assert a["boxes"].shape == (300, 3, 5, 4) and a["flow"].shape == (300, 3, 3, 16, 16)
     for k in a:
         assert (a[k] == b[k]).all(), k
+    # The flow target is the generator's backward flow drawn as RGB (SAVi reads MOVi's backward flow): every frame
+    # of a clip shows its objects' motion, the last one too (the forward flow has none there: no next frame).
+    cfg = data_cfg()
+    raw = mo.generate(split_stream(cfg["seed"], "train"), 0, 300, 3, 16, cfg["min_objects"], cfg["max_objects"],
+                      cfg["bounce"], cfg["enter_prob"])  # fmt: skip
+    want = torch.from_numpy(flow_to_rgb(raw["backward_flow"])).permute(0, 1, 4, 2, 3)
+    assert torch.equal(a["flow"], want)
+    moving = (a["flow"] < 250).any(2) & (a["mask"] > 0)  # [n, T, S, S] object pixels drawn with colour (motion)
+    assert moving[:, -1].any(dim=(1, 2)).float().mean() > 0.9
     held = load_split(data_cfg(eval_num_frames=5), "eval", 2)
     assert held["image"].shape[1] == 5 and "flow" not in held
     assert not (held["image"][:, :3] == a["image"][:2]).all()  # another stream

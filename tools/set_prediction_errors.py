@@ -1,9 +1,11 @@
 """Dev script: where a set-prediction model loses AP_inf (paper Section 4.2). Each real object of the held-out
 images is matched to one slot's prediction (Hungarian, on the L1 distance of the 19 features), then per attribute
 (size, material, shape, colour) the fraction of matched objects predicted right, all four right (what AP_inf needs
-of a detection), the 3D distance of the coordinates, and the same by the number of objects in the image.
+of a detection), the 3D distance of the coordinates, and the same by the number of objects in the image. First
+line: the images' AP_inf and AP_1. ``--split train`` scores the first training images of the model's data seed
+(does the model fit what it was trained on?).
 
-    python tools/set_prediction_errors.py MODEL [--split test] [--num-images 256] [--data-path CLEVR_v1.0]
+    python tools/set_prediction_errors.py MODEL [--split test|eval|train] [--num-images 256] [--data-path CLEVR_v1.0]
 
 MODEL: a zoo name, run folder or .ckpt. Prints a Markdown table.
 """
@@ -40,12 +42,13 @@ def matched_errors(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.nda
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", choices=["train", "eval", "test"])
     p.add_argument("--num-images", type=int, default=256)
     p.add_argument("--data-path", default=None)
     args = p.parse_args(argv)
 
     import slotlab
+    from slotlab.metrics.average_precision import average_precision_table
     from slotlab.tasks import get_task
     from slotlab.tasks.common import EVAL_SEED, eval_noise, image_to_model
 
@@ -62,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             image = image_to_model(data["image"][s : s + 64], False)
             noise = eval_noise(model, index[s : s + 64], None, EVAL_SEED)
             preds.append(model(image, noise=noise).pred.float())
-    e = matched_errors(torch.cat(preds), data["target"].float())
+    pred, target = torch.cat(preds), data["target"].float()
+    e = matched_errors(pred, target)
     every = np.all([e[a] for a in ATTRS], axis=0)
-    print(f"{len(data['image'])} images, {len(every)} objects ({args.data_path or args.split})")
+    ap = average_precision_table(pred, target, (-1.0, 1.0))
+    print(f"{len(data['image'])} images, {len(every)} objects ({args.data_path or args.split}): "
+          f"AP_inf {100 * ap[-1.0]:.1f} %, AP_1 {100 * ap[1.0]:.1f} %")  # fmt: skip
     print("| objects in image | objects | size | material | shape | colour | all four | 3D dist median | dist <= 1 |")
     print("|---|---|---|---|---|---|---|---|---|")
     groups = [("all", np.ones_like(every))] + [(str(m), e["objects"] == m) for m in np.unique(e["objects"])]

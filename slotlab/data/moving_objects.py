@@ -14,7 +14,8 @@ edges: (row_min / H, col_min / W, (row_max + 1) / H, (col_max + 1) / W)), zeros 
 [0, 1] image units, given even where it is hidden or outside (it may lie outside [0, 1]), like MOVi's
 ``image_positions``; ``flow`` float32 [n, T, H, W, 2] forward optical flow in pixels (delta_row, delta_column: MOVi's
 order) of the surface seen at each pixel to the next frame, 0 on the static background, and 0 everywhere in the
-last frame (no next frame).
+last frame (no next frame); ``backward_flow`` the same to the previous frame (what SAVi reads from MOVi), in every
+frame: the sprites moved before the first frame too, so no frame has a flow that the frames cannot show.
 
 Determinism: video i is a pure function of (seed, i) and the settings. Latents are drawn in chunks of ``CHUNK``
 videos, chunk c from ``np.random.default_rng([seed, 0x5A71, c])``; only the requested videos are drawn in pixels.
@@ -83,8 +84,8 @@ def _latents(
         p0 = np.where(enters[..., None], p_edge, anywhere)
         direction = np.where(enters[..., None], heading, direction)
     velocity = speed[..., None] * direction  # [n, M, 2] image units per frame
-    frames = np.arange(t, dtype=np.float64)[None, :, None, None]  # [1, T, 1, 1]
-    pos = p0[:, None] + velocity[:, None] * frames  # [n, T, M, 2]
+    frames = np.arange(-1, t, dtype=np.float64)[None, :, None, None]  # [1, T + 1, 1, 1]: frame -1 too (backward flow)
+    pos = p0[:, None] + velocity[:, None] * frames  # [n, T + 1, M, 2]
     if bounce:  # reflect the centre into [size, 1 - size]: a triangle wave, closed form
         lo = size[:, None, :, None]
         span = 1 - 2 * lo
@@ -97,7 +98,8 @@ def _latents(
         "size": np.where(z, 0, size).astype(np.float32),
         "color": np.where(z[..., None], 0, color).astype(np.float32),
         "velocity": np.where(z[..., None], 0, velocity).astype(np.float32),
-        "position": np.where(z[:, None, :, None], 0, pos),  # [n, T, M, 2] float64 (exact flow from differences)
+        "position": np.where(z[:, None, :, None], 0, pos[:, 1:]),  # [n, T, M, 2] float64 (exact flow)
+        "position_before": np.where(z[..., None], 0, pos[:, 0]),  # [n, M, 2] where each was a frame before
         "depth": depth,
         "background": background.astype(np.float32),
         "wave": wave.astype(np.float32),
@@ -151,8 +153,19 @@ def _render(lat: dict, hw: tuple[int, int]) -> dict[str, np.ndarray]:
     step = np.zeros_like(lat["position"])
     step[:, :-1] = (lat["position"][:, 1:] - lat["position"][:, :-1]) * scale  # [b, T, M, 2], last frame 0
     step = np.concatenate([np.zeros((b, t, 1, 2)), step], axis=2).astype(np.float32)  # [b, T, M + 1, 2] bg = 0
-    flow = step[rows[:, None, None, None], np.arange(t)[None, :, None, None], label]  # [b, T, H, W, 2]
-    return {"video": np.round(video * 255).astype(np.uint8), "mask": label, "flow": flow, **_boxes(label, m)}
+    at = rows[:, None, None, None], np.arange(t)[None, :, None, None], label  # index [b, T, H, W] -> (video, frame, id)
+    flow = step[at]  # [b, T, H, W, 2]
+    # Backward flow: each object's displacement to the previous frame (frame 0's too: the sprites moved before it).
+    before = np.concatenate([lat["position_before"][:, None], lat["position"][:, :-1]], axis=1)  # [b, T, M, 2]
+    back = ((before - lat["position"]) * scale).astype(np.float32)
+    back = np.concatenate([np.zeros((b, t, 1, 2), np.float32), back], axis=2)  # [b, T, M + 1, 2] bg = 0
+    return {
+        "video": np.round(video * 255).astype(np.uint8),
+        "mask": label,
+        "flow": flow,
+        "backward_flow": back[at],  # [b, T, H, W, 2]
+        **_boxes(label, m),
+    }
 
 
 def _boxes(label: np.ndarray, m: int) -> dict[str, np.ndarray]:
@@ -186,8 +199,8 @@ def generate(
     """Videos ``start .. start + count - 1`` of stream ``seed``. Returns (n = count, T = num_frames, H = W =
     image_size, M = max_objects; see the module docstring for the conventions): video uint8 [n, T, H, W, 3];
     mask uint8 [n, T, H, W]; boxes float32 [n, T, M, 4]; visible bool [n, T, M]; centers float32 [n, T, M, 2];
-    flow float32 [n, T, H, W, 2]; num_objects int64 [n]; shape int64 [n, M] (1 square, 2 circle, 3 triangle,
-    4 diamond, 0 padding); size float32 [n, M] (half-extent, image units); color float32 [n, M, 3];
+    flow, backward_flow float32 [n, T, H, W, 2]; num_objects int64 [n]; shape int64 [n, M] (1 square, 2 circle,
+    3 triangle, 4 diamond, 0 padding); size float32 [n, M] (half-extent, image units); color float32 [n, M, 3];
     velocity float32 [n, M, 2] (first-frame (y, x) velocity, image units per frame); background float32 [n, 3].
     """
     if seed < 0 or start < 0 or count < 0:

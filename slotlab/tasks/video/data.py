@@ -8,9 +8,11 @@ Every split is a dict of tensors, one row per clip (T frames of S x S, M = ``dat
     mask   uint8   [n, T, S, S]      instance ids per frame, 0 = background, object i -> i + 1
     boxes  float32 [n, T, M, 4]      (ymin, xmin, ymax, xmax) in [0, 1] per frame; zeros where an object is not
                                      visible (SAVi's NOTRACK_BOX); a conditional model reads frame 0's
-    flow   uint8   [n, T, 3, S, S]   optical flow drawn as RGB (SAVi's ``flow_to_rgb``); only for ``flow`` targets
+    flow   uint8   [n, T, 3, S, S]   backward optical flow (to the previous frame, as SAVi reads MOVi's
+                                     ``backward_flow``; the generator's flow of every frame, frame 0's too) drawn as
+                                     RGB (SAVi's ``flow_to_rgb``); only for ``flow`` targets
 
-MOVi as SAVi-S reads it: ``backward_flow`` (the generator has forward flow only), frames resized to S x S with
+MOVi as SAVi-S reads it: ``backward_flow``, frames resized to S x S with
 bilinear interpolation (no antialiasing; masks nearest), flow scaled by the resize; training clips are every
 non-overlapping window of ``num_frames`` frames of a video (SAVi draws one window per video and epoch: the same
 distribution); held-out clips are the first ``eval_num_frames`` frames (SAVi: all 24). Splits: the folder's
@@ -111,7 +113,7 @@ def generator_clips(spec: dict[str, Any], start: int, count: int) -> dict[str, n
         "num_objects": d["num_objects"],  # [n]
     }
     if spec["flow"]:
-        out["flow"] = channels_first(flow_to_rgb(d["flow"]))  # [n, T, 3, S, S]
+        out["flow"] = channels_first(flow_to_rgb(d["backward_flow"]))  # [n, T, 3, S, S]
     return out
 
 
