@@ -41,7 +41,7 @@ from slotlab.tasks.base import (
 from slotlab.tasks.object_discovery.centres import Preparation, evaluate_centres, load_clevr_centres
 from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
 from slotlab.tasks.object_discovery.presenter import ObjectDiscoveryPresenter
-from slotlab.tasks.object_discovery.schema import SCHEMA
+from slotlab.tasks.object_discovery.schema import SCHEMA, eval_iters
 
 if TYPE_CHECKING:
     import lightning as L
@@ -305,7 +305,7 @@ class ObjectDiscovery(Task):
     ) -> tuple[list[EvalSetting], list[Any], list[Any]]:
         mlp = cfg["model"]["kind"] == "slot_mlp"
         ks = num_slots or [cfg["model"]["num_slots"]]
-        ts: list[int | None] = [None] if mlp else (iters or [cfg["model"]["iters"]])
+        ts: list[int | None] = [None] if mlp else (iters or [eval_iters(cfg)])
         grid = [EvalSetting(None if mlp else k, t) for k in ks for t in ts]
         return grid, ks, ts
 

@@ -58,6 +58,8 @@ class ObjectDiscoveryModel(nn.Module):
             (Keras' default).
         merge_slots: None (the paper) or a cosine threshold: in eval mode, near-copy slots are merged into one
             before the masks are read (not in the paper; :mod:`slotlab.modules.slot_merge`). Training is unchanged.
+        eval_iters: None (T = ``iters`` everywhere, the paper's Table 1) or T in eval mode when a call names none
+            (the paper's Figure 2, right: more iterations at test time than in training). Training is unchanged.
     """
 
     def __init__(
@@ -77,9 +79,11 @@ class ObjectDiscoveryModel(nn.Module):
         decoder_frame: str = "absolute",
         decoder_fourier_bands: int = 0,
         merge_slots: float | None = None,
+        eval_iters: int | None = None,
     ) -> None:
         super().__init__()
         self.merge_slots = merge_slots
+        self.eval_iters = eval_iters
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
@@ -104,6 +108,8 @@ class ObjectDiscoveryModel(nn.Module):
         """image: [B, 3, H, W] scaled to [-1, 1]; optional initial ``slots`` or init ``noise`` [B, K, D]."""
         image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
+        if iters is None and not self.training:
+            iters = self.eval_iters  # None: the module's own T
         sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise)
         if self.decoder_frame == "absolute":
             dec = self.decoder(sa.slots)

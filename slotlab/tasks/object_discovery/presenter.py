@@ -14,6 +14,7 @@ from torch import nn
 
 from slotlab.metrics.ari import undefined_note
 from slotlab.tasks.common import EvalSetting, FigureOptions, figure_scale, image_to_model, slot_attention_of
+from slotlab.tasks.object_discovery.schema import eval_iters
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
@@ -151,7 +152,7 @@ class ObjectDiscoveryPresenter(Presenter):
         return (
             f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
-            f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)} "
+            f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)}{iters_note(cfg)} "
             f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "
             f"{result['wall_seconds'] / 60:.1f} min wall, precision {result['precision']})"
         )
@@ -186,7 +187,7 @@ class ObjectDiscoveryPresenter(Presenter):
         initial slots (the model is trained to reconstruct after the last iteration only). A model without Slot
         Attention (the Slot MLP baseline) gets (a) only."""
         seed = FIGURE_SEED if options.seed is None else options.seed
-        t_iters = cfg["model"]["iters"] if options.iters is None else int(options.iters)
+        t_iters = eval_iters(cfg) if options.iters is None else int(options.iters)
         if t_iters < 1:
             raise ValueError(f"iters must be >= 1, got {t_iters}")
         image = image_to_model(data["image"], channels_last=False)  # [B, 3, H, W] in [-1, 1]
@@ -209,6 +210,14 @@ class ObjectDiscoveryPresenter(Presenter):
                 image, res["recon"], res["masks"], res["recons"], s, f"Figure 3c: outputs after each iteration{kt}"
             ),
         }
+
+
+def iters_note(cfg: dict[str, Any]) -> str:
+    """``; T=7 at evaluation (model.eval_iters; trained with T=3, the paper's Table 1 protocol)`` where set."""
+    t = cfg["model"].get("eval_iters")
+    if t is None:
+        return ""
+    return f"; T={t} at evaluation (model.eval_iters; trained with T={cfg['model']['iters']}, Table 1's protocol)"
 
 
 def merge_note(cfg: dict[str, Any]) -> str:

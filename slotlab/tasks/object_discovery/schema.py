@@ -68,9 +68,22 @@ SCHEMA = TaskSchema(
             kinds=("slot_attention",),
             types=(float, int, NONE),
         ),
+        "eval_iters": Key(
+            None,
+            Int(1, 100, nullable=True),
+            "null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
+            "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)",
+            kinds=("slot_attention",),
+            types=(int, NONE),
+        ),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
         "slot_attention": MODEL["slot_attention"],
         "slot_mlp": slot_mlp_section("slot_mlp_"),
     },
 )
+
+
+def eval_iters(cfg: dict[str, Any]) -> int:
+    """T at evaluation: ``model.eval_iters`` where set, else the trained ``model.iters`` (the paper's Table 1)."""
+    return int(cfg["model"].get("eval_iters") or cfg["model"]["iters"])
