@@ -29,6 +29,8 @@ class Key:
         arg: model keys: the keyword argument of the model's constructor the value becomes ("" = the key's name,
             None = not passed to the constructor).
         kinds: model keys: the ``model.kind`` values whose constructor takes it (empty = every kind).
+        evaluation: the key acts in eval mode only and never changes the weights (T or slot merging at test
+            time), so a zoo entry may set it after training (``tools/add_to_zoo.py --set``).
     """
 
     default: Any
@@ -38,6 +40,7 @@ class Key:
     types: tuple[type, ...] = ()
     arg: str | None = ""
     kinds: tuple[str, ...] = ()
+    evaluation: bool = False
 
     def but(self, **changes: Any) -> Key:
         """This key with some fields changed (typically the default, in a task that uses a shared key)."""

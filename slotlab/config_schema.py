@@ -113,6 +113,10 @@ class TaskSchema:
         """Keys ``slotlab train --resume`` may change: how long and how the run is executed, not what it computes."""
         return frozenset(path for path, key in self.keys.items() if key.resume)
 
+    def evaluation_only(self) -> frozenset[str]:
+        """Keys that act in eval mode only (never on the weights): a zoo entry may set them after training."""
+        return frozenset(path for path, key in self.keys.items() if key.evaluation)
+
     def model_kwargs(self, model_cfg: Mapping[str, Any]) -> dict[str, Any]:
         """The model constructor's keyword arguments from a (validated) ``model`` section, for its ``kind``: every
         key whose ``kinds`` include it, under its ``arg`` name; a missing key takes its default."""

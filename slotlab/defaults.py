@@ -118,6 +118,15 @@ MODEL: dict[str, Key | Section] = {
     ),
     "num_slots": Key(4, Int(1, MAX_SLOTS), "K, the number of slots at training"),
     "iters": Key(3, Int(1, MAX_ITERS), "T, Slot Attention iterations at training", kinds=("slot_attention",)),
+    "eval_iters": Key(
+        None,
+        Int(1, MAX_ITERS, nullable=True),
+        "null (the paper's tables: model.iters) or the Slot Attention iterations in eval mode when a call names none "
+        "(validation, checkpoint choice, eval, figures); more than trained with is the paper's Figure 2 (right)",
+        kinds=("slot_attention",),
+        types=(int, NONE),
+        evaluation=True,
+    ),
     "slot_dim": Key(64, Int(1, 4096), "D, the slot size"),
     "mlp_hidden": Key(128, Int(1, 16384), "hidden units of Slot Attention's MLP", kinds=("slot_attention",)),
     "encoder_channels": Key([32, 32, 32, 32], IntList(1, 4096), "channels of the encoder's convolutions"),

@@ -98,7 +98,7 @@ def test_transfer_on_the_same_renders_is_ratio_one(tmp_path, capsys):
     clevr_folder(tmp_path / "CLEVR_v1.0", 12, (64, 96))
     assert main(["data", "compare", str(tmp_path), "--num", "12", "--seed", "0", "--model", "set_prediction_cpu"]) == 0
     out = capsys.readouterr().out
-    assert "## Transfer: AP on 12 real clevr6 scenes vs 12 built-in renders" in out
+    assert "## Transfer: AP on 12 real clevr6 scenes vs 12 built-in renders of the same size (K=6, T=3)" in out
     rows = [line for line in out.splitlines() if line.startswith("| AP_")]
     assert len(rows) == 5 and all(r.split(" | ")[1] == r.split(" | ")[2].rstrip(" |") for r in rows), rows
     assert "real AP_inf / built-in AP_inf: 1.000 (meets the bar 0.8)" in out
@@ -111,7 +111,7 @@ def test_eval_takes_a_small_folder_whole(tmp_path, capsys, asked):
     clevr_folder(tmp_path / "CLEVR_v1.0", 3, (64, 96))
     extra = [] if asked is None else ["--num-images", str(asked)]
     assert main(["eval", "--pretrained", "set_prediction_cpu", "--data-path", str(tmp_path), *extra]) == 0
-    assert "(3 images, K=6)" in capsys.readouterr().out
+    assert "(3 images, K=6, T=3)" in capsys.readouterr().out
 
 
 def test_eval_refuses_a_folder_without_scenes_the_model_predicts(tmp_path, capsys):

@@ -8,11 +8,11 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_OD
+from conftest import TINY_OD, TINY_SP, TINY_STEPS
 from PIL import Image
 
 from slotlab.cli import main
-from slotlab.config import load_config
+from slotlab.config import load_config, task_schema
 from slotlab.errors import ConfigError
 from slotlab.tasks import get_task
 
@@ -48,6 +48,10 @@ def test_the_key_is_checked():
         with pytest.raises(ConfigError, match="eval_iters"):
             load_config("tetrominoes_quick", [f"model.eval_iters={bad}"])
     assert load_config("tetrominoes_quick")["model"]["eval_iters"] is None  # the paper's protocol by default
+    assert load_config("set_prediction_quick")["model"]["eval_iters"] is None
+    # The keys that act in eval mode only, and so may be set on a zoo entry after training:
+    assert task_schema("object_discovery").evaluation_only() == {"model.eval_iters", "model.merge_slots"}
+    assert task_schema("set_prediction").evaluation_only() == {"model.eval_iters"}
 
 
 def test_validation_eval_and_figures_use_it(tmp_path, capsys):
@@ -76,3 +80,82 @@ def test_validation_eval_and_figures_use_it(tmp_path, capsys):
         assert main(["figures", str(tmp_path / name), "--num-images", "2", "--out", str(tmp_path / f"fig_{name}")]) == 0
         heights.append(Image.open(tmp_path / f"fig_{name}" / "figure3b_attention.png").size[1])
     assert heights[0] > heights[1]
+
+
+# ---------------------------------------------------------------------------------------------- set prediction
+def test_set_prediction_model_runs_eval_iters_in_eval_mode():
+    """The same key on the set-prediction model: T in eval mode when a call names none; training unchanged."""
+    cfgs = [load_config("set_prediction_quick", [f"model.eval_iters={t}", "data.image_size=32"]) for t in ("null", 6)]
+    models = []
+    for cfg in cfgs:
+        torch.manual_seed(0)
+        models.append(get_task("set_prediction").build_model(cfg))
+    paper, six = models
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    noise = torch.randn(2, paper.num_slots, cfgs[0]["model"]["slot_dim"])
+    paper.train()
+    six.train()
+    assert paper(image).attn.shape[1] == six(image).attn.shape[1] == cfgs[0]["model"]["iters"]
+    paper.eval()
+    six.eval()
+    with torch.no_grad():
+        assert paper(image).attn.shape[1] == cfgs[0]["model"]["iters"]
+        out = six(image, noise=noise)
+        assert out.attn.shape[1] == 6
+        torch.testing.assert_close(out.pred, paper(image, iters=6, noise=noise).pred)  # the same function
+        assert six(image, iters=2).attn.shape[1] == 2
+
+
+def test_set_prediction_eval_and_final_table_use_it(tmp_path, tiny_cache, capsys):
+    """A run with model.eval_iters=5 scores, by default, what the same weights without the key score at --iters 5;
+    the final table names T."""
+    common = [*TINY_SP, *TINY_STEPS, f"data.cache_dir={tiny_cache}", f"run.root={tmp_path}"]
+    assert main(["train", *common, "model.eval_iters=5", "run.name=r"]) == 0
+    out = capsys.readouterr().out
+    assert "K=6, T=5)" in out and "T=5 at evaluation (model.eval_iters; trained with T=3" in out
+    assert main(["train", *common, "run.name=p"]) == 0
+    capsys.readouterr()
+    p5, r5 = tmp_path / "p5.json", tmp_path / "r.json"
+    assert main(["eval", str(tmp_path / "p"), "--iters", "5", "--out", str(p5)]) == 0
+    assert main(["eval", str(tmp_path / "r"), "--out", str(r5)]) == 0
+    assert "K=6 T=5 objects=all" in capsys.readouterr().out
+    score = [json.loads(f.read_text()) for f in (p5, r5)]
+    assert score[0]["iters"] == score[1]["iters"] == 5
+    keys = [k for k in score[0] if k.startswith("ap_")]
+    assert keys and all(score[0][k] == score[1][k] for k in keys)
+
+
+# ---------------------------------------------------------------------------------------------- zoo entries
+def test_a_zoo_entry_may_set_evaluation_keys_only(tiny_od_run, tmp_path, monkeypatch, capsys):
+    """The test-time T chosen on the eval split can be given to a zoo entry after training (the weights are the
+    run's, byte for byte); a key that would describe another model is refused, as is a bad value."""
+    from safetensors.torch import load_file
+
+    from slotlab.inference.checkpoint_io import load_checkpoint
+    from slotlab.zoo import ZOO_ENV, ZooEntryError, make_entry, read_card, set_evaluation_keys
+
+    zoo = tmp_path / "zoo"
+    plain = make_entry(tiny_od_run, "plain", dest=zoo, measure_score=False)
+    entry = make_entry(tiny_od_run, "seven", dest=zoo, measure_score=False, evaluation=["model.eval_iters=7"])
+    config = json.loads((entry.folder / "config.json").read_text())["config"]
+    before = json.loads((plain.folder / "config.json").read_text())["config"]
+    assert config["model"].pop("eval_iters") == 7 and before["model"].pop("eval_iters", None) is None
+    assert config == before  # nothing else changed
+    # A run from before a key existed keeps its config as trained (a missing model.weight_init means torch's
+    # weights, and today's default is Keras'): the new key is added, nothing is filled in.
+    ckpt = load_checkpoint(plain.folder)
+    del ckpt["hyper_parameters"]["config"]["model"]["weight_init"]
+    assert set_evaluation_keys(ckpt, ["model.eval_iters=9"]) == {"model.eval_iters": 9}
+    assert "weight_init" not in ckpt["hyper_parameters"]["config"]["model"]
+    assert "model.eval_iters 7" in read_card(entry.folder)["notes"]
+    a, b = (load_file(str(e.folder / "model.safetensors")) for e in (plain, entry))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for bad, why in (("model.num_slots=5", "act at evaluation"), ("model.eval_iters=0", "eval_iters"),
+                     ("model.eval_iters", "act at evaluation")):  # fmt: skip
+        with pytest.raises(ZooEntryError, match=why):
+            make_entry(tiny_od_run, "bad", dest=zoo, measure_score=False, evaluation=[bad])
+    assert not (zoo / "bad").exists()
+    monkeypatch.setenv(ZOO_ENV, str(zoo))
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "--pretrained", "seven", "--num-images", "2", "--split", "test"]) == 0
+    assert "T=7 on 2 test images" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Dev script: turn a finished run folder into a model-zoo entry shipped with the package.
 
     python tools/add_to_zoo.py RUN_DIR NAME [--checkpoint last|best|PATH] [--dest DIR] [--no-measure]
+                               [--set model.eval_iters=7 ...]
 
 Writes the Hugging Face-style folder ``slotlab/zoo/NAME/``: ``model.safetensors`` (fp32 weights, no optimizer
 state), ``config.json`` (config, step, format) and the ``README.md`` card (task, dataset, the score measured now on
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default=None, help="what it was trained on (default: this machine)")
     p.add_argument("--notes", default=None, help="free text for the card")
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry")
+    p.add_argument(
+        "--set", nargs="+", default=None, metavar="KEY=VALUE",
+        help="keys that act at evaluation only (model.eval_iters, model.merge_slots), chosen on the eval split",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     from slotlab.train.checkpoints import CheckpointError
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             machine=args.machine,
             notes=args.notes,
             overwrite=args.overwrite,
+            evaluation=args.set,
         )
     except (ZooEntryError, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -53,13 +53,18 @@ class TransferResult:
             "ratio_ap_inf": self.ratio,
         }
 
+    def setting(self) -> str:
+        """`` (K=10, T=3)``: the slots and iterations both sides were evaluated with."""
+        k, t = self.real.get("num_slots"), self.real.get("iters")
+        return "" if k is None else f" (K={k}" + (f", T={t})" if t else ")")
+
     def text(self) -> str:
         """Markdown: one row per AP threshold, then the ratio."""
         keys = [k for k in self.real if k.startswith("ap_")]
         skipped = f"; {self.real_skipped} with more objects left out" if self.real_skipped else ""
         lines = [
             f"## Transfer: AP on {self.real['num_images']} real {self.variant} scenes{skipped} vs "
-            f"{self.builtin['num_images']} built-in renders of the same size\n",
+            f"{self.builtin['num_images']} built-in renders of the same size{self.setting()}\n",
             "| AP | real | built-in |",
             "|---|---|---|",
         ]

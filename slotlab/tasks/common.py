@@ -200,3 +200,16 @@ class ValidationBatch:
 
     values: dict[str, torch.Tensor]
     figures: dict[str, torch.Tensor] | None = None
+
+
+def eval_iters(cfg: dict[str, Any]) -> int:
+    """T at evaluation: ``model.eval_iters`` where set, else the trained ``model.iters`` (the paper's tables)."""
+    return int(cfg["model"].get("eval_iters") or cfg["model"]["iters"])
+
+
+def iters_note(cfg: dict[str, Any]) -> str:
+    """``; T=7 at evaluation (model.eval_iters; trained with T=3, ...)`` where the key is set, else ``""``."""
+    t = cfg["model"].get("eval_iters")
+    if t is None:
+        return ""
+    return f"; T={t} at evaluation (model.eval_iters; trained with T={cfg['model']['iters']}, the paper's protocol)"

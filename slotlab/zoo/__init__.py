@@ -259,6 +259,43 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def set_evaluation_keys(ckpt: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set config keys that act in eval mode only (the schema's ``evaluation`` keys: ``model.eval_iters``,
+    ``model.merge_slots``) in the checkpoint dict ``ckpt``, e.g. ``["model.eval_iters=7"]``; the weights are not
+    touched, so the entry stays the trained model. Returns {dotted key: value} of what was set. Raises
+    :class:`ZooEntryError` for another key (it would describe a model that was not trained) or a bad value."""
+    from slotlab.config import apply_overrides, check_values, task_schema, validate
+    from slotlab.errors import ConfigError
+    from slotlab.validate import leaves
+
+    cfg = ckpt["hyper_parameters"]["config"]
+    allowed = task_schema(task_name(cfg)).evaluation_only()
+    paths = [text.split("=", 1)[0].strip() for text in overrides]
+    for text, path in zip(overrides, paths, strict=True):
+        if "=" not in text or path not in allowed:
+            raise ZooEntryError(
+                f"{text!r}: after training only keys that act at evaluation may be set "
+                f"({', '.join(sorted(allowed)) or 'none for this task'}), as key=value"
+            )
+    new = apply_overrides(cfg, overrides)
+    try:
+        checked = validate(new)
+        check_values(checked)
+    except ConfigError as e:
+        raise ZooEntryError(f"setting {', '.join(overrides)} after training: {e}") from e
+    # The config as trained plus the new keys, not filled with today's defaults: a key the run's version did not
+    # have (e.g. model.weight_init, whose default has changed) keeps meaning what it meant for that run.
+    ckpt["hyper_parameters"]["config"] = new
+    values = leaves(checked)
+    return {path: values[path] for path in paths}
+
+
+def evaluation_note(values: dict[str, Any]) -> str:
+    """The card's words for keys set after training (:func:`set_evaluation_keys`)."""
+    keys = ", ".join(f"{k} {v}" for k, v in values.items())
+    return f"Set at zoo time, after training (evaluation only, the weights are the run's): {keys}."
+
+
 def make_entry(
     run: str | Path,
     name: str,
@@ -269,6 +306,7 @@ def make_entry(
     machine: str | None = None,
     notes: str | None = None,
     overwrite: bool = False,
+    evaluation: list[str] | None = None,
 ) -> ZooEntry:
     """Make zoo entry ``name`` from a finished run folder (or a .ckpt file) into ``dest`` (default: the
     package's zoo): a slimmed ``model.ckpt`` and a ``card.yaml``.
@@ -285,6 +323,8 @@ def make_entry(
         machine: what the model was trained on (default: this machine, from ``results.json``'s facts).
         notes: free text for the card.
         overwrite: replace an existing entry of that name.
+        evaluation: ``key=value`` settings of keys that act at evaluation only (:func:`set_evaluation_keys`),
+            e.g. the test-time T chosen on the eval split; the card's notes name them.
     """
     if not NAME_PATTERN.match(name):
         raise ZooEntryError(
@@ -293,6 +333,9 @@ def make_entry(
     run = Path(run)
     src = _checkpoint_in(run, checkpoint)
     ckpt = load_checkpoint(src)
+    if evaluation:
+        note = evaluation_note(set_evaluation_keys(ckpt, evaluation))
+        notes = f"{notes} {note}" if notes else note
     run_dir = run if run.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else src.parent)
     root = Path(dest if dest is not None else package_zoo_dir())
     folder = root / name

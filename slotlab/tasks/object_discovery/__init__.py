@@ -38,10 +38,11 @@ from slotlab.tasks.base import (
     slot_attention_of,
     slot_shape,
 )
+from slotlab.tasks.common import eval_iters
 from slotlab.tasks.object_discovery.centres import Preparation, evaluate_centres, load_clevr_centres
 from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel, ObjectDiscoverySlotMLP
 from slotlab.tasks.object_discovery.presenter import ObjectDiscoveryPresenter
-from slotlab.tasks.object_discovery.schema import SCHEMA, eval_iters
+from slotlab.tasks.object_discovery.schema import SCHEMA
 
 if TYPE_CHECKING:
     import lightning as L

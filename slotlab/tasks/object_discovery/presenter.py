@@ -13,8 +13,15 @@ import torch
 from torch import nn
 
 from slotlab.metrics.ari import undefined_note
-from slotlab.tasks.common import EvalSetting, FigureOptions, figure_scale, image_to_model, slot_attention_of
-from slotlab.tasks.object_discovery.schema import eval_iters
+from slotlab.tasks.common import (
+    EvalSetting,
+    FigureOptions,
+    eval_iters,
+    figure_scale,
+    image_to_model,
+    iters_note,
+    slot_attention_of,
+)
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
@@ -210,14 +217,6 @@ class ObjectDiscoveryPresenter(Presenter):
                 image, res["recon"], res["masks"], res["recons"], s, f"Figure 3c: outputs after each iteration{kt}"
             ),
         }
-
-
-def iters_note(cfg: dict[str, Any]) -> str:
-    """``; T=7 at evaluation (model.eval_iters; trained with T=3, the paper's Table 1 protocol)`` where set."""
-    t = cfg["model"].get("eval_iters")
-    if t is None:
-        return ""
-    return f"; T={t} at evaluation (model.eval_iters; trained with T={cfg['model']['iters']}, Table 1's protocol)"
 
 
 def merge_note(cfg: dict[str, Any]) -> str:

@@ -67,14 +67,11 @@ SCHEMA = TaskSchema(
             "not in the paper)",
             kinds=("slot_attention",),
             types=(float, int, NONE),
+            evaluation=True,
         ),
-        "eval_iters": Key(
-            None,
-            Int(1, 100, nullable=True),
-            "null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
-            "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)",
-            kinds=("slot_attention",),
-            types=(int, NONE),
+        "eval_iters": MODEL["eval_iters"].but(
+            doc="null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
+            "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)"
         ),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
@@ -82,8 +79,3 @@ SCHEMA = TaskSchema(
         "slot_mlp": slot_mlp_section("slot_mlp_"),
     },
 )
-
-
-def eval_iters(cfg: dict[str, Any]) -> int:
-    """T at evaluation: ``model.eval_iters`` where set, else the trained ``model.iters`` (the paper's Table 1)."""
-    return int(cfg["model"].get("eval_iters") or cfg["model"]["iters"])

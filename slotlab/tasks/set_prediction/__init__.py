@@ -39,6 +39,7 @@ from slotlab.tasks.base import (
     image_to_model,
     slot_attention_of,
 )
+from slotlab.tasks.common import eval_iters
 from slotlab.tasks.set_prediction.model import SetPredictionModel, SetPredictionOutput, SetPredictionSlotMLP
 from slotlab.tasks.set_prediction.presenter import SetPredictionPresenter, threshold_name
 from slotlab.tasks.set_prediction.schema import SCHEMA
@@ -353,7 +354,7 @@ class SetPrediction(Task):
         result.update(
             model_kind=cfg["model"]["kind"],
             exact_objects=setting.objects,
-            iters=setting.iters if setting.iters is not None or mlp else cfg["model"]["iters"],
+            iters=setting.iters if setting.iters is not None or mlp else eval_iters(cfg),
         )
         return result
 
@@ -363,7 +364,7 @@ class SetPrediction(Task):
         ks, ts, objs = num_slots or [None], iters or [None], objects or [None]
         grid = [EvalSetting(k, t, n) for k in ks for t in ts for n in objs]
         k_names = [k or cfg["model"]["num_slots"] for k in ks]
-        t_names = [None] if cfg["model"]["kind"] == "slot_mlp" else [t or cfg["model"]["iters"] for t in ts]
+        t_names = [None] if cfg["model"]["kind"] == "slot_mlp" else [t or eval_iters(cfg) for t in ts]
         return grid, k_names, t_names
 
     def result_facts(self, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,8 @@ class SetPredictionModel(nn.Module):
         slot_attention: extra keyword options of :class:`SlotAttention` (the ablations of appendix B).
         layer_norm_eps: epsilon of every LayerNorm (encoder and Slot Attention); 1e-3 as the reference code
             (Keras' default).
+        eval_iters: None (T = ``iters`` everywhere, the paper's protocol) or T in eval mode when a call names none
+            (more iterations at test time than in training, as the paper's Figure 2, right). Training is unchanged.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SetPredictionModel(nn.Module):
         resolution: Sequence[int] = (128, 128),
         num_slots: int = 10,
         iters: int = 3,
+        eval_iters: int | None = None,
         slot_dim: int = 64,
         mlp_hidden: int = 128,
         encoder_channels: Sequence[int] = (64, 64, 64, 64),
@@ -79,6 +82,7 @@ class SetPredictionModel(nn.Module):
         layer_norm_eps: float = 1e-3,
     ) -> None:
         super().__init__()
+        self.eval_iters = eval_iters
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, encoder_strides, num_slots, iters, slot_dim, mlp_hidden,
@@ -96,6 +100,8 @@ class SetPredictionModel(nn.Module):
         """image: [B, 3, H, W] scaled to [-1, 1]; noise: optional N(0, 1) slot-init noise [B, K, D]."""
         image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
+        if iters is None and not self.training:
+            iters = self.eval_iters  # None: the module's own T
         sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, noise=noise)
         pred = self.head(sa.slots)  # [B, K, 19]
         return SetPredictionOutput(pred=pred, slots=sa.slots, attn=sa.attn)

@@ -20,6 +20,7 @@ from slotlab.tasks.common import (
     eval_noise,
     figure_scale,
     image_to_model,
+    iters_note,
     slot_attention_of,
 )
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
@@ -51,7 +52,8 @@ def format_ap_table(result: dict[str, Any]) -> str:
             f"(paper CLEVR10: {PAPER_ATTN_ARI_CLEVR10:.1f} +- 2.9)"
             + undefined_note(result.get("attn_ari_undefined", 0))
         )
-    lines.append(f"({result.get('num_images', '?')} images, K={result.get('num_slots', '?')})")
+    t = f", T={result['iters']}" if result.get("iters") else ""
+    lines.append(f"({result.get('num_images', '?')} images, K={result.get('num_slots', '?')}{t})")
     return "\n".join(lines)
 
 
@@ -96,7 +98,8 @@ class SetPredictionPresenter(Presenter):
 
     # ------------------------------------------------------------------ slotlab train / eval
     def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
-        return format_ap_table(result)
+        note = iters_note(cfg).removeprefix("; ")
+        return format_ap_table(result) + (f"\n{note}" if note else "")
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         head = (

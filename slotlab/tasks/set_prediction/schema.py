@@ -50,6 +50,7 @@ SCHEMA = TaskSchema(
             "kind",
             "num_slots",
             "iters",
+            "eval_iters",
             "slot_dim",
             "mlp_hidden",
             "encoder_channels",
