@@ -74,12 +74,27 @@ def test_validation_eval_and_figures_use_it(tmp_path, capsys):
     score = [json.loads(f.read_text()) for f in (p5, r5)]
     assert score[0]["iters"] == score[1]["iters"] == 5
     assert score[0]["fg_ari_mean"] == score[1]["fg_ari_mean"]
+    # Validation logs FG-ARI at the trained T beside it (equal to the plain run's), and failed-seed detection
+    # reads the layout ARI at the trained T (early in training, T=7 can put every image into one slot).
+    r_val, p_val = (_validation_row(tmp_path / name) for name in ("r", "p"))
+    assert "val/fg_ari_trained_t" not in p_val
+    assert float(r_val["val/fg_ari_trained_t"]) == pytest.approx(float(p_val["val/fg_ari"]), abs=1e-6)
+    assert float(r_val["val/layout_ari"]) == pytest.approx(float(p_val["val/layout_ari"]), abs=1e-6)
     # Figure 3b draws one row of attention maps per iteration: T=5 for the run, T=3 for the paper's protocol.
     heights = []
     for name in ("r", "p"):
         assert main(["figures", str(tmp_path / name), "--num-images", "2", "--out", str(tmp_path / f"fig_{name}")]) == 0
         heights.append(Image.open(tmp_path / f"fig_{name}" / "figure3b_attention.png").size[1])
     assert heights[0] > heights[1]
+
+
+def _validation_row(run) -> dict[str, str]:
+    """The last validation row of a run's metrics.csv (the columns that row has)."""
+    import csv
+
+    (path,) = run.glob("logs/version_*/metrics.csv")
+    rows = [r for r in csv.DictReader(path.open()) if r.get("val/fg_ari")]
+    return {k: v for k, v in rows[-1].items() if v != ""}
 
 
 # ---------------------------------------------------------------------------------------------- set prediction

@@ -221,35 +221,52 @@ class ObjectDiscovery(Task):
             "scores": fg_ari(batch["mask"].long(), out.masks, undefined),
             "mse": ((out.recon - image) ** 2).mean(dim=(1, 2, 3)),
             "index": batch["index"],
-            "layout": layout_ari(out.masks).reshape(1),
         }
+        trained_t = ctx.config["model"]["iters"]
+        if getattr(model, "eval_iters", None) not in (None, trained_t):
+            # model.eval_iters: FG-ARI at the trained T too (a curve comparable with runs without the key), and
+            # failed-seed detection at the trained T: early in training more iterations than trained with can
+            # collapse every image into one slot, which reads as a content-free (stuck) segmentation.
+            trained = run_model(model, image, noise, iters=trained_t)
+            values["scores_trained_t"] = fg_ari(batch["mask"].long(), trained.masks, undefined)
+            values["layout"] = layout_ari(trained.masks).reshape(1)
+        else:
+            values["layout"] = layout_ari(out.masks).reshape(1)
         figures = None
         if ctx.want_figures:
             figures = {"image": image, "recon": out.recon, "masks": out.masks, "recons": out.recons, "attn": out.attn}
         return ValidationBatch(values, figures)
 
     def validation_metrics(self, values: dict[str, torch.Tensor], ctx: ValidationContext) -> dict[str, Any]:
-        scores, mse, index = values["scores"].float(), values["mse"].float(), values["index"].long()
+        names = ["scores", "mse", *(["scores_trained_t"] if "scores_trained_t" in values else [])]
+        per_image = {n: values[n].float() for n in names}
+        index = values["index"].long()
         layout = values["layout"].nanmean()
         if ctx.world_size > 1:
             # Gather every process's per-image scores; the distributed sampler pads shards by repeating
             # images, so keep each image once. Every process then logs the same full-set numbers.
-            scores, mse, index = (ctx.gather(t).flatten() for t in (scores, mse, index))
+            index = ctx.gather(index).flatten()
+            per_image = {n: ctx.gather(t).flatten() for n, t in per_image.items()}
             order = torch.argsort(index, stable=True)
-            index, scores, mse = index[order], scores[order], mse[order]
+            index = index[order]
             first = torch.ones_like(index, dtype=torch.bool)
             first[1:] = index[1:] != index[:-1]
-            scores, mse = scores[first], mse[first]
+            per_image = {n: t[order][first] for n, t in per_image.items()}
+        scores, mse = per_image["scores"], per_image["mse"]
         # Means over the images where FG-ARI is defined; the undefined (NaN) ones are counted.
         defined = scores[~scores.isnan()]
         nan = scores.new_tensor(float("nan"))
-        return {
+        out = {
             "val/fg_ari": defined.mean() if len(defined) else nan,
             "val/fg_ari_std": defined.std(unbiased=False) if len(defined) else nan,
             "val/fg_ari_undefined": float(len(scores) - len(defined)),
             "val/mse": mse.mean(),
             "val/layout_ari": ctx.mean_over_processes(layout),
         }
+        if "scores_trained_t" in per_image:  # model.eval_iters set: FG-ARI at the trained T beside it
+            t = per_image["scores_trained_t"]
+            out["val/fg_ari_trained_t"] = t.nanmean() if (~t.isnan()).any() else nan
+        return out
 
     # ------------------------------------------------------------------ evaluation
     def eval_data(
