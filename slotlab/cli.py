@@ -220,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--model", required=True, help="a zoo model name, a run folder or a .ckpt file")
     sg.add_argument("--out", default="segment_out", help="output folder (default: ./segment_out)")
     sg.add_argument("--num-slots", type=int_arg(1, MAX_SLOTS), default=None, help="K (default: the training K)")
-    sg.add_argument("--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: the training T)")
+    sg.add_argument(
+        "--iters", type=int_arg(1, MAX_ITERS), default=None, help="T (default: model.eval_iters, else the training T)"
+    )
     sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
     sg.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
     _add_merge_flag(sg)
