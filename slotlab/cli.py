@@ -186,7 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in scenes (default: the --model's variant, else clevr10)",
     )
     c.add_argument("--split", default="val", help="the CLEVR v1.0 folder's split (default val)")
-    c.add_argument("--seed", type=seed_arg, default=0, help="stream of the built-in renders")
+    c.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=None,
+        help="stream of the built-in renders (default 0; with --model: the model's test split, not settable)",
+    )
     c.add_argument("--out", type=out_file_arg, default=None, help="PNG: real | same scene built-in | a built-in render")
     c.add_argument("--rows", type=int_arg(1, 64), default=3, help="scenes in the --out picture (default 3)")
     c.add_argument(
@@ -576,12 +581,16 @@ def cmd_data_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: the picture is a PNG image; give a path ending in .png")
     check = None
     variant = args.variant or "clevr10"
+    stream, stream_name = (0 if args.seed is None else args.seed), None
     if args.model is not None:
         from slotlab.inference.loading import load_model
-        from slotlab.inference.transfer import require_scenes, transfer_check
+        from slotlab.inference.transfer import builtin_stream, require_scenes, transfer_check
         from slotlab.tasks import get_task
         from slotlab.zoo import resolve_model
 
+        if args.seed is not None:
+            raise UsageError("--seed: with --model the built-in renders are the model's own test split (held out from "
+                             "its training); leave --seed out")  # fmt: skip
         if args.split != "val":
             raise UsageError(f"--split {args.split}: the transfer check (--model) scores the val scenes, as "
                              "`slotlab eval --data-path` does")  # fmt: skip
@@ -593,16 +602,18 @@ def cmd_data_compare(args: argparse.Namespace) -> int:
                              "(a set-prediction model has one)")  # fmt: skip
         require_scenes(args.real)
         variant = args.variant or check.variant
+        stream, stream_name = builtin_stream(cfg)
         if variant != check.variant:
             raise UsageError(f"--variant {variant}: the model {args.model} predicts {check.variant} scenes; "
                              "the transfer check renders its variant (leave --variant out)")  # fmt: skip
     report = compare_renders(
-        args.real, split=args.split, num=args.num, variant=variant, seed=args.seed, out=args.out, rows=args.rows
-    )
+        args.real, split=args.split, num=args.num, variant=variant, seed=stream, out=args.out, rows=args.rows,
+        stream_name=stream_name,
+    )  # fmt: skip
     print(report.text)
     if check is not None:
         print()
-        print(transfer_check(model, cfg, args.real, report.renders).text())
+        print(transfer_check(model, cfg, args.real, report.renders, stream).text())
     return 0
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from slotlab import cli
 from slotlab.cli import main
 from slotlab.data import clevr_render
+from slotlab.data.splits import split_stream
 
 DEV = Path("/work/shared/data/real_clevr_dev")
 
@@ -93,15 +94,40 @@ def test_bad_folders_are_one_error_line(tmp_path, capsys, case):
 
 
 def test_transfer_on_the_same_renders_is_ratio_one(tmp_path, capsys):
-    """Real folder = built-in renders of stream 0 at 64x96 (as PNG + scene JSON): the real side (the `slotlab eval
-    --data-path` path) and the built-in side (--seed 0) see the same images and targets: the same AP, ratio 1."""
-    clevr_folder(tmp_path / "CLEVR_v1.0", 12, (64, 96))
-    assert main(["data", "compare", str(tmp_path), "--num", "12", "--seed", "0", "--model", "set_prediction_cpu"]) == 0
+    """Real folder = the model's test-split scenes (data seed 0's test stream) rendered at its render size 64x96 (as
+    PNG + scene JSON): the real side (the `slotlab eval --data-path` path) and the built-in side see the same images
+    and targets: the same AP, ratio 1; and the built-in side is exactly `slotlab eval`'s test split."""
+    clevr_folder(tmp_path / "CLEVR_v1.0", 12, (64, 96), seed=split_stream(0, "test"))
+    assert main(["data", "compare", str(tmp_path), "--num", "12", "--model", "set_prediction_cpu"]) == 0
     out = capsys.readouterr().out
-    assert "## Transfer: AP on 12 real clevr6 scenes vs 12 built-in renders of the same size (K=6, T=3)" in out
+    assert "12 built-in clevr6 renders (96x64, the test split of data seed 0;" in out
+    assert ("## Transfer: AP on 12 real clevr6 scenes vs 12 built-in renders of the same size (the test split of "
+            "data seed 0) (K=6, T=3)") in out  # fmt: skip
     rows = [line for line in out.splitlines() if line.startswith("| AP_")]
     assert len(rows) == 5 and all(r.split(" | ")[1] == r.split(" | ")[2].rstrip(" |") for r in rows), rows
     assert "real AP_inf / built-in AP_inf: 1.000 (meets the bar 0.8)" in out
+    assert main(["eval", "--pretrained", "set_prediction_cpu", "--num-images", "12"]) == 0  # the test split
+    table = capsys.readouterr().out
+    ap_inf = next(line.split()[1] for line in table.splitlines() if line.split()[:1] == ["inf"])
+    assert f"| AP_inf | {ap_inf} % | {ap_inf} % |" in out, (table, rows)
+
+
+def test_transfer_never_scores_training_images(tmp_path, capsys):
+    """Stream 0 is data seed 0's training split: the transfer check refuses to be pointed at any stream (--seed),
+    and the library refuses renders of another stream than the model's test split."""
+    from slotlab.inference.loading import load_model
+    from slotlab.inference.transfer import builtin_stream, transfer_check
+    from slotlab.zoo import resolve_model
+
+    root = clevr_folder(tmp_path / "CLEVR_v1.0", 1, (24, 32))
+    assert main(["data", "compare", str(root), "--num", "1", "--seed", "0", "--model", "set_prediction_cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --seed") and "test split" in err[0], err
+    model, cfg, _ = load_model(resolve_model("set_prediction_cpu"))
+    assert builtin_stream(cfg) == (split_stream(0, "test"), "the test split of data seed 0")
+    renders = clevr_render.generate(0, 0, 1, variant="clevr6", image_size=(24, 32))
+    with pytest.raises(ValueError, match="must be the test split"):
+        transfer_check(model, cfg, root, renders, split_stream(0, "train"))
 
 
 @pytest.mark.parametrize("asked", [None, 500])
@@ -111,7 +137,9 @@ def test_eval_takes_a_small_folder_whole(tmp_path, capsys, asked):
     clevr_folder(tmp_path / "CLEVR_v1.0", 3, (64, 96))
     extra = [] if asked is None else ["--num-images", str(asked)]
     assert main(["eval", "--pretrained", "set_prediction_cpu", "--data-path", str(tmp_path), *extra]) == 0
-    assert "(3 images, K=6, T=3)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(3 images, K=6, T=3)" in out
+    assert "objects=all data=CLEVR folder (val scenes)" in out and "split=" not in out  # not a split of ours
 
 
 def test_eval_refuses_a_folder_without_scenes_the_model_predicts(tmp_path, capsys):

@@ -53,9 +53,11 @@ def compare_renders(
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     rows: int = 3,
+    stream_name: str | None = None,
 ) -> CompareReport:
     """Compare the real renders in ``real_folder`` (a CLEVR v1.0 folder: its ``split``; or a folder of PNGs) with
-    ``num`` built-in ``variant`` renders of stream ``seed`` at the same size (see the module docstring).
+    ``num`` built-in ``variant`` renders of stream ``seed`` at the same size (see the module docstring);
+    ``stream_name`` says in the heading what that stream is (default: ``seed N``).
 
     Raises :class:`slotlab.data.errors.DatasetFileError` for a folder that is missing, holds no readable image or
     images of different sizes."""
@@ -67,7 +69,7 @@ def compare_renders(
     rs = cc.image_stats(real)
     parts = [
         f"## {len(real)} real renders ({real_folder}) vs {num} built-in {variant} renders "
-        f"({size[1]}x{size[0]}, seed {seed}; rendered in {secs:.1f} s)\n",
+        f"({size[1]}x{size[0]}, {stream_name or f'seed {seed}'}; rendered in {secs:.1f} s)\n",
         cc.markdown_table(cc.stats_rows(rs, cc.image_stats(ours["image"])), ("statistic", "real", "built-in")),
     ]
     same = None

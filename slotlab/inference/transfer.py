@@ -6,8 +6,10 @@ survives the move to real renders).
 The real side is exactly ``slotlab eval MODEL --data-path REAL_FOLDER`` (:func:`slotlab.evaluate.
 evaluate_settings` on the folder's ``val`` scenes with at most the variant's number of objects: the images squashed
 to the model's S x S, no crop). The built-in side renders ``num`` scenes of the model's variant at the real images'
-size (so both sides go through the same squash to S x S) and evaluates them with the same task code. Library code:
-nothing is printed.
+size (so both sides go through the same squash to S x S) and evaluates them with the same task code. Those scenes
+are the model's held-out test split (:func:`builtin_stream`: its data seed's test stream; at the real images' size
+equal to the render size, the very images ``slotlab eval`` scores): until 2026-12-06 they were stream 0, the
+training images of data seed 0, which flattered the built-in side. Library code: nothing is printed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from slotlab.data.splits import split_stream
 from slotlab.errors import UsageError
 from slotlab.tasks.common import EVAL_SEED, EvalOptions, EvalSetting
 
 BAR = 0.8  # issue 23: real AP_inf / built-in AP_inf >= 0.8
+
+
+def builtin_stream(cfg: dict[str, Any]) -> tuple[int, str]:
+    """The generator stream of the built-in side for a model with config ``cfg`` and its name: the test split of the
+    model's data seed (scenes it never trained on, the split its published scores come from)."""
+    seed = int(cfg["data"].get("seed", 0))
+    return split_stream(seed, "test"), f"the test split of data seed {seed}"
 
 
 @dataclass
@@ -35,6 +45,7 @@ class TransferResult:
     builtin: dict[str, Any]
     real_skipped: int  # real scenes left out: more objects than the variant has target rows
     variant: str
+    builtin_name: str  # which built-in scenes: "the test split of data seed 0"
 
     @property
     def ratio(self) -> float:
@@ -50,6 +61,7 @@ class TransferResult:
             "real": {k: self.real[k] for k in [*keys, "num_images"]},
             "builtin": {k: self.builtin[k] for k in [*keys, "num_images"]},
             "real_skipped": self.real_skipped,
+            "builtin_scenes": self.builtin_name,
             "ratio_ap_inf": self.ratio,
         }
 
@@ -64,7 +76,7 @@ class TransferResult:
         skipped = f"; {self.real_skipped} with more objects left out" if self.real_skipped else ""
         lines = [
             f"## Transfer: AP on {self.real['num_images']} real {self.variant} scenes{skipped} vs "
-            f"{self.builtin['num_images']} built-in renders of the same size{self.setting()}\n",
+            f"{self.builtin['num_images']} built-in renders of the same size ({self.builtin_name}){self.setting()}\n",
             "| AP | real | built-in |",
             "|---|---|---|",
         ]
@@ -94,13 +106,18 @@ def transfer_check(
     cfg: dict[str, Any],
     real_folder: str | os.PathLike[str],
     renders: dict[str, np.ndarray],
+    stream: int,
     *,
     seed: int = EVAL_SEED,
 ) -> TransferResult:
     """AP of a set-prediction ``model`` (config ``cfg``) on the ``val`` scenes of the CLEVR v1.0 folder
-    ``real_folder`` and on ``renders`` (``clevr_render.generate``'s output of the model's variant); see the module
-    docstring. Raises :class:`UsageError` for a folder without scene JSON or without a scene the variant allows,
-    :class:`slotlab.data.errors.DatasetFileError` for an unreadable one."""
+    ``real_folder`` and on ``renders`` (``clevr_render.generate``'s output of the model's variant from ``stream``,
+    which must be :func:`builtin_stream`'s); see the module docstring. Raises :class:`UsageError` for a folder
+    without scene JSON or without a scene the variant allows, :class:`slotlab.data.errors.DatasetFileError` for an
+    unreadable one, ValueError for renders of another stream (a caller's bug)."""
+    held_out, name = builtin_stream(cfg)
+    if stream != held_out:
+        raise ValueError(f"the built-in renders must be {name} (stream {held_out}), got stream {stream}")
     from slotlab.data.clevr_folder import ClevrFolder
     from slotlab.evaluate import evaluate_settings
     from slotlab.tasks import get_task
@@ -120,4 +137,4 @@ def transfer_check(
                                 data_path=str(root))  # fmt: skip
     data = {k: torch.from_numpy(v) for k, v in spec.builtin_data(renders).items()}
     builtin = task.evaluate(model, data, cfg, EvalSetting(), EvalOptions(seed=seed))
-    return TransferResult(real, builtin, every - n, variant)
+    return TransferResult(real, builtin, every - n, variant, name)

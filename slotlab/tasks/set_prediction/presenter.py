@@ -102,9 +102,11 @@ class SetPredictionPresenter(Presenter):
         return format_ap_table(result) + (f"\n{note}" if note else "")
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
+        # a CLEVR v1.0 folder (--data-path) is read from its val scenes, which `--split eval` names
+        where = "data=CLEVR folder (val scenes)" if result.get("source") == "clevr_folder" else f"split={split}"
         head = (
             f"K={setting.num_slots or result['num_slots']} T={result.get('iters') or '-'} "
-            f"objects={setting.objects or 'all'} split={split}"
+            f"objects={setting.objects or 'all'} {where}"
         )
         return head + "\n" + format_ap_table(result)
 
