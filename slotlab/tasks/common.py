@@ -23,8 +23,11 @@ EVAL_SEED = 1234  # slot-init noise at evaluation: a function of (EVAL_SEED, ima
 
 def image_to_model(image_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """uint8 [B, 3, H, W] (or video frames [B, T, 3, H, W]) -> float in [-1, 1] (the reference code's scaling);
-    ``channels_last`` applies to 4-D images only (a video model lays out its frames itself)."""
-    x = image_uint8.float().div_(127.5).sub_(1.0)
+    ``channels_last`` applies to 4-D images only (a video model lays out its frames itself). The result's memory
+    layout depends on ``channels_last`` only, never on the input's strides: a channels-last-strided uint8 batch (as
+    rendered images come) would otherwise take other convolution kernels than the same batch read from a cache, and
+    a score would depend on where its images came from (AP 92.4 vs 92.6 % on the same 256 CLEVR10 images)."""
+    x = image_uint8.to(torch.float32, memory_format=torch.contiguous_format).div_(127.5).sub_(1.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
