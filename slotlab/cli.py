@@ -329,9 +329,12 @@ def _train_command(args: argparse.Namespace) -> int:
     if result.get("failed_seed"):
         print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
         return 2
-    summary = get_task(cfg["task"]).presenter.format_result(result, cfg)
+    show = get_task(cfg["task"]).presenter
+    summary = show.format_result(result, cfg)
     if summary:
         print(summary)
+        if test := show.format_test(result, cfg):
+            print(test)
         print(f"(step {result.get('global_step')}; results: {run_dir / 'results.json'})")
     return 0
 

@@ -31,6 +31,32 @@ def test_train_writes_run_folder(run_dir, capsys):
     assert 0.0 <= res["fg_ari_mean"] <= 1.0 or -1.0 <= res["fg_ari_mean"] <= 1.0
 
 
+def test_train_scores_the_best_checkpoint_on_the_test_split(run_dir):
+    """The end of `slotlab train`: the checkpoint the eval split picked, scored on the test split (images that chose
+    nothing), as `slotlab eval BEST --split test` scores it; printed after the last step's eval-split line."""
+    import yaml
+
+    from slotlab.evaluate import evaluate_checkpoint
+    from slotlab.tasks import get_task
+
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    res = json.loads((run_dir / "results.json").read_text())
+    test = res["test"]
+    assert test["checkpoint"] == best.name and test["split"] == "test" and test["num_images"] == 16
+    assert f"step{test['step']:07d}" in best.name and test["step"] in (2, 4)
+    direct = evaluate_checkpoint(best, split="test")
+    assert test["fg_ari_mean"] == direct["fg_ari_mean"] and test["fg_ari_std"] == direct["fg_ari_std"]
+    on_eval = evaluate_checkpoint(best, split="eval")
+    assert on_eval["fg_ari_mean"] != direct["fg_ari_mean"]  # other images: a different score
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    show = get_task("object_discovery").presenter
+    assert show.format_result(res, cfg).startswith("FG-ARI of the last step on 16 eval images of tetrominoes: ")
+    line = show.format_test(res, cfg)
+    assert line.startswith(f"best checkpoint (step {test['step']}, chosen on the eval split; {best.name}): ")
+    assert f"on 16 test images of tetrominoes: {test['fg_ari_mean']:.4f} +- " in line
+    assert show.format_test({k: v for k, v in res.items() if k != "test"}, cfg) == ""  # no validation ran: none
+
+
 def test_eval_prints_and_writes_json(run_dir, capsys):
     assert main(["eval", str(run_dir / "checkpoints" / "last.ckpt")]) == 0
     out = capsys.readouterr().out

@@ -193,6 +193,9 @@ def test_movi_folder_trains_on_flow_and_evaluates_with_data_path(tmp_path, capsy
     results = json.loads((run / "results.json").read_text())
     assert results["num_images"] == 2 and results["dataset"] == "movi_a"  # all videos (fewer than asked)
     assert "mse_rgb_mean" not in results  # the model reconstructs flow only
+    assert list((run / "checkpoints").glob("best-*.ckpt"))  # validated: a best checkpoint, but
+    assert "test" not in results  # MOVi ships no test shards: the best checkpoint is not scored on a test split
+    assert "best checkpoint" not in capsys.readouterr().out
     assert main(["eval", str(run), "--data-path", str(folder)]) == 0
     assert "on 2 eval clips" in capsys.readouterr().out
 

@@ -105,11 +105,20 @@ class Presenter:
 
     # ------------------------------------------------------------------ slotlab train / eval
     def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
-        """What ``slotlab train`` prints at the end (the final held-out evaluation); empty: nothing."""
+        """What ``slotlab train`` prints at the end (the last step's weights on the eval split); empty: nothing."""
         name, key = self.task.score
         if key not in result:
             return ""
-        return f"{name} on {result.get('num_images')} held-out images: {format_number(result[key])}"
+        return f"{name} of the last step on {result.get('num_images')} eval images: {format_number(result[key])}"
+
+    def format_test(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
+        """What ``slotlab train`` prints after :meth:`format_result`: the test-split score of the checkpoint the eval
+        split picked (``result["test"]``, :func:`slotlab.train.fit.test_of_checkpoint`); empty: none was saved."""
+        test = result.get("test")
+        if not test:
+            return ""
+        head = f"best checkpoint (step {test['step']}, chosen on the eval split; {test['checkpoint']}): "
+        return head + self.format_eval(test, EvalSetting(), "test", cfg)
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         """What ``slotlab eval`` prints for one setting."""

@@ -29,7 +29,7 @@ from slotlab.train.figure_callbacks import ValidationFigures
 from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
 from slotlab.train.progress import progress_callbacks
-from slotlab.train.resume import checkpoint_to_resume
+from slotlab.train.resume import best_step, checkpoint_to_resume
 from slotlab.train.runtime import (
     compile_support,
     machine_description,
@@ -218,5 +218,29 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
             module.to("cpu")
         result.update(task.evaluate(module.model, data.eval, cfg, options=EvalOptions(channels_last=channels_last)))
         result.update(task.result_facts(cfg))
+        best = best_checkpoint(trainer, run_dir)
+        if best is not None and task.has_split(cfg, "test"):
+            result["test"] = test_of_checkpoint(best)
         write_results(run_dir, result)
     return result
+
+
+def best_checkpoint(trainer: L.Trainer, run_dir: Path) -> Path | None:
+    """The checkpoint the eval split picked (``best-*.ckpt``, Lightning's ModelCheckpoint); None before the first
+    validation."""
+    callback = trainer.checkpoint_callback
+    named = callback.best_model_path if isinstance(callback, ModelCheckpoint) else ""
+    path = Path(named) if named else None
+    if path is not None and path.is_file():
+        return path
+    bests = sorted((run_dir / "checkpoints").glob("best-*.ckpt"), key=best_step, reverse=True)
+    return bests[0] if bests else None
+
+
+def test_of_checkpoint(path: Path) -> dict[str, Any]:
+    """The task's held-out metrics of checkpoint ``path`` on the ``test`` split (the images that chose nothing),
+    computed as ``slotlab eval CKPT --split test`` computes them; with the checkpoint's file name and step."""
+    from slotlab.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(path, split="test")
+    return {**result, "checkpoint": path.name, "step": best_step(path)}

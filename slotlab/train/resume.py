@@ -98,7 +98,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checked_checkpoint(ckpt, path, ("state_dict", "global_step"), RunDirError)
 
 
-def _best_step(path: Path) -> int:
+def best_step(path: Path) -> int:
+    """The step in a checkpoint's file name (``best-step0006000-...``); -1 without one."""
     m = re.search(r"step(\d+)", path.name)
     return int(m.group(1)) if m else -1
 
@@ -108,7 +109,7 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, dict[str, Any] 
     best-*.ckpt; (None, None, []) when the run has no checkpoint at all."""
     folder = run_dir / "checkpoints"
     last = folder / "last.ckpt"
-    bests = sorted(folder.glob("best-*.ckpt"), key=_best_step, reverse=True) if folder.is_dir() else []
+    bests = sorted(folder.glob("best-*.ckpt"), key=best_step, reverse=True) if folder.is_dir() else []
     problems = []
     for path in [last, *bests] if last.exists() else bests:
         try:

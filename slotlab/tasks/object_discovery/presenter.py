@@ -157,7 +157,7 @@ class ObjectDiscoveryPresenter(Presenter):
         if "fg_ari_mean" not in result:
             return ""
         return (
-            f"FG-ARI on {result['num_images']} held-out {cfg['data']['name']} images: "
+            f"FG-ARI of the last step on {result['num_images']} eval images of {cfg['data']['name']}: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
             f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)}{iters_note(cfg)} "
             f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "

@@ -99,7 +99,8 @@ class SetPredictionPresenter(Presenter):
     # ------------------------------------------------------------------ slotlab train / eval
     def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
         note = iters_note(cfg).removeprefix("; ")
-        return format_ap_table(result) + (f"\n{note}" if note else "")
+        head = f"last step on {result.get('num_images')} eval images\n"
+        return head + format_ap_table(result) + (f"\n{note}" if note else "")
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         # a CLEVR v1.0 folder (--data-path) is read from its val scenes, which `--split eval` names

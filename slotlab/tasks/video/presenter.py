@@ -94,7 +94,7 @@ class VideoPresenter(Presenter):
     def format_result(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
         if "fg_ari_video_mean" not in result:
             return ""
-        return f"on {result.get('num_images')} held-out clips: {self._scores(result)}"
+        return f"last step on {result.get('num_images')} eval clips: {self._scores(result)}"
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         k = f" K={setting.num_slots}" if setting.num_slots else ""
