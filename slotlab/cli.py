@@ -329,11 +329,12 @@ def _train_command(args: argparse.Namespace) -> int:
     if result.get("failed_seed"):
         print(f"error: {result['message']} (no restarts left; see {run_dir})", file=sys.stderr)
         return 2
-    show = get_task(cfg["task"]).presenter
+    task = get_task(cfg["task"])
+    show = task.presenter
     summary = show.format_result(result, cfg)
     if summary:
         print(summary)
-        if test := show.format_test(result, cfg):
+        if test := show.format_test(result, cfg, task.eval_grid(cfg, None, None, None)[0][0]):
             print(test)
         print(f"(step {result.get('global_step')}; results: {run_dir / 'results.json'})")
     return 0

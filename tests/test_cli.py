@@ -51,7 +51,8 @@ def test_train_scores_the_best_checkpoint_on_the_test_split(run_dir):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     show = get_task("object_discovery").presenter
     assert show.format_result(res, cfg).startswith("FG-ARI of the last step on 16 eval images of tetrominoes: ")
-    line = show.format_test(res, cfg)
+    line = show.format_test(res, cfg, get_task("object_discovery").eval_grid(cfg, None, None, None)[0][0])
+    assert "FG-ARI K=4 T=3 on 16 test images" in line  # named as `slotlab eval` names its default setting
     assert line.startswith(f"best checkpoint (step {test['step']}, chosen on the eval split; {best.name}): ")
     assert f"on 16 test images of tetrominoes: {test['fg_ari_mean']:.4f} +- " in line
     assert show.format_test({k: v for k, v in res.items() if k != "test"}, cfg) == ""  # no validation ran: none

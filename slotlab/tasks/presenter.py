@@ -111,14 +111,15 @@ class Presenter:
             return ""
         return f"{name} of the last step on {result.get('num_images')} eval images: {format_number(result[key])}"
 
-    def format_test(self, result: dict[str, Any], cfg: dict[str, Any]) -> str:
+    def format_test(self, result: dict[str, Any], cfg: dict[str, Any], setting: EvalSetting | None = None) -> str:
         """What ``slotlab train`` prints after :meth:`format_result`: the test-split score of the checkpoint the eval
-        split picked (``result["test"]``, :func:`slotlab.train.fit.test_of_checkpoint`); empty: none was saved."""
+        split picked (``result["test"]``, :func:`slotlab.train.fit.test_of_checkpoint`) at ``setting`` (the task's
+        default one, as ``slotlab eval`` names it); empty: none was saved."""
         test = result.get("test")
         if not test:
             return ""
         head = f"best checkpoint (step {test['step']}, chosen on the eval split; {test['checkpoint']}): "
-        return head + self.format_eval(test, EvalSetting(), "test", cfg)
+        return head + self.format_eval(test, setting or EvalSetting(), "test", cfg)
 
     def format_eval(self, result: dict[str, Any], setting: EvalSetting, split: str, cfg: dict[str, Any]) -> str:
         """What ``slotlab eval`` prints for one setting."""
