@@ -256,8 +256,12 @@ def _metrics(
     if results is None:
         parts.append(_note("no results.json"))
     else:
-        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in results.items())
+        rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in results.items() if k != "test")
         parts.append(f"<h3>Final evaluation <span class='sub'>(results.json)</span></h3><table>{rows}</table>")
+        if isinstance(test := results.get("test"), dict):
+            rows = "".join(f"<tr><th>{_e(str(k))}</th>{_cell(v)}</tr>" for k, v in test.items())
+            parts.append("<h3>Best checkpoint on the test split <span class='sub'>(chosen on the eval split; "
+                         f"results.json, test)</span></h3><table>{rows}</table>")  # fmt: skip
     if records:
         parts.append(
             "<h3>slotlab eval <span class='sub'>(evals.jsonl: every evaluation, with its settings)</span></h3>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import re
 import shutil
 from pathlib import Path
@@ -138,6 +139,8 @@ def test_report_is_self_contained(run_dir):
         Image.open(io.BytesIO(base64.b64decode(b64))).verify()
     assert "fg_ari_mean" in page and "tetrominoes" in page and "Learning curves" in page
     assert "Figure 3a" in page and "slot_attention:" in page  # figures and the full config
+    test = json.loads((run_dir / "results.json").read_text())["test"]  # the best checkpoint on the test split
+    assert "Best checkpoint on the test split" in page and f"<td>{test['checkpoint']}</td>" in page
 
 
 def test_report_skips_missing_pieces(run_dir, tmp_path):
