@@ -204,6 +204,7 @@ def test_figures_of_a_tfrecord_run_show_the_files_images(tmp_path):
     steps = ["trainer.max_steps=1", "trainer.val_every=1", "trainer.precision=32-true"]
     assert main(["train", *TINY_OD_MODEL, *data, *steps, *QUIET, f"run.root={tmp_path}", "run.name=tf"]) == 0
     run = tmp_path / "tf"
+    assert "test" not in json.loads((run / "results.json").read_text())  # 3 records: none left for a test split
     assert main(["figures", str(run), "--num-images", "1"]) == 0
     figure = png(run / "figures" / FIGURE_NAMES[0])
     scale = 4  # 35 px images are drawn >= 128 px tall

@@ -24,6 +24,13 @@ from slotlab.train.runtime import compile_support
 NO_CPU_COMPILE = compile_support("cpu")
 
 
+def cpu_model_number() -> str | None:
+    """The ``model`` line of /proc/cpuinfo (None elsewhere)."""
+    from slotlab.machine import _cpuinfo
+
+    return _cpuinfo("model\t")
+
+
 def test_1_bf16_layer_norm_weight_and_bias_gradients_are_wrong():
     # The mixed-type CPU kernel (bf16 input, fp32 weight and bias): its weight and bias gradients, sums over all rows,
     # against the fp32 kernel on the same values (exactly upcast). The same on every CPU capability (default, AVX2,
@@ -67,11 +74,17 @@ def test_2_randn_with_a_generator_fails_at_a_symbolic_batch_size():
     torch._dynamo.reset()
 
 
+# Hosts that report AMX-bf16 but on which the bug does not reproduce with torch 2.13 (CPU model numbers from
+# /proc/cpuinfo): model 167, a KVM guest with AMX-bf16, AMX-int8 and AVX-512-fp16, gives finite gradients on every run
+# (2026-12-06); the test cannot tell a fix from such a host, so it runs on every other AMX host.
+AMX_HOSTS_WITHOUT_THE_BUG = {"167"}
+
+
 @pytest.mark.skipif(NO_CPU_COMPILE is not None, reason=f"torch.compile cannot build CPU kernels here: {NO_CPU_COMPILE}")
 @pytest.mark.skipif(
-    "amx_bf16" not in cpu_flags(),
-    reason="seen on a CPU with AMX-bf16 (Sapphire Rapids, torch 2.13); not reproduced on this CPU "
-    f"({machine_kind()}), nor on an AVX-512-bf16 CPU without AMX or under AVX2 emulation",
+    "amx_bf16" not in cpu_flags() or cpu_model_number() in AMX_HOSTS_WITHOUT_THE_BUG,
+    reason="seen on a CPU with AMX-bf16 (torch 2.13); not reproduced on this CPU "
+    f"({machine_kind()}, model {cpu_model_number()}), nor on an AVX-512-bf16 CPU without AMX or under AVX2 emulation",
 )
 def test_3_inductor_bf16_attention_input_gradient_is_nan(monkeypatch):
     # The setting of test_slot_attention's regression test (N = 256, a multiple of 16; batch 32; bf16 autocast;

@@ -167,8 +167,10 @@ def test_a_task_registered_here_trains_evaluates_and_reports_through_the_cli(toy
     out = capsys.readouterr().out
     run = tmp_path / "runs" / "toy"
     assert f"run folder: {run}" in out
-    assert "MSE on 12 held-out images: " in out  # the default presenter's line, from the task's score
+    assert "MSE of the last step on 12 eval images: " in out  # the default presenter's line, from the task's score
     results = json.loads((run / "results.json").read_text())
+    step = results["test"]["step"]  # and the eval-picked checkpoint on the test split, through the same presenter
+    assert f"best checkpoint (step {step}, chosen on the eval split; " in out and " on 12 test images" in out
     assert results["task"] == NAME and results["global_step"] == 6 and results["num_images"] == 12
     assert 0 <= results["mse"] < 1.0
     best = sorted((run / "checkpoints").glob("best-*.ckpt"))

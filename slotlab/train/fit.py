@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+from slotlab.data.errors import DatasetFileError
 from slotlab.run_lock import run_lock
 from slotlab.runs import launched_rank, write_results
 from slotlab.tasks import get_task
@@ -220,7 +221,10 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
         result.update(task.result_facts(cfg))
         best = best_checkpoint(trainer, run_dir)
         if best is not None and task.has_split(cfg, "test"):
-            result["test"] = test_of_checkpoint(best)
+            try:
+                result["test"] = test_of_checkpoint(best)
+            except DatasetFileError as e:  # a data file with no images after the training and eval ones
+                log.warning("no test-split score of the best checkpoint: the data holds no test split (%s)", e)
         write_results(run_dir, result)
     return result
 
