@@ -20,8 +20,8 @@ condition of ``SlotAttention._fused_path``.
    compiled model's second batch
    size) fails to trace
 3  inductor, CPU, bf16 (seen with    2.13   ``compiled_attention_logits``  ``SlotAttention._attend`` under  ``test_3``
-   AMX): the input gradients of the         (the logits as x q^T,          torch.compile                    (AMX only)
-   attention's two products, fused          transposed)
+   AMX): the input gradients of the         (the logits as x q^T,          torch.compile                    (AMX; not
+   attention's two products, fused          transposed)                                                     model 167)
    with LayerNorm's backward, are
    NaN when N % 16 == 0
 4  inductor loads the kernel         2.13   ``remove_broken_kernels``      ``train/fit.py``                 ``test_4``
