@@ -254,11 +254,6 @@ class Task(ABC):
         """Facts of the run recorded in results.json next to the evaluation (dataset, variant, ...)."""
         return {}
 
-    def has_split(self, cfg: dict[str, Any], split: str) -> bool:
-        """Whether the config's data has held-out ``split`` ("eval", "test"): generators and DeepMind's files have
-        both; a data folder may ship no test split."""
-        return True
-
     # ------------------------------------------------------------------ zoo
     def zoo_dataset(self, cfg: dict[str, Any]) -> str:
         """The dataset a zoo card names for a model of this config."""

@@ -30,7 +30,7 @@ from slotlab.train.figure_callbacks import ValidationFigures
 from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
 from slotlab.train.progress import progress_callbacks
-from slotlab.train.resume import best_step, checkpoint_to_resume
+from slotlab.train.resume import best_checkpoints, best_step, checkpoint_to_resume
 from slotlab.train.runtime import (
     compile_support,
     machine_description,
@@ -220,10 +220,10 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
         result.update(task.evaluate(module.model, data.eval, cfg, options=EvalOptions(channels_last=channels_last)))
         result.update(task.result_facts(cfg))
         best = best_checkpoint(trainer, run_dir)
-        if best is not None and task.has_split(cfg, "test"):
+        if best is not None:
             try:
                 result["test"] = test_of_checkpoint(best)
-            except DatasetFileError as e:  # a data file with no images after the training and eval ones
+            except DatasetFileError as e:  # data without a test split: MOVi as released, a short DeepMind file
                 log.warning("no test-split score of the best checkpoint: the data holds no test split (%s)", e)
         write_results(run_dir, result)
     return result
@@ -237,7 +237,7 @@ def best_checkpoint(trainer: L.Trainer, run_dir: Path) -> Path | None:
     path = Path(named) if named else None
     if path is not None and path.is_file():
         return path
-    bests = sorted((run_dir / "checkpoints").glob("best-*.ckpt"), key=best_step, reverse=True)
+    bests = best_checkpoints(run_dir / "checkpoints")
     return bests[0] if bests else None
 
 

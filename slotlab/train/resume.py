@@ -104,12 +104,17 @@ def best_step(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
+def best_checkpoints(folder: Path) -> list[Path]:
+    """The ``best-*.ckpt`` files of a checkpoint folder, newest step first (none: an empty list)."""
+    return sorted(folder.glob("best-*.ckpt"), key=best_step, reverse=True) if folder.is_dir() else []
+
+
 def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
     """(path, loaded checkpoint, notes) of the checkpoint to resume from: last.ckpt, else the newest readable
     best-*.ckpt; (None, None, []) when the run has no checkpoint at all."""
     folder = run_dir / "checkpoints"
     last = folder / "last.ckpt"
-    bests = sorted(folder.glob("best-*.ckpt"), key=best_step, reverse=True) if folder.is_dir() else []
+    bests = best_checkpoints(folder)
     problems = []
     for path in [last, *bests] if last.exists() else bests:
         try:

@@ -242,16 +242,6 @@ class Video(Task):
         ks: list[int | None] = list(num_slots or [None])
         return [EvalSetting(k, None) for k in ks], ks, [None]
 
-    def has_split(self, cfg: dict[str, Any], split: str) -> bool:
-        """MOVi as released (TFDS) ships ``train`` and ``validation`` shards only: a folder has a test split when it
-        holds ``*-test.tfrecord-*`` shards (a single shard file serves every split)."""
-        d = cfg["data"]
-        if d["name"] != "movi" or split != "test" or Path(d["path"]).is_file():
-            return True
-        from slotlab.tasks.video.data import MOVI_SPLITS
-
-        return any(Path(d["path"]).glob(f"*-{MOVI_SPLITS[split]}.tfrecord-*"))
-
     def result_facts(self, cfg: dict[str, Any]) -> dict[str, Any]:
         d = cfg["data"]
         return {"dataset": self.zoo_dataset(cfg), "eval_slice": d["eval_slice"], "init": cfg["model"]["init"]}
