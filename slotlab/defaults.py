@@ -150,6 +150,14 @@ MODEL: dict[str, Key | Section] = {
         "initial weights: keras (Glorot, zero biases: the reference code's), flax (LeCun: SAVi's), or torch's defaults",
         arg=None,
     ),
+    "init_from": Key(
+        None,
+        Text("path", nullable=True),
+        "null (train from weight_init) or a trained model (zoo name, run folder, .ckpt) whose weights a new run "
+        "starts from; tensors it lacks keep weight_init's",
+        arg=None,
+        types=(str, NONE),
+    ),
     "slot_attention": SLOT_ATTENTION,
 }
 

@@ -27,6 +27,7 @@ from slotlab.torch_workarounds import remove_broken_kernels
 from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
 from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
 from slotlab.train.figure_callbacks import ValidationFigures
+from slotlab.train.init_from import load_initial_weights
 from slotlab.train.loggers import bind, run_loggers
 from slotlab.train.module import SlotModule
 from slotlab.train.progress import progress_callbacks
@@ -171,6 +172,10 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
     data = task.datamodule(cfg)
     channels_last = resolve_channels_last(t["channels_last"])
     module = SlotModule(cfg, task.image_size(cfg), channels_last)
+    ckpt_path = checkpoint_to_resume(run_dir, resume)
+    if ckpt_path is None and cfg["model"].get("init_from"):
+        own = load_initial_weights(module.model, cfg["model"]["init_from"])
+        log.info("initial weights from %s; %d tensor(s) keep their own: %s", cfg["model"]["init_from"], len(own), own)
     compiled = compile_enabled(t)
     removed_kernels: list[Path] = []
     if compiled:
@@ -184,7 +189,6 @@ def _train(cfg: dict[str, Any], run_dir: Path, resume: bool | str | Path) -> dic
             )
         module.model.compile()
     trainer, facts = build_trainer(cfg, run_dir, extra_callbacks=task_callbacks(task, cfg, run_dir))
-    ckpt_path = checkpoint_to_resume(run_dir, resume)
     t0 = time.perf_counter()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)

@@ -222,6 +222,8 @@ class ObjectDiscovery(Task):
             "mse": ((out.recon - image) ** 2).mean(dim=(1, 2, 3)),
             "index": batch["index"],
         }
+        if getattr(out, "keep", None) is not None:  # model.slot_keep: the slots each image keeps
+            values["kept"] = out.keep.sum(1)
         trained_t = ctx.config["model"]["iters"]
         if getattr(model, "eval_iters", None) not in (None, trained_t):
             # model.eval_iters: FG-ARI at the trained T too (a curve comparable with runs without the key), and
@@ -238,7 +240,7 @@ class ObjectDiscovery(Task):
         return ValidationBatch(values, figures)
 
     def validation_metrics(self, values: dict[str, torch.Tensor], ctx: ValidationContext) -> dict[str, Any]:
-        names = ["scores", "mse", *(["scores_trained_t"] if "scores_trained_t" in values else [])]
+        names = ["scores", "mse", *(n for n in ("scores_trained_t", "kept") if n in values)]
         per_image = {n: values[n].float() for n in names}
         index = values["index"].long()
         layout = values["layout"].nanmean()
@@ -266,6 +268,8 @@ class ObjectDiscovery(Task):
         if "scores_trained_t" in per_image:  # model.eval_iters set: FG-ARI at the trained T beside it
             t = per_image["scores_trained_t"]
             out["val/fg_ari_trained_t"] = t.nanmean() if (~t.isnan()).any() else nan
+        if "kept" in per_image:  # model.slot_keep: slots kept per image, the mean
+            out["val/kept_slots"] = per_image["kept"].mean()
         return out
 
     # ------------------------------------------------------------------ evaluation

@@ -22,6 +22,7 @@ from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.slot_frame import centred_grid, slot_frames
+from slotlab.modules.slot_keep import SlotKeepGate, keep_masks
 from slotlab.modules.slot_merge import merge_duplicate_slots
 
 
@@ -32,6 +33,8 @@ class ObjectDiscoveryOutput:
     masks: Tensor  # [B, K, 1, H, W] alpha masks, softmax over slots
     slots: Tensor  # [B, K, D]
     attn: Tensor  # [B, T, K, N] Slot Attention maps of every iteration (N = encoder grid)
+    keep: Tensor | None = None  # [B, K] keep decisions (model.slot_keep; None: every slot is kept, the paper)
+    keep_weight: float = 0.0  # the loss's price of a kept slot
 
 
 class ObjectDiscoveryModel(nn.Module):
@@ -60,6 +63,8 @@ class ObjectDiscoveryModel(nn.Module):
             before the masks are read (not in the paper; :mod:`slotlab.modules.slot_merge`). Training is unchanged.
         eval_iters: None (T = ``iters`` everywhere, the paper's Table 1) or T in eval mode when a call names none
             (the paper's Figure 2, right: more iterations at test time than in training). Training is unchanged.
+        slot_keep: None (the paper: every slot is decoded) or the loss's price of a kept slot: AdaSlot's keep / drop
+            decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
     """
 
     def __init__(
@@ -80,9 +85,12 @@ class ObjectDiscoveryModel(nn.Module):
         decoder_fourier_bands: int = 0,
         merge_slots: float | None = None,
         eval_iters: int | None = None,
+        slot_keep: float | None = None,
     ) -> None:
         super().__init__()
         self.merge_slots = merge_slots
+        self.slot_keep = slot_keep
+        self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
@@ -116,15 +124,23 @@ class ObjectDiscoveryModel(nn.Module):
         else:
             positions, scales = slot_frames(sa.attn[:, -1], self.input_grid)  # [B, K, 2] each
             dec = self.decoder(sa.slots, positions, scales)
-        masks, recons = dec.masks, dec.recons
+        masks, recons, recon, keep = dec.masks, dec.recons, dec.recon, None
+        if self.keep_gate is not None:
+            keep = self.keep_gate.decide(sa.slots)  # [B, K]
+            masks = keep_masks(masks, keep)  # [B, K, 1, H, W], renormalised over the kept slots
+            recon = (masks * recons).sum(1)  # [B, 3, H, W]
         if self.merge_slots is not None and not self.training:
             masks, recons = merge_duplicate_slots(sa.slots, masks, recons, self.merge_slots)
-        return ObjectDiscoveryOutput(dec.recon, recons, masks, sa.slots, sa.attn)
+        return ObjectDiscoveryOutput(recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0)
 
     @staticmethod
     def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:
-        """Mean squared reconstruction error (the paper's training objective)."""
-        return F.mse_loss(out.recon, image.float())
+        """Mean squared reconstruction error (the paper's training objective), plus the price of the kept slots
+        where ``slot_keep`` is set (AdaSlot's sparsity penalty: weight x the mean keep decision)."""
+        mse = F.mse_loss(out.recon, image.float())
+        if out.keep is None:
+            return mse
+        return mse + out.keep_weight * out.keep.float().mean()
 
 
 class ObjectDiscoverySlotMLP(nn.Module):

@@ -73,8 +73,17 @@ SCHEMA = TaskSchema(
             doc="null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
             "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)"
         ),
+        "slot_keep": Key(
+            None,
+            Float(0, 10, nullable=True),
+            "null (paper: every slot decoded) or the loss's price of a kept slot: AdaSlot's keep / drop gate per slot, "
+            "a dropped slot's mask removed (not in the paper)",
+            kinds=("slot_attention",),
+            types=(float, int, NONE),
+        ),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
+        "init_from": MODEL["init_from"],
         "slot_attention": MODEL["slot_attention"],
         "slot_mlp": slot_mlp_section("slot_mlp_"),
     },
