@@ -266,6 +266,7 @@ def _train_command(args: argparse.Namespace) -> int:
     from slotlab.runs import RUN_DIR_ENV, launched_rank, new_run_dir
     from slotlab.tasks import get_task
     from slotlab.train.fit import train
+    from slotlab.train.init_from import check_initial_weights
     from slotlab.validate import preflight_train
 
     first = launched_rank() == 0  # the other processes of a DDP job re-run this command
@@ -303,6 +304,7 @@ def _train_command(args: argparse.Namespace) -> int:
         cfg = load_config(name, args.overrides)
         if first:
             preflight_train(cfg)
+            check_initial_weights(cfg)  # model.init_from: exists, loads safely and fits, before any work
         run_dir = new_run_dir(cfg, Path(name).stem, secondary=not first)
         print(f"run folder: {run_dir}")
     if first:

@@ -119,3 +119,14 @@ def test_train_starts_from_init_from_and_resume_does_not_reload_it(tiny_od_run, 
     metrics = (tmp_path / "ft" / "logs" / "version_1" / "metrics.csv").read_text().splitlines()
     rows = [r for r in csv.DictReader(metrics) if r["val/kept_slots"]]
     assert rows and float(rows[-1]["val/kept_slots"]) == 4.0  # validated; the new gate keeps every slot (p = 0.95)
+
+
+def test_train_refuses_a_missing_or_unfitting_init_from_before_any_work(tiny_od_run, tmp_path, capsys):
+    from slotlab.cli import main
+
+    args = [*TINY_OD, *QUIET, "trainer.max_steps=1", f"run.root={tmp_path}"]
+    assert main(["train", *args, f"model.init_from={tmp_path / 'nowhere.ckpt'}"]) == 2
+    assert "nowhere.ckpt does not exist" in capsys.readouterr().err
+    assert main(["train", *args, f"model.init_from={tiny_od_run}", "model.slot_dim=24"]) == 2
+    assert "do not fit this model" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no run folder was made

@@ -6,6 +6,8 @@ gate) keep their own initialisation; a tensor it has must fit in name and shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from slotlab.errors import ConfigError
@@ -28,3 +30,15 @@ def load_initial_weights(model: nn.Module, spec: str) -> list[str]:
         )
     model.load_state_dict(weights, strict=False)
     return sorted(k for k in own if k not in weights)
+
+
+def check_initial_weights(cfg: dict[str, Any]) -> None:
+    """Before a new run's folder, data or model exist: ``model.init_from`` (if set) is a model whose weights fit
+    the config's model (the error of :func:`load_initial_weights`, or of the model's loading, otherwise)."""
+    spec = cfg["model"].get("init_from")
+    if not spec:
+        return
+    from slotlab.tasks import get_task
+
+    task = get_task(cfg["task"])
+    load_initial_weights(task.build_model(cfg, task.image_size(cfg)), spec)
