@@ -75,7 +75,7 @@ SCHEMA = TaskSchema(
         ),
         "slot_keep": Key(
             None,
-            Float(0, 10, nullable=True),
+            Float(0, 10, lo_open=True, nullable=True),
             "null (paper: every slot decoded) or the loss's price of a kept slot: AdaSlot's keep / drop gate per slot, "
             "a dropped slot's mask removed (not in the paper)",
             kinds=("slot_attention",),
