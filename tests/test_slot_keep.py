@@ -59,7 +59,6 @@ def test_model_removes_dropped_slots_and_prices_the_kept_ones():
     with torch.no_grad():
         model.keep_gate.head[-1].bias.fill_(-20.0)
         model.keep_gate.head[-1].weight.zero_()
-        model.keep_gate.head[-1].bias[...] = -20.0
         dropped = model(image)
     assert torch.all(dropped.masks == 0) and torch.all(dropped.recon == 0)  # nothing kept draws nothing
     plain = ObjectDiscoveryModel((35, 35), num_slots=4, slot_dim=16, mlp_hidden=16)
