@@ -162,6 +162,30 @@ def test_clips_continue_from_next_state() -> None:
     torch.testing.assert_close(torch.cat([first.recon, second.recon], dim=1), whole.recon)
 
 
+def test_first_frame_iters_correct_only_a_fresh_clips_first_frame_longer() -> None:
+    """first_frame_iters=3: frame 0 of a clip started from the initial slots is corrected 3 times, every later
+    frame (and every frame of a clip continued from a state) corrector_iters times, by hand from the parts."""
+    torch.manual_seed(0)
+    model = tiny(init="learned", predictor="mlp", first_frame_iters=3).double()
+    x = video(t=3).double()
+    inputs = model.encoder(x.flatten(0, 1)).view(B, 3, -1, model.encoder.out_dim)  # [B, T, N, D_in]
+    slots = model.initializer(B, None, None, None, None, device=x.device, dtype=torch.float64)  # [B, K, D]
+    expected = []
+    for i, iters in enumerate((3, 1, 1)):
+        slots = model.corrector(inputs[:, i], slots=slots, iters=iters).slots
+        expected.append(slots)
+        slots = model.predictor(slots)
+    out = model(x)
+    torch.testing.assert_close(out.slots, torch.stack(expected, dim=1))
+    plain = tiny(init="learned", predictor="mlp").double()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain(x).slots[:, 0], out.slots[:, 0])  # the option changes frame 0
+    continued = model(x[:, 1:], state=out.predicted[:, 0])  # a continued clip: no extra iterations
+    torch.testing.assert_close(continued.slots, out.slots[:, 1:])
+    with pytest.raises(ValueError, match="first_frame_iters"):
+        tiny(first_frame_iters=0)
+
+
 def test_corrector_is_savis_slot_attention_step() -> None:
     """One corrector step as the official SlotAttention computes it: LayerNorm inputs and slots, bias-free q/k/v,
     softmax over slots of q k^T / sqrt(D), attn / (sum_N attn + 1e-8), GRU(carry=slots, inputs=updates), no MLP."""

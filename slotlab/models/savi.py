@@ -105,6 +105,8 @@ class SAVi(nn.Module):
         encoder_out: its output size (``None``: the CNN's channels, 32).
         position_embedding: add the encoder's position embedding (True).
         corrector_iters: Slot Attention iterations per frame (1).
+        first_frame_iters: iterations on the first frame of a clip that starts from the initial slots (``None``:
+            ``corrector_iters``, SAVi); a clip continuing from ``state`` runs ``corrector_iters`` on every frame.
         corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
         corrector: further :class:`SlotAttention` options (default ``eps_placement="denominator"``, SAVi's; with
             ``"attn"`` the fused attention path runs, a 1e-8-sized change of the normaliser).
@@ -135,6 +137,7 @@ class SAVi(nn.Module):
         encoder_out: int | None = None,
         position_embedding: bool = True,
         corrector_iters: int = 1,
+        first_frame_iters: int | None = None,
         corrector_mlp: int | None = None,
         corrector: Mapping[str, Any] | None = None,
         predictor: str = "transformer",
@@ -210,6 +213,9 @@ class SAVi(nn.Module):
                 f"{strides}), not the resolution {self.resolution}"
             )
         self.slot_dim = slot_dim
+        if first_frame_iters is not None and first_frame_iters < 1:
+            raise ValueError(f"first_frame_iters must be >= 1 or None, got {first_frame_iters}")
+        self.first_frame_iters = first_frame_iters
 
     @property
     def conditional(self) -> bool:
@@ -261,8 +267,10 @@ class SAVi(nn.Module):
         inputs = inputs.view(b, t, *inputs.shape[1:])  # [B, T, N, D_in]
 
         corrected, predicted, attns = [], [], []
+        # A clip that starts from the initial slots may correct its first frame longer (first_frame_iters).
+        first_iters = self.first_frame_iters if state is None else None
         for i in range(t):  # the recurrence: the only loop
-            sa = self.corrector(inputs[:, i], slots=slots)
+            sa = self.corrector(inputs[:, i], slots=slots, iters=first_iters if i == 0 else None)
             corrected.append(sa.slots)  # [B, K, D]
             attns.append(sa.attn[:, -1])  # [B, K, N]
             slots = self.predictor(sa.slots).to(dtype)  # [B, K, D], the state carried in the parameters' dtype

@@ -265,7 +265,10 @@ class Video(Task):
             k = f"K={bg}one per first-frame object ({init.kind})"
         else:
             k = f"K={init.num_slots} ({init.kind})"
-        return f"{k}, {model.corrector.iters} corrector iteration(s) per frame, {cfg['model']['predictor']} predictor"
+        first = model.first_frame_iters
+        first_note = f" ({first} on a clip's first frame)" if first is not None else ""
+        iters = f"{model.corrector.iters} corrector iteration(s) per frame{first_note}"
+        return f"{k}, {iters}, {cfg['model']['predictor']} predictor"
 
     clip_input = True
 

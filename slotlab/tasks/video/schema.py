@@ -118,6 +118,13 @@ SCHEMA = TaskSchema(
         "encoder_hidden": Key(64, Int(1, 16384), "hidden units of the encoder's output MLP"),
         "position_embedding": Key(True, Bool(), "position embedding of the encoder grid (SAVi: true)"),
         "corrector_iters": Key(1, Int(1, 32), "Slot Attention iterations per frame (SAVi: 1)"),
+        "first_frame_iters": Key(
+            None,
+            Int(1, 32, nullable=True),
+            "iterations on a clip's first frame when it starts from the initial slots (null: corrector_iters, "
+            "SAVi; not in SAVi)",
+            types=(int, NONE),
+        ),
         "corrector_mlp": Key(
             None,
             Int(1, 16384, nullable=True),
