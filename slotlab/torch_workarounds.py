@@ -278,8 +278,8 @@ def will_engine_execute_node(node: object) -> bool:
 
 def fp32_outside_autocast(module: torch.nn.Module, x: Tensor) -> Tensor:
     """``module(x)`` in fp32 with autocast off (the input upcast): workaround 7. Devices without autocast (the
-    meta device of the config check) just upcast."""
+    meta device of the config check) just upcast. A float64 input (a model in double precision) stays float64."""
     device = x.device.type
     off = torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
     with off:
-        return module(x.float())
+        return module(x if x.dtype == torch.float64 else x.float())

@@ -166,7 +166,7 @@ def test_first_frame_iters_correct_only_a_fresh_clips_first_frame_longer() -> No
     """first_frame_iters=3: frame 0 of a clip started from the initial slots is corrected 3 times, every later
     frame (and every frame of a clip continued from a state) corrector_iters times, by hand from the parts."""
     torch.manual_seed(0)
-    model = tiny(init="learned", predictor="mlp", first_frame_iters=3).double()
+    model = tiny(init="learned", first_frame_iters=3).double()
     x = video(t=3).double()
     inputs = model.encoder(x.flatten(0, 1)).view(B, 3, -1, model.encoder.out_dim)  # [B, T, N, D_in]
     slots = model.initializer(B, None, None, None, None, device=x.device, dtype=torch.float64)  # [B, K, D]
@@ -177,13 +177,22 @@ def test_first_frame_iters_correct_only_a_fresh_clips_first_frame_longer() -> No
         slots = model.predictor(slots)
     out = model(x)
     torch.testing.assert_close(out.slots, torch.stack(expected, dim=1))
-    plain = tiny(init="learned", predictor="mlp").double()
+    plain = tiny(init="learned").double()
     plain.load_state_dict(model.state_dict())
     assert not torch.allclose(plain(x).slots[:, 0], out.slots[:, 0])  # the option changes frame 0
     continued = model(x[:, 1:], state=out.predicted[:, 0])  # a continued clip: no extra iterations
     torch.testing.assert_close(continued.slots, out.slots[:, 1:])
     with pytest.raises(ValueError, match="first_frame_iters"):
         tiny(first_frame_iters=0)
+
+
+@pytest.mark.parametrize("predictor", PREDICTORS)
+def test_a_double_precision_model_runs_in_double(predictor: str) -> None:
+    """model.double() tracks its slots in float64 with every predictor (the transformer's fp32 workaround leaves
+    float64 alone; the decoder's outputs are fp32 by design)."""
+    torch.manual_seed(0)
+    out = tiny(init="learned", predictor=predictor).double()(video().double())
+    assert out.slots.dtype == out.predicted.dtype == torch.float64
 
 
 def test_corrector_is_savis_slot_attention_step() -> None:
