@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from slotlab.checks import InputShapeError, float_input, require_nonempty
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
 from slotlab.modules.predictors import build_predictor
-from slotlab.modules.slot_attention import SlotAttention
+from slotlab.modules.slot_attention import SlotAttention, _check_positive
 from slotlab.modules.slot_init import SlotInitializer
 from slotlab.modules.video_decoder import VideoBroadcastDecoder, savi_decoder_strides
 
@@ -213,8 +213,8 @@ class SAVi(nn.Module):
                 f"{strides}), not the resolution {self.resolution}"
             )
         self.slot_dim = slot_dim
-        if first_frame_iters is not None and first_frame_iters < 1:
-            raise ValueError(f"first_frame_iters must be >= 1 or None, got {first_frame_iters}")
+        if first_frame_iters is not None:
+            _check_positive("first_frame_iters", first_frame_iters)
         self.first_frame_iters = first_frame_iters
 
     @property
