@@ -150,6 +150,13 @@ MODEL: dict[str, Key | Section] = {
         "initial weights: keras (Glorot, zero biases: the reference code's), flax (LeCun: SAVi's), or torch's defaults",
         arg=None,
     ),
+    "encoder_init": Key(
+        "weight_init",
+        Choice(("weight_init", "he")),
+        "initial weights of the encoder's CNN: as model.weight_init, or he (Kaiming-normal, fan-in, ReLU gain, zero "
+        "biases: variance-preserving, so colour is not drowned by the position embedding; not in the papers)",
+        arg=None,
+    ),
     "init_from": Key(
         None,
         Text("path", nullable=True),

@@ -136,3 +136,42 @@ def test_keras_init_gives_the_encoder_features_more_image_than_position() -> Non
         ratios[scheme] = (position_part / image_part).item()
     assert ratios["torch"] > 15.0
     assert ratios["keras"] < ratios["torch"] / 3.0
+
+
+@pytest.mark.parametrize("config", ["multi_dsprites_cpu", "savi_moving_objects_cpu"])
+def test_encoder_init_he_redraws_only_the_encoder_cnn_variance_preserving(config: str) -> None:
+    base = load_config(config, [])
+    torch.manual_seed(0)
+    plain = SlotModule(base, (64, 64) if "dsprites" in config else (32, 32)).model
+    torch.manual_seed(0)
+    he = SlotModule(load_config(config, ["model.encoder_init=he"]), (64, 64) if "dsprites" in config else (32, 32))
+    he = he.model
+    cnn_keys = {f"encoder.cnn.{k}" for k in he.encoder.cnn.state_dict()}
+    for (k, v1), v2 in zip(plain.state_dict().items(), he.state_dict().values(), strict=True):
+        if k not in cnn_keys:
+            assert torch.equal(v1, v2), k  # nothing outside the CNN touched
+        elif k.endswith("weight"):
+            assert not torch.equal(v1, v2), k  # the CNN's kernels re-drawn
+    for conv in (m for m in he.encoder.cnn.modules() if isinstance(m, nn.Conv2d)):
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.1)  # Kaiming, ReLU gain
+        assert torch.count_nonzero(conv.bias) == 0
+    with pytest.raises(ConfigError, match="encoder_init"):
+        load_config(config, ["model.encoder_init=kaiming"])
+
+
+def test_encoder_init_he_keeps_the_image_part_of_the_features_at_the_inputs_scale() -> None:
+    """Why the option exists: through the 4 ReLU layers torch's and Keras' draws shrink the image-dependent part
+    of the features (> 10x under torch's); Kaiming's keeps it within a factor 3 of the input's."""
+    from slotlab.data.multi_dsprites import generate
+
+    image = torch.tensor(generate(0, 0, 16)["image"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [16, 3, 64, 64]
+    spread = {}
+    for option in ("weight_init", "he"):
+        torch.manual_seed(0)
+        cfg = load_config("multi_dsprites_cpu", ["model.weight_init=torch", f"model.encoder_init={option}"])
+        with torch.no_grad():
+            x = SlotModule(cfg, (64, 64)).model.encoder.cnn(image)  # [16, 32, 64, 64]
+        spread[option] = ((x - x.mean(0, keepdim=True)).std() / (image - image.mean(0, keepdim=True)).std()).item()
+    assert spread["weight_init"] < 0.1
+    assert 1 / 3 < spread["he"] < 3

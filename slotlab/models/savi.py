@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from slotlab.checks import InputShapeError, float_input, require_nonempty
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
+from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.predictors import build_predictor
 from slotlab.modules.slot_attention import SlotAttention, _check_positive
 from slotlab.modules.slot_init import SlotInitializer
@@ -70,6 +71,7 @@ class SAViOutput:
     masks: Tensor  # [B, T, K, H, W] alpha masks, softmax over the slots
     attn: Tensor  # [B, T, K, N] the corrector's attention (its last iteration), softmax over the slots
     targets: tuple[tuple[str, int], ...]  # the target names and their channels, in the order of recon's C
+    entropy_weight: float = 0.0  # the loss's weight of the masks' entropy (model.mask_entropy; 0: SAVi's loss)
 
     def target(self, name: str) -> Tensor:
         """The channels of target ``name`` in ``recon``: [B, T, C_name, H, W]."""
@@ -107,6 +109,8 @@ class SAVi(nn.Module):
         corrector_iters: Slot Attention iterations per frame (1).
         first_frame_iters: iterations on the first frame of a clip that starts from the initial slots (``None``:
             ``corrector_iters``, SAVi); a clip continuing from ``state`` runs ``corrector_iters`` on every frame.
+        mask_entropy: ``None`` (SAVi's loss) or the weight of the masks' per-pixel entropy over the slots added to
+            the loss (not in SAVi; :mod:`slotlab.modules.mask_entropy`).
         corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
         corrector: further :class:`SlotAttention` options (default ``eps_placement="denominator"``, SAVi's; with
             ``"attn"`` the fused attention path runs, a 1e-8-sized change of the normaliser).
@@ -138,6 +142,7 @@ class SAVi(nn.Module):
         position_embedding: bool = True,
         corrector_iters: int = 1,
         first_frame_iters: int | None = None,
+        mask_entropy: float | None = None,
         corrector_mlp: int | None = None,
         corrector: Mapping[str, Any] | None = None,
         predictor: str = "transformer",
@@ -216,6 +221,7 @@ class SAVi(nn.Module):
         if first_frame_iters is not None:
             _check_positive("first_frame_iters", first_frame_iters)
         self.first_frame_iters = first_frame_iters
+        self.mask_entropy = mask_entropy
 
     @property
     def conditional(self) -> bool:
@@ -288,6 +294,7 @@ class SAVi(nn.Module):
             masks=dec.masks.view(b, t, *dec.masks.shape[1:]),  # [B, T, K, H, W]
             attn=torch.stack(attns, dim=1),  # [B, T, K, N]
             targets=self.targets,
+            entropy_weight=self.mask_entropy or 0.0,
         )
 
     def _channels_last(self) -> bool:
@@ -298,13 +305,21 @@ class SAVi(nn.Module):
     def loss(out: SAViOutput, target: Tensor, reduction: str = "sum") -> Tensor:
         """Squared error of ``out.recon`` against ``target`` [B, T, C, H, W] (the targets concatenated in the
         model's order). ``"sum"`` (SAVi's ``recon`` loss): summed over T, C, H, W, averaged over the batch;
-        ``"mean"``: averaged over everything (slotlab's image models' MSE)."""
+        ``"mean"``: averaged over everything (slotlab's image models' MSE). Where ``out.entropy_weight`` is set
+        (``mask_entropy``), plus that weight x the masks' per-pixel entropy over the slots, reduced alike: summed
+        over T, H, W and averaged over the batch (``"sum"``) or averaged over everything (``"mean"``)."""
         if target.shape != out.recon.shape:
             raise InputShapeError(
                 f"target must be {list(out.recon.shape)} like the reconstruction, got {tuple(target.shape)}"
             )
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         if reduction == "sum":
-            return F.mse_loss(out.recon, target.float(), reduction="sum") / target.shape[0]
-        if reduction == "mean":
-            return F.mse_loss(out.recon, target.float())
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+            loss = F.mse_loss(out.recon, target.float(), reduction="sum") / target.shape[0]
+        else:
+            loss = F.mse_loss(out.recon, target.float())
+        if out.entropy_weight:
+            entropy = mask_entropy(out.masks, slot_dim=2)  # mean over B, T, H, W
+            pixels = out.masks[:, :, 0].numel() / out.masks.shape[0] if reduction == "sum" else 1  # T * H * W
+            loss = loss + out.entropy_weight * pixels * entropy
+        return loss

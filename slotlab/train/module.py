@@ -14,7 +14,7 @@ import torch
 
 from slotlab.checkpoint_format import add_state, restore_state
 from slotlab.errors import UserError
-from slotlab.modules.init import reference_init_
+from slotlab.modules.init import encoder_init_, reference_init_
 from slotlab.noise import step_noise
 from slotlab.tasks import get_task
 from slotlab.tasks.common import ValidationContext, image_to_model, slot_attention_of
@@ -38,6 +38,7 @@ class SlotModule(L.LightningModule):
         self.task = get_task(config["task"])
         model = self.task.build_model(config, image_size)
         self.model = reference_init_(model, config["model"].get("weight_init", "torch"))  # model.weight_init
+        encoder_init_(self.model, config["model"].get("encoder_init", "weight_init"))  # model.encoder_init
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -21,6 +21,7 @@ from slotlab.checks import check_image
 from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
 from slotlab.modules.decoders import build_decoder
+from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.slot_frame import centred_grid, slot_frames
 from slotlab.modules.slot_keep import SlotKeepGate, keep_masks
 from slotlab.modules.slot_merge import merge_duplicate_slots
@@ -35,6 +36,7 @@ class ObjectDiscoveryOutput:
     attn: Tensor  # [B, T, K, N] Slot Attention maps of every iteration (N = encoder grid)
     keep: Tensor | None = None  # [B, K] keep decisions (model.slot_keep; None: every slot is kept, the paper)
     keep_weight: float = 0.0  # the loss's price of a kept slot
+    entropy_weight: float = 0.0  # the loss's weight of the masks' entropy (model.mask_entropy; 0: the paper)
 
 
 class ObjectDiscoveryModel(nn.Module):
@@ -65,6 +67,8 @@ class ObjectDiscoveryModel(nn.Module):
             (the paper's Figure 2, right: more iterations at test time than in training). Training is unchanged.
         slot_keep: None (the paper: every slot is decoded) or the loss's price of a kept slot: AdaSlot's keep / drop
             decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
+        mask_entropy: None (the paper's loss) or the weight of the decoder masks' per-pixel entropy over the slots
+            added to the loss (not in the paper; :mod:`slotlab.modules.mask_entropy`).
     """
 
     def __init__(
@@ -86,9 +90,11 @@ class ObjectDiscoveryModel(nn.Module):
         merge_slots: float | None = None,
         eval_iters: int | None = None,
         slot_keep: float | None = None,
+        mask_entropy: float | None = None,
     ) -> None:
         super().__init__()
         self.merge_slots = merge_slots
+        self.mask_entropy = mask_entropy
         self.slot_keep = slot_keep
         self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
@@ -131,16 +137,21 @@ class ObjectDiscoveryModel(nn.Module):
             recon = (masks * recons).sum(1)  # [B, 3, H, W]
         if self.merge_slots is not None and not self.training:
             masks, recons = merge_duplicate_slots(sa.slots, masks, recons, self.merge_slots)
-        return ObjectDiscoveryOutput(recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0)
+        return ObjectDiscoveryOutput(
+            recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0, self.mask_entropy or 0.0
+        )
 
     @staticmethod
     def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:
         """Mean squared reconstruction error (the paper's training objective), plus the price of the kept slots
-        where ``slot_keep`` is set (AdaSlot's sparsity penalty: weight x the mean keep decision)."""
-        mse = F.mse_loss(out.recon, image.float())
-        if out.keep is None:
-            return mse
-        return mse + out.keep_weight * out.keep.float().mean()
+        where ``slot_keep`` is set (AdaSlot's sparsity penalty: weight x the mean keep decision) and the masks'
+        entropy where ``mask_entropy`` is set (weight x the mean per-pixel entropy over the slots)."""
+        loss = F.mse_loss(out.recon, image.float())
+        if out.keep is not None:
+            loss = loss + out.keep_weight * out.keep.float().mean()
+        if out.entropy_weight:
+            loss = loss + out.entropy_weight * mask_entropy(out.masks)
+        return loss
 
 
 class ObjectDiscoverySlotMLP(nn.Module):

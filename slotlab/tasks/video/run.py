@@ -88,6 +88,7 @@ def run_clips(
         masks=torch.cat([o.masks for o in outs], 1),
         attn=torch.cat([o.attn for o in outs], 1),
         targets=outs[0].targets,
+        entropy_weight=outs[0].entropy_weight,
     )
 
 

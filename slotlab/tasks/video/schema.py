@@ -125,6 +125,14 @@ SCHEMA = TaskSchema(
             "SAVi; not in SAVi)",
             types=(int, NONE),
         ),
+        "mask_entropy": Key(
+            None,
+            Float(0, 10, lo_open=True, nullable=True),
+            "null (SAVi: the reconstruction error alone) or the weight of the masks' per-pixel entropy over the "
+            "slots, added to the loss and reduced like it: a duplicate slot sharing an object's pixels costs (not "
+            "in SAVi)",
+            types=(float, int, NONE),
+        ),
         "corrector_mlp": Key(
             None,
             Int(1, 16384, nullable=True),
@@ -150,6 +158,7 @@ SCHEMA = TaskSchema(
         ),
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"],
         "weight_init": MODEL["weight_init"].but(default="flax"),
+        "encoder_init": MODEL["encoder_init"],
         "targets": Key(["rgb"], TargetList(), "what the decoder reconstructs: rgb, flow (as RGB; SAVi-S's)", arg=None),
         "loss": Key(
             "sum",
