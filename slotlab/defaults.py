@@ -150,6 +150,14 @@ MODEL: dict[str, Key | Section] = {
         "initial weights: keras (Glorot, zero biases: the reference code's), flax (LeCun: SAVi's), or torch's defaults",
         arg=None,
     ),
+    "mask_entropy": Key(
+        None,
+        Float(0, 10, lo_open=True, nullable=True),
+        "null (the papers' loss) or the weight of the decoder masks' per-pixel entropy over the slots, added to the "
+        "loss and reduced like the reconstruction error: a duplicate slot sharing an object's pixels costs (not in "
+        "the papers)",
+        types=(float, int, NONE),
+    ),
     "encoder_init": Key(
         "weight_init",
         Choice(("weight_init", "he")),

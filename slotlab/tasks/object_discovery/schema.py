@@ -81,14 +81,7 @@ SCHEMA = TaskSchema(
             kinds=("slot_attention",),
             types=(float, int, NONE),
         ),
-        "mask_entropy": Key(
-            None,
-            Float(0, 10, lo_open=True, nullable=True),
-            "null (paper: the MSE alone) or the weight of the decoder masks' mean per-pixel entropy over the slots, "
-            "added to the loss: a duplicate slot sharing an object's pixels costs (not in the paper)",
-            kinds=("slot_attention",),
-            types=(float, int, NONE),
-        ),
+        "mask_entropy": MODEL["mask_entropy"].but(kinds=("slot_attention",)),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
         "encoder_init": MODEL["encoder_init"].but(kinds=("slot_attention",)),

@@ -125,14 +125,7 @@ SCHEMA = TaskSchema(
             "SAVi; not in SAVi)",
             types=(int, NONE),
         ),
-        "mask_entropy": Key(
-            None,
-            Float(0, 10, lo_open=True, nullable=True),
-            "null (SAVi: the reconstruction error alone) or the weight of the masks' per-pixel entropy over the "
-            "slots, added to the loss and reduced like it: a duplicate slot sharing an object's pixels costs (not "
-            "in SAVi)",
-            types=(float, int, NONE),
-        ),
+        "mask_entropy": MODEL["mask_entropy"],
         "corrector_mlp": Key(
             None,
             Int(1, 16384, nullable=True),
