@@ -112,6 +112,9 @@ class SAVi(nn.Module):
         mask_entropy: ``None`` (SAVi's loss) or the weight of the masks' per-pixel entropy over the slots added to
             the loss (not in SAVi; :mod:`slotlab.modules.mask_entropy`).
         corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
+        corrector_evidence_gate: ``None`` (SAVi) or c > 0: the corrector's change of a slot is scaled by m / (m + c),
+            m the inputs the slot holds (its attention summed over the frame's inputs); a slot that holds none (an
+            occluded object's) keeps the predictor's slot. Not in SAVi (:class:`SlotAttention` ``evidence_gate``).
         corrector: further :class:`SlotAttention` options (default ``eps_placement="denominator"``, SAVi's; with
             ``"attn"`` the fused attention path runs, a 1e-8-sized change of the normaliser).
         predictor: ``"transformer"``, ``"mlp"`` or ``"identity"``.
@@ -144,6 +147,7 @@ class SAVi(nn.Module):
         first_frame_iters: int | None = None,
         mask_entropy: float | None = None,
         corrector_mlp: int | None = None,
+        corrector_evidence_gate: float | None = None,
         corrector: Mapping[str, Any] | None = None,
         predictor: str = "transformer",
         predictor_heads: int = 4,
@@ -173,7 +177,11 @@ class SAVi(nn.Module):
             position_embedding,
             layer_norm_eps,
         )
-        options: dict[str, Any] = {"eps_placement": "denominator", **(corrector or {})}
+        options: dict[str, Any] = {
+            "eps_placement": "denominator",
+            "evidence_gate": corrector_evidence_gate,
+            **(corrector or {}),
+        }
         self.corrector = SlotAttention(
             1,  # the slots always come from the initializer or the predictor
             dim=slot_dim,

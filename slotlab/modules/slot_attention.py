@@ -91,6 +91,11 @@ class SlotAttention(nn.Module):
             one product); it saves only the attention and the normalised weights. The forward is bit-identical
             to ``False`` (autograd through the individual ops); gradients agree to rounding (tested in float64).
             See :mod:`slotlab.modules.slot_attention_fused`.
+        evidence_gate: not in the paper (nor in SAVi): ``None`` (Algorithm 1) or c > 0: each iteration's change of
+            a slot is scaled by m / (m + c), m the slot's attention summed over the inputs (how many inputs it
+            holds). A slot holding no input (an occluded object's, in video) keeps the slot it started the
+            iteration from (SAVi: the predictor's) instead of becoming the weighted mean of the few inputs it
+            faintly attends to; a slot holding many inputs (m >> c) is updated as without the gate.
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class SlotAttention(nn.Module):
         layer_norm_eps: float = 1e-3,
         implicit_differentiation: bool = False,
         fused: bool = True,
+        evidence_gate: float | None = None,
     ) -> None:
         super().__init__()
         input_dim = dim if input_dim is None else input_dim
@@ -129,6 +135,8 @@ class SlotAttention(nn.Module):
             raise ValueError(f"identity_projections needs input_dim == dim, got {input_dim} and {dim}")
         if temperature is not None and temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if evidence_gate is not None and not evidence_gate > 0:
+            raise ValueError(f"evidence_gate must be > 0 (or None), got {evidence_gate}")
 
         self.num_slots = num_slots
         self.dim = dim
@@ -147,6 +155,7 @@ class SlotAttention(nn.Module):
         self.reassociate = reassociate
         self.implicit_differentiation = implicit_differentiation
         self.fused = fused
+        self.evidence_gate = evidence_gate
 
         init_shape = (1, 1 if slot_init == "shared" else num_slots, dim)
         self.slots_mu = nn.Parameter(torch.empty(init_shape))  # [1, 1 or K, D]; the queries with "queries"
@@ -297,6 +306,10 @@ class SlotAttention(nn.Module):
             slots = updates
         if self.mlp is not None:
             slots = slots + self.mlp(self.norm_mlp(slots))
+        if self.evidence_gate is not None:
+            mass = attn.sum(dim=-1, keepdim=True)  # [B, K, 1] inputs each slot holds (fp32)
+            gate = (mass / (mass + self.evidence_gate)).to(slots.dtype)  # [B, K, 1]
+            slots = slots_prev + gate * (slots - slots_prev)  # [B, K, D]
         return slots, attn
 
     def _fused_path(self) -> bool:

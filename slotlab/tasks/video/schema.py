@@ -132,6 +132,13 @@ SCHEMA = TaskSchema(
             "hidden units of a residual MLP after the corrector's GRU (null: none, SAVi-S)",
             types=(int, NONE),
         ),
+        "corrector_evidence_gate": Key(
+            None,
+            Float(0, 1e6, lo_open=True, nullable=True),
+            "null (SAVi) or c: the corrector's change of a slot is scaled by m / (m + c), m the inputs the slot holds "
+            "(its attention summed over the frame); a slot holding none (occluded) keeps the predictor's; not in SAVi",
+            types=(float, int, NONE),
+        ),
         "predictor": Key("transformer", Choice(PREDICTORS), "slots of frame t -> initial slots of frame t + 1"),
         "predictor_heads": Key(4, Int(1, 64), "attention heads of the transformer predictor"),
         "predictor_mlp": Key(256, Int(1, 16384), "hidden units of the predictor's MLP"),
