@@ -158,6 +158,14 @@ MODEL: dict[str, Key | Section] = {
         "the papers)",
         types=(float, int, NONE),
     ),
+    "slot_mass_penalty": Key(
+        None,
+        Float(0, 10, lo_open=True, nullable=True),
+        "null (the papers' loss) or the weight of a concave price on each slot's share of the image (the sum over "
+        "slots of sqrt(share), added to the loss): an object split over two slots costs more than one slot holding "
+        "it (not in the papers)",
+        types=(float, int, NONE),
+    ),
     "encoder_init": Key(
         "weight_init",
         Choice(("weight_init", "he")),

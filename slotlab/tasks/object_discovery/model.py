@@ -24,6 +24,7 @@ from slotlab.modules.decoders import build_decoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.slot_frame import centred_grid, slot_frames
 from slotlab.modules.slot_keep import SlotKeepGate, keep_masks
+from slotlab.modules.slot_mass import slot_mass_price
 from slotlab.modules.slot_merge import merge_duplicate_slots
 
 
@@ -37,6 +38,7 @@ class ObjectDiscoveryOutput:
     keep: Tensor | None = None  # [B, K] keep decisions (model.slot_keep; None: every slot is kept, the paper)
     keep_weight: float = 0.0  # the loss's price of a kept slot
     entropy_weight: float = 0.0  # the loss's weight of the masks' entropy (model.mask_entropy; 0: the paper)
+    mass_weight: float = 0.0  # the loss's weight of the slots' share price (model.slot_mass_penalty; 0: the paper)
 
 
 class ObjectDiscoveryModel(nn.Module):
@@ -69,6 +71,9 @@ class ObjectDiscoveryModel(nn.Module):
             decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
         mask_entropy: None (the paper's loss) or the weight of the decoder masks' per-pixel entropy over the slots
             added to the loss (not in the paper; :mod:`slotlab.modules.mask_entropy`).
+        slot_mass_penalty: None (the paper's loss) or the weight of a concave price on each slot's share of the
+            image, the sum over the slots of sqrt(share), added to the loss: a split object costs more than a whole
+            one (not in the paper; :mod:`slotlab.modules.slot_mass`).
     """
 
     def __init__(
@@ -91,10 +96,12 @@ class ObjectDiscoveryModel(nn.Module):
         eval_iters: int | None = None,
         slot_keep: float | None = None,
         mask_entropy: float | None = None,
+        slot_mass_penalty: float | None = None,
     ) -> None:
         super().__init__()
         self.merge_slots = merge_slots
         self.mask_entropy = mask_entropy
+        self.slot_mass_penalty = slot_mass_penalty
         self.slot_keep = slot_keep
         self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
@@ -138,19 +145,23 @@ class ObjectDiscoveryModel(nn.Module):
         if self.merge_slots is not None and not self.training:
             masks, recons = merge_duplicate_slots(sa.slots, masks, recons, self.merge_slots)
         return ObjectDiscoveryOutput(
-            recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0, self.mask_entropy or 0.0
-        )
+            recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0, self.mask_entropy or 0.0,
+            self.slot_mass_penalty or 0.0,
+        )  # fmt: skip
 
     @staticmethod
     def loss(out: ObjectDiscoveryOutput, image: Tensor) -> Tensor:
         """Mean squared reconstruction error (the paper's training objective), plus the price of the kept slots
         where ``slot_keep`` is set (AdaSlot's sparsity penalty: weight x the mean keep decision) and the masks'
-        entropy where ``mask_entropy`` is set (weight x the mean per-pixel entropy over the slots)."""
+        entropy where ``mask_entropy`` is set (weight x the mean per-pixel entropy over the slots) and the slots'
+        share price where ``slot_mass_penalty`` is set (weight x the sum over slots of sqrt(share), batch mean)."""
         loss = F.mse_loss(out.recon, image.float())
         if out.keep is not None:
             loss = loss + out.keep_weight * out.keep.float().mean()
         if out.entropy_weight:
             loss = loss + out.entropy_weight * mask_entropy(out.masks)
+        if out.mass_weight:
+            loss = loss + out.mass_weight * slot_mass_price(out.masks)
         return loss
 
 
