@@ -166,6 +166,14 @@ MODEL: dict[str, Key | Section] = {
         "it (not in the papers)",
         types=(float, int, NONE),
     ),
+    "slot_repulsion": Key(
+        None,
+        Float(0, 10, lo_open=True, nullable=True),
+        "null (the papers' loss) or the weight of a price on near-copy slots (each pair of an image's slots pays the "
+        "amount by which their cosine similarity exceeds 0.5, added to the loss): duplicates are pushed apart (not "
+        "in the papers)",
+        types=(float, int, NONE),
+    ),
     "encoder_init": Key(
         "weight_init",
         Choice(("weight_init", "he")),

@@ -26,6 +26,7 @@ from slotlab.modules.slot_frame import centred_grid, slot_frames
 from slotlab.modules.slot_keep import SlotKeepGate, keep_masks
 from slotlab.modules.slot_mass import slot_mass_price
 from slotlab.modules.slot_merge import merge_duplicate_slots
+from slotlab.modules.slot_repulsion import near_copy_price
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ObjectDiscoveryOutput:
     keep_weight: float = 0.0  # the loss's price of a kept slot
     entropy_weight: float = 0.0  # the loss's weight of the masks' entropy (model.mask_entropy; 0: the paper)
     mass_weight: float = 0.0  # the loss's weight of the slots' share price (model.slot_mass_penalty; 0: the paper)
+    repulsion_weight: float = 0.0  # the loss's weight of the near-copy price (model.slot_repulsion; 0: the paper)
 
 
 class ObjectDiscoveryModel(nn.Module):
@@ -74,6 +76,9 @@ class ObjectDiscoveryModel(nn.Module):
         slot_mass_penalty: None (the paper's loss) or the weight of a concave price on each slot's share of the
             image, the sum over the slots of sqrt(share), added to the loss: a split object costs more than a whole
             one (not in the paper; :mod:`slotlab.modules.slot_mass`).
+        slot_repulsion: None (the paper's loss) or the weight of a price on near-copy slots (pairs whose cosine
+            similarity exceeds 0.5 pay the excess), added to the loss (not in the paper;
+            :mod:`slotlab.modules.slot_repulsion`).
     """
 
     def __init__(
@@ -97,11 +102,13 @@ class ObjectDiscoveryModel(nn.Module):
         slot_keep: float | None = None,
         mask_entropy: float | None = None,
         slot_mass_penalty: float | None = None,
+        slot_repulsion: float | None = None,
     ) -> None:
         super().__init__()
         self.merge_slots = merge_slots
         self.mask_entropy = mask_entropy
         self.slot_mass_penalty = slot_mass_penalty
+        self.slot_repulsion = slot_repulsion
         self.slot_keep = slot_keep
         self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
@@ -146,7 +153,7 @@ class ObjectDiscoveryModel(nn.Module):
             masks, recons = merge_duplicate_slots(sa.slots, masks, recons, self.merge_slots)
         return ObjectDiscoveryOutput(
             recon, recons, masks, sa.slots, sa.attn, keep, self.slot_keep or 0.0, self.mask_entropy or 0.0,
-            self.slot_mass_penalty or 0.0,
+            self.slot_mass_penalty or 0.0, self.slot_repulsion or 0.0,
         )  # fmt: skip
 
     @staticmethod
@@ -154,7 +161,8 @@ class ObjectDiscoveryModel(nn.Module):
         """Mean squared reconstruction error (the paper's training objective), plus the price of the kept slots
         where ``slot_keep`` is set (AdaSlot's sparsity penalty: weight x the mean keep decision) and the masks'
         entropy where ``mask_entropy`` is set (weight x the mean per-pixel entropy over the slots) and the slots'
-        share price where ``slot_mass_penalty`` is set (weight x the sum over slots of sqrt(share), batch mean)."""
+        share price where ``slot_mass_penalty`` is set (weight x the sum over slots of sqrt(share), batch mean) and
+        the near-copy price where ``slot_repulsion`` is set (:func:`near_copy_price` of the slots, weighted)."""
         loss = F.mse_loss(out.recon, image.float())
         if out.keep is not None:
             loss = loss + out.keep_weight * out.keep.float().mean()
@@ -162,6 +170,8 @@ class ObjectDiscoveryModel(nn.Module):
             loss = loss + out.entropy_weight * mask_entropy(out.masks)
         if out.mass_weight:
             loss = loss + out.mass_weight * slot_mass_price(out.masks)
+        if out.repulsion_weight:
+            loss = loss + out.repulsion_weight * near_copy_price(out.slots)
         return loss
 
 
