@@ -112,6 +112,16 @@ def slot_mlp_section(prefix: str) -> Section:
 
 
 #: ``model`` keys a task may pick.
+def _loss_weight(what: str) -> Key:
+    """A model key that is null (the papers' loss) or the weight in (0, 10] of a training price not in the papers."""
+    return Key(
+        None,
+        Float(0, 10, lo_open=True, nullable=True),
+        f"null (the papers' loss) or the weight of {what} (not in the papers)",
+        types=(float, int, NONE),
+    )
+
+
 MODEL: dict[str, Key | Section] = {
     "kind": Key(
         "slot_attention", Choice(("slot_attention", "slot_mlp")), "the model, or the Slot MLP baseline", arg=None
@@ -150,29 +160,17 @@ MODEL: dict[str, Key | Section] = {
         "initial weights: keras (Glorot, zero biases: the reference code's), flax (LeCun: SAVi's), or torch's defaults",
         arg=None,
     ),
-    "mask_entropy": Key(
-        None,
-        Float(0, 10, lo_open=True, nullable=True),
-        "null (the papers' loss) or the weight of the decoder masks' per-pixel entropy over the slots, added to the "
-        "loss and reduced like the reconstruction error: a duplicate slot sharing an object's pixels costs (not in "
-        "the papers)",
-        types=(float, int, NONE),
+    "mask_entropy": _loss_weight(
+        "the decoder masks' per-pixel entropy over the slots, added to the loss and reduced like the reconstruction "
+        "error: a duplicate slot sharing an object's pixels costs"
     ),
-    "slot_mass_penalty": Key(
-        None,
-        Float(0, 10, lo_open=True, nullable=True),
-        "null (the papers' loss) or the weight of a concave price on each slot's share of the image (the sum over "
-        "slots of sqrt(share), added to the loss): an object split over two slots costs more than one slot holding "
-        "it (not in the papers)",
-        types=(float, int, NONE),
+    "slot_mass_penalty": _loss_weight(
+        "a concave price on each slot's share of the image (the sum over slots of sqrt(share), added to the loss): "
+        "an object split over two slots costs more than one slot holding it"
     ),
-    "slot_repulsion": Key(
-        None,
-        Float(0, 10, lo_open=True, nullable=True),
-        "null (the papers' loss) or the weight of a price on near-copy slots (each pair of an image's slots pays the "
-        "amount by which their cosine similarity exceeds 0.5, added to the loss): duplicates are pushed apart (not "
-        "in the papers)",
-        types=(float, int, NONE),
+    "slot_repulsion": _loss_weight(
+        "a price on near-copy slots (each pair of an image's slots pays the amount by which their cosine similarity "
+        "exceeds 0.5, added to the loss): duplicates are pushed apart"
     ),
     "encoder_init": Key(
         "weight_init",

@@ -139,3 +139,19 @@ def _no_tensorflow_in_the_test_process(request):
         f"{request.node.nodeid} imported TensorFlow into the pytest process; TF-using code runs in "
         "tests/official_parity_cases.py (its own process) only"
     )
+
+
+def twin_od_models(**option):
+    """A tiny object-discovery model with a loss ``option`` and one without it, sharing weights, run on the same
+    image and slot-init noise. Returns (model, plain, out, ref, image, mse): ``mse`` is the paper's loss of ``ref``."""
+    from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
+
+    torch.manual_seed(0)
+    kw = dict(num_slots=4, slot_dim=16, mlp_hidden=16)
+    model = ObjectDiscoveryModel((35, 35), **option, **kw)
+    plain = ObjectDiscoveryModel((35, 35), **kw)
+    plain.load_state_dict(model.state_dict())
+    image, noise = torch.rand(2, 3, 35, 35) * 2 - 1, torch.randn(2, 4, 16)  # the same slot-init noise for both
+    out, ref = model(image, noise=noise), plain(image, noise=noise)
+    mse = torch.nn.functional.mse_loss((ref.masks * ref.recons).sum(1), image)
+    return model, plain, out, ref, image, mse

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_OD_MODEL
+from conftest import TINY_OD_MODEL, twin_od_models
 from scipy.stats import entropy as scipy_entropy
 from test_savi_model import tiny as tiny_savi
 
@@ -17,7 +17,6 @@ from slotlab.config import load_config
 from slotlab.errors import ConfigError
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.tasks import get_task
-from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
 
 def test_entropy_equals_scipys_and_its_bounds():
@@ -41,14 +40,7 @@ def test_gradient_is_finite_at_zero_masks_and_pushes_a_shared_pixel_to_one_slot(
 
 
 def test_object_discovery_loss_adds_the_weighted_entropy_and_null_is_the_paper():
-    torch.manual_seed(0)
-    kw = dict(num_slots=4, slot_dim=16, mlp_hidden=16)
-    model = ObjectDiscoveryModel((35, 35), mask_entropy=0.05, **kw)
-    plain = ObjectDiscoveryModel((35, 35), **kw)
-    plain.load_state_dict(model.state_dict())
-    image, noise = torch.rand(2, 3, 35, 35) * 2 - 1, torch.randn(2, 4, 16)  # the same slot-init noise for both
-    out, ref = model(image, noise=noise), plain(image, noise=noise)
-    mse = F.mse_loss((ref.masks * ref.recons).sum(1), image)
+    model, plain, out, ref, image, mse = twin_od_models(mask_entropy=0.05)
     masks = ref.masks.detach().double().numpy()
     by_hand = mse + 0.05 * float(scipy_entropy(masks, axis=1).mean())
     torch.testing.assert_close(plain.loss(ref, image), mse)  # null: the MSE alone

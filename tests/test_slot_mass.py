@@ -8,14 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import TINY_OD_MODEL
+from conftest import TINY_OD_MODEL, twin_od_models
 
 from slotlab.config import load_config
 from slotlab.errors import ConfigError
 from slotlab.modules.slot_mass import EPS, slot_mass_price
 from slotlab.tasks import get_task
-from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
 
 def test_price_equals_numpy_by_hand_for_images_and_video():
@@ -55,14 +53,7 @@ def test_gradient_is_finite_at_an_empty_slot_and_moves_pixels_to_the_larger_slot
 
 
 def test_object_discovery_loss_adds_the_weighted_price_and_null_is_the_paper():
-    torch.manual_seed(0)
-    kw = dict(num_slots=4, slot_dim=16, mlp_hidden=16)
-    model = ObjectDiscoveryModel((35, 35), slot_mass_penalty=0.05, **kw)
-    plain = ObjectDiscoveryModel((35, 35), **kw)
-    plain.load_state_dict(model.state_dict())
-    image, noise = torch.rand(2, 3, 35, 35) * 2 - 1, torch.randn(2, 4, 16)  # the same slot-init noise for both
-    out, ref = model(image, noise=noise), plain(image, noise=noise)
-    mse = F.mse_loss((ref.masks * ref.recons).sum(1), image)
+    model, plain, out, ref, image, mse = twin_od_models(slot_mass_penalty=0.05)
     shares = ref.masks.detach().double().numpy().mean(axis=(2, 3, 4))  # [B, K]
     by_hand = mse + 0.05 * float(np.sqrt(shares + EPS).sum(1).mean())
     torch.testing.assert_close(plain.loss(ref, image), mse)  # null: the MSE alone

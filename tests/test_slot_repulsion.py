@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_OD_MODEL
+from conftest import TINY_OD_MODEL, twin_od_models
 
 from slotlab.config import load_config
 from slotlab.errors import ConfigError
 from slotlab.modules.slot_repulsion import THRESHOLD, near_copy_price
 from slotlab.tasks import get_task
-from slotlab.tasks.object_discovery.model import ObjectDiscoveryModel
 
 
 def _by_hand(slots: np.ndarray, threshold: float) -> float:
@@ -54,14 +53,7 @@ def test_distinct_slots_pay_nothing_and_copies_are_pushed_apart():
 
 
 def test_object_discovery_loss_adds_the_weighted_price_and_null_is_the_paper():
-    torch.manual_seed(0)
-    kw = dict(num_slots=4, slot_dim=16, mlp_hidden=16)
-    model = ObjectDiscoveryModel((35, 35), slot_repulsion=0.05, **kw)
-    plain = ObjectDiscoveryModel((35, 35), **kw)
-    plain.load_state_dict(model.state_dict())
-    image, noise = torch.rand(2, 3, 35, 35) * 2 - 1, torch.randn(2, 4, 16)  # the same slot-init noise for both
-    out, ref = model(image, noise=noise), plain(image, noise=noise)
-    mse = F.mse_loss((ref.masks * ref.recons).sum(1), image)
+    model, plain, out, ref, image, mse = twin_od_models(slot_repulsion=0.05)
     by_hand = mse + 0.05 * _by_hand(ref.slots.detach().double().numpy(), THRESHOLD)
     torch.testing.assert_close(plain.loss(ref, image), mse)  # null: the MSE alone
     torch.testing.assert_close(model.loss(out, image), by_hand.float(), rtol=1e-5, atol=1e-6)
