@@ -172,6 +172,14 @@ MODEL: dict[str, Key | Section] = {
         "a price on near-copy slots (each pair of an image's slots pays the amount by which their cosine similarity "
         "exceeds 0.5, added to the loss): duplicates are pushed apart"
     ),
+    "attention_masks": Key(
+        None,
+        Float(0, 1e3, lo_open=True, nullable=True),
+        "null (the papers) or w: the masks are the softmax over the slots of the decoder's alpha logits + w x log of "
+        "Slot Attention's last attention (at the image's resolution), so they follow the inputs' features (as MONet's "
+        "attention masks, Burgess et al. 2019) and the reconstruction trains the attention; not in the papers",
+        types=(float, int, NONE),
+    ),
     "encoder_init": Key(
         "weight_init",
         Choice(("weight_init", "he")),

@@ -170,6 +170,21 @@ def test_video_merge_relabels_each_frame_by_its_groups(tool):
     assert (got[0, 1] != 3).all() and (got[1, 2] != 4).all() and (got[1, 2] != 2).all()
 
 
+def test_clip_events_entering_and_meeting_by_hand(tool):
+    """Four clips of 3 frames, 8x8: nothing happens; object 2 enters at frame 1; two objects touch diagonally in
+    frame 2 (8-neighbours, no shared edge); two objects one pixel apart in every frame (no touch)."""
+    gt = torch.zeros(4, 3, 8, 8, dtype=torch.long)
+    gt[:, :, 0:2, 0:2] = 1  # object 1 top-left in every clip and frame
+    gt[0, :, 5:7, 5:7] = 2
+    gt[1, 1:, 5:7, 5:7] = 2  # not in frame 0: enters
+    gt[2, :2, 5:7, 5:7] = 2
+    gt[2, 2, 2:4, 2:4] = 2  # frame 2: its corner (2, 2) is the diagonal neighbour of object 1's (1, 1)
+    gt[3, :, 0:2, 3:5] = 3  # one empty column (2) between objects 1 and 3
+    events = tool.clip_events(gt)
+    np.testing.assert_array_equal(events["entering"], [False, True, False, False])
+    np.testing.assert_array_equal(events["meeting"], [False, False, True, False])
+
+
 @pytest.fixture(scope="module")
 def set_tool():
     return _load("set_prediction_errors")

@@ -4,7 +4,8 @@ slot k + 1 for object k, slot 0 the background), or, for unconditional models, t
 pixels in the first frame where it is visible. Then, per frame, the share of the objects' pixels that go to their
 own slot, to the background's slot, to another object's slot or to a spare slot, separately for objects visible in
 the first frame and objects that enter later; the per-frame FG-ARI; and two counterfactual scores: entering
-objects given a label of their own, and only the objects' interior pixels scored (1-pixel erosion, 4-connected).
+objects given a label of their own, and only the objects' interior pixels scored (1-pixel erosion, 4-connected);
+and video FG-ARI by what happens in a clip (an object enters after frame 0; two objects meet: their pixels touch).
 With ``--merge-cosine T1,T2,..``: video FG-ARI with near-copy slots merged per frame (the image task's
 ``model.merge_slots``, :mod:`slotlab.modules.slot_merge`, on each frame's corrected slots; a counterfactual on the
 argmax labels: each pixel takes its slot's group).
@@ -72,6 +73,19 @@ def breakdown(gt: torch.Tensor, pred: torch.Tensor, conditional: bool, num_slots
     return out
 
 
+def clip_events(gt: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per clip [B] (bool): ``entering`` (an object absent from frame 0 is visible later) and ``meeting`` (in some
+    frame two objects' visible pixels touch: one lies within the other's 8-neighbourhood, overlap included)."""
+    m1 = int(gt.max()) + 1
+    objects = F.one_hot(gt, m1).bool()[..., 1:].permute(0, 1, 4, 2, 3)  # [B, T, M, H, W]
+    visible = objects.flatten(3).any(3)  # [B, T, M]
+    entering = (visible[:, 1:].any(1) & ~visible[:, 0]).any(1)  # [B]
+    grown = F.max_pool2d(objects.flatten(0, 2)[:, None].float(), 3, 1, 1).view(objects.shape) > 0  # [B, T, M, H, W]
+    touch = (grown[:, :, :, None] & objects[:, :, None]).flatten(4).any(4)  # [B, T, M, M]
+    touch &= ~torch.eye(objects.shape[2], dtype=torch.bool)
+    return {"entering": entering.numpy(), "meeting": touch.flatten(1).any(1).numpy()}
+
+
 def merged(slots: torch.Tensor, pred: torch.Tensor, threshold: float) -> torch.Tensor:
     """pred [B, T, H, W] relabelled by each frame's groups of near-copy slots (slots [B, T, K, D]): the image
     script's :func:`merge_similar` on every frame."""
@@ -115,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
           f"({np.nanmean(fg_all[ent]):.4f}), the others {np.nanmean(fg_all[~ent]):.4f}")  # fmt: skip
     print(f"counterfactual: entering objects a label of their own {fg(gt, r['relabelled']):.4f}; interior pixels "
           f"only {fg(erode(gt), pred):.4f}; both {fg(erode(gt), r['relabelled']):.4f}")  # fmt: skip
+    events = clip_events(gt)
+    loss = 1 - fg_all
+    print("\n| objects entering after frame 0 | objects meeting | clips | video FG-ARI | share of the lost FG-ARI |")
+    print("|---|---|---|---|---|")
+    for enter in (False, True):
+        for meet in (False, True):
+            sel = (events["entering"] == enter) & (events["meeting"] == meet)
+            share = np.nansum(loss[sel]) / max(np.nansum(loss), 1e-12)
+            print(f"| {'yes' if enter else 'no'} | {'yes' if meet else 'no'} | {sel.sum()} | "
+                  f"{np.nanmean(fg_all[sel]) if sel.any() else float('nan'):.4f} | {share:.2f} |")  # fmt: skip
+    print()
     for tau in [float(v) for v in args.merge_cosine.split(",") if v]:
         score = fg(gt, merged(out.slots, pred, tau))
         print(f"video FG-ARI with near-copy slots merged per frame (cosine > {tau:g}): {score:.4f}")

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.checks import InputShapeError, float_input, require_nonempty
+from slotlab.modules.attention_masks import mix_with_attention
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.predictors import build_predictor
@@ -111,6 +112,9 @@ class SAVi(nn.Module):
             ``corrector_iters``, SAVi); a clip continuing from ``state`` runs ``corrector_iters`` on every frame.
         mask_entropy: ``None`` (SAVi's loss) or the weight of the masks' per-pixel entropy over the slots added to
             the loss (not in SAVi; :mod:`slotlab.modules.mask_entropy`).
+        attention_masks: ``None`` (SAVi) or w > 0: the masks are softmax over the slots of the decoder's alpha logits
+            + w x log of the corrector's last attention, so they follow the inputs' features (not in SAVi;
+            :mod:`slotlab.modules.attention_masks`).
         corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
         corrector_evidence_gate: ``None`` (SAVi) or c > 0: the corrector's change of a slot is scaled by m / (m + c),
             m the inputs the slot holds (its attention summed over the frame's inputs); a slot that holds none (an
@@ -146,6 +150,7 @@ class SAVi(nn.Module):
         corrector_iters: int = 1,
         first_frame_iters: int | None = None,
         mask_entropy: float | None = None,
+        attention_masks: float | None = None,
         corrector_mlp: int | None = None,
         corrector_evidence_gate: float | None = None,
         corrector: Mapping[str, Any] | None = None,
@@ -230,6 +235,9 @@ class SAVi(nn.Module):
             _check_positive("first_frame_iters", first_frame_iters)
         self.first_frame_iters = first_frame_iters
         self.mask_entropy = mask_entropy
+        if attention_masks is not None and not attention_masks > 0:
+            raise ValueError(f"attention_masks must be None or > 0, got {attention_masks!r}")
+        self.attention_masks = attention_masks
 
     @property
     def conditional(self) -> bool:
@@ -292,15 +300,22 @@ class SAVi(nn.Module):
         slots_t = torch.stack(corrected, dim=1)  # [B, T, K, D]
         k = slots_t.shape[2]
 
+        attn = torch.stack(attns, dim=1)  # [B, T, K, N]
         dec = self.decoder(slots_t.reshape(b * t, k, self.slot_dim))
+        recon, masks = dec.recon, dec.masks  # [B*T, C, H, W], [B*T, K, H, W]
+        if self.attention_masks is not None:  # masks that follow the inputs (not in SAVi)
+            grid = self.encoder.feature_resolution
+            recon, masks = mix_with_attention(
+                dec.alpha_logits, dec.recons, attn.reshape(b * t, k, -1), grid, self.attention_masks
+            )
         return SAViOutput(
             slots=slots_t,
             predicted=torch.stack(predicted, dim=1),  # [B, T, K, D]
             init_slots=init_slots,
-            recon=dec.recon.view(b, t, *dec.recon.shape[1:]),  # [B, T, C, H, W]
+            recon=recon.view(b, t, *recon.shape[1:]),  # [B, T, C, H, W]
             recons=dec.recons.view(b, t, *dec.recons.shape[1:]),  # [B, T, K, C, H, W]
-            masks=dec.masks.view(b, t, *dec.masks.shape[1:]),  # [B, T, K, H, W]
-            attn=torch.stack(attns, dim=1),  # [B, T, K, N]
+            masks=masks.view(b, t, *masks.shape[1:]),  # [B, T, K, H, W]
+            attn=attn,
             targets=self.targets,
             entropy_weight=self.mask_entropy or 0.0,
         )

@@ -68,6 +68,7 @@ class DecoderOutput:
     recon: Tensor  # [B, 3, H, W] mixture of the per-slot reconstructions
     recons: Tensor  # [B, K, 3, H, W] per-slot RGB
     masks: Tensor  # [B, K, 1, H, W] alpha masks (softmax over slots)
+    alpha: Tensor | None = None  # [B, K, 1, H, W] their logits
 
 
 class SpatialBroadcastDecoder(nn.Module):
@@ -194,7 +195,7 @@ class SpatialBroadcastDecoder(nn.Module):
         recons, alpha = x[:, :, :3], x[:, :, 3:]  # [B, K, 3, H, W], [B, K, 1, H, W]
         masks = alpha.softmax(dim=1)
         recon = (recons * masks).sum(dim=1)  # [B, 3, H, W]
-        return DecoderOutput(recon=recon, recons=recons, masks=masks)
+        return DecoderOutput(recon=recon, recons=recons, masks=masks, alpha=alpha)
 
 
 def build_decoder(

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from slotlab.checks import check_image
 from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
+from slotlab.modules.attention_masks import mix_with_attention
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.slot_frame import centred_grid, slot_frames
@@ -79,6 +80,9 @@ class ObjectDiscoveryModel(nn.Module):
         slot_repulsion: None (the paper's loss) or the weight of a price on near-copy slots (pairs whose cosine
             similarity exceeds 0.5 pay the excess), added to the loss (not in the paper;
             :mod:`slotlab.modules.slot_repulsion`).
+        attention_masks: None (the paper) or w > 0: the masks are the softmax over the slots of the decoder's alpha
+            logits + w x log of the last iteration's attention, so they follow the inputs' features (not in the
+            paper; :mod:`slotlab.modules.attention_masks`).
     """
 
     def __init__(
@@ -103,8 +107,12 @@ class ObjectDiscoveryModel(nn.Module):
         mask_entropy: float | None = None,
         slot_mass_penalty: float | None = None,
         slot_repulsion: float | None = None,
+        attention_masks: float | None = None,
     ) -> None:
         super().__init__()
+        if attention_masks is not None and not attention_masks > 0:
+            raise ValueError(f"attention_masks must be None or > 0, got {attention_masks!r}")
+        self.attention_masks = attention_masks
         self.merge_slots = merge_slots
         self.mask_entropy = mask_entropy
         self.slot_mass_penalty = slot_mass_penalty
@@ -145,6 +153,11 @@ class ObjectDiscoveryModel(nn.Module):
             positions, scales = slot_frames(sa.attn[:, -1], self.input_grid)  # [B, K, 2] each
             dec = self.decoder(sa.slots, positions, scales)
         masks, recons, recon, keep = dec.masks, dec.recons, dec.recon, None
+        if self.attention_masks is not None:  # masks that follow the inputs (not in the paper)
+            recon, mixed = mix_with_attention(
+                dec.alpha[:, :, 0], recons, sa.attn[:, -1], self.resolution, self.attention_masks
+            )  # [B, 3, H, W], [B, K, H, W]
+            masks = mixed.unsqueeze(2)  # [B, K, 1, H, W]
         if self.keep_gate is not None:
             keep = self.keep_gate.decide(sa.slots)  # [B, K]
             masks = keep_masks(masks, keep)  # [B, K, 1, H, W], renormalised over the kept slots

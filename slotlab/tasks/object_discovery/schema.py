@@ -84,6 +84,7 @@ SCHEMA = TaskSchema(
         "mask_entropy": MODEL["mask_entropy"].but(kinds=("slot_attention",)),
         "slot_mass_penalty": MODEL["slot_mass_penalty"].but(kinds=("slot_attention",)),
         "slot_repulsion": MODEL["slot_repulsion"].but(kinds=("slot_attention",)),
+        "attention_masks": MODEL["attention_masks"].but(kinds=("slot_attention",)),
         "layer_norm_eps": MODEL["layer_norm_eps"],
         "weight_init": MODEL["weight_init"],
         "encoder_init": MODEL["encoder_init"].but(kinds=("slot_attention",)),

@@ -139,6 +139,7 @@ SCHEMA = TaskSchema(
             "(its attention summed over the frame); a slot holding none (occluded) keeps the predictor's; not in SAVi",
             types=(float, int, NONE),
         ),
+        "attention_masks": MODEL["attention_masks"],
         "predictor": Key("transformer", Choice(PREDICTORS), "slots of frame t -> initial slots of frame t + 1"),
         "predictor_heads": Key(4, Int(1, 64), "attention heads of the transformer predictor"),
         "predictor_mlp": Key(256, Int(1, 16384), "hidden units of the predictor's MLP"),
