@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slotlab.checks import InputShapeError, float_input, require_nonempty
-from slotlab.modules.attention_masks import mix_with_attention
+from slotlab.modules.attention_masks import check_weight, mix_with_attention
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.predictors import build_predictor
@@ -235,9 +235,7 @@ class SAVi(nn.Module):
             _check_positive("first_frame_iters", first_frame_iters)
         self.first_frame_iters = first_frame_iters
         self.mask_entropy = mask_entropy
-        if attention_masks is not None and not attention_masks > 0:
-            raise ValueError(f"attention_masks must be None or > 0, got {attention_masks!r}")
-        self.attention_masks = attention_masks
+        self.attention_masks = check_weight(attention_masks)
 
     @property
     def conditional(self) -> bool:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from slotlab.checks import check_image
 from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
-from slotlab.modules.attention_masks import mix_with_attention
+from slotlab.modules.attention_masks import check_weight, mix_with_attention
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.slot_frame import centred_grid, slot_frames
@@ -110,9 +110,7 @@ class ObjectDiscoveryModel(nn.Module):
         attention_masks: float | None = None,
     ) -> None:
         super().__init__()
-        if attention_masks is not None and not attention_masks > 0:
-            raise ValueError(f"attention_masks must be None or > 0, got {attention_masks!r}")
-        self.attention_masks = attention_masks
+        self.attention_masks = check_weight(attention_masks)
         self.merge_slots = merge_slots
         self.mask_entropy = mask_entropy
         self.slot_mass_penalty = slot_mass_penalty
