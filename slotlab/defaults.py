@@ -111,7 +111,6 @@ def slot_mlp_section(prefix: str) -> Section:
     )
 
 
-#: ``model`` keys a task may pick.
 def _loss_weight(what: str) -> Key:
     """A model key that is null (the papers' loss) or the weight in (0, 10] of a training price not in the papers."""
     return Key(
@@ -122,6 +121,7 @@ def _loss_weight(what: str) -> Key:
     )
 
 
+#: ``model`` keys a task may pick.
 MODEL: dict[str, Key | Section] = {
     "kind": Key(
         "slot_attention", Choice(("slot_attention", "slot_mlp")), "the model, or the Slot MLP baseline", arg=None

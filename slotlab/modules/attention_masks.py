@@ -45,4 +45,4 @@ def mix_with_attention(
     return recon, masks
 
 
-__all__ = ["ATTN_FLOOR", "attention_logits", "mix_with_attention"]
+__all__ = ["ATTN_FLOOR", "attention_logits", "check_weight", "mix_with_attention"]
