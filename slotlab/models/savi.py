@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from slotlab.checks import InputShapeError, float_input, require_nonempty
 from slotlab.modules.attention_masks import check_weight, mix_with_attention
+from slotlab.modules.box_attention import box_logit_bias, check_strength
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.predictors import build_predictor
@@ -115,6 +116,9 @@ class SAVi(nn.Module):
         attention_masks: ``None`` (SAVi) or w > 0: the masks are softmax over the slots of the decoder's alpha logits
             + w x log of the corrector's last attention, so they follow the inputs' features (not in SAVi;
             :mod:`slotlab.modules.attention_masks`).
+        box_attention: ``None`` (SAVi) or beta > 0 (``init="boxes"`` only): on the first frame of a clip that starts
+            from the initial slots, the corrector's attention logits of an object's slot are lowered by beta outside
+            its box (the background slot unbiased; not in SAVi; :mod:`slotlab.modules.box_attention`).
         corrector_mlp: hidden size of the corrector's residual MLP after the GRU; ``None`` (SAVi-S): no MLP.
         corrector_evidence_gate: ``None`` (SAVi) or c > 0: the corrector's change of a slot is scaled by m / (m + c),
             m the inputs the slot holds (its attention summed over the frame's inputs); a slot that holds none (an
@@ -151,6 +155,7 @@ class SAVi(nn.Module):
         first_frame_iters: int | None = None,
         mask_entropy: float | None = None,
         attention_masks: float | None = None,
+        box_attention: float | None = None,
         corrector_mlp: int | None = None,
         corrector_evidence_gate: float | None = None,
         corrector: Mapping[str, Any] | None = None,
@@ -236,6 +241,9 @@ class SAVi(nn.Module):
         self.first_frame_iters = first_frame_iters
         self.mask_entropy = mask_entropy
         self.attention_masks = check_weight(attention_masks)
+        self.box_attention = check_strength(box_attention)
+        if box_attention is not None and init != "boxes":
+            raise ValueError(f"box_attention needs the first-frame boxes (init 'boxes'), not init {init!r}")
 
     @property
     def conditional(self) -> bool:
@@ -287,10 +295,22 @@ class SAVi(nn.Module):
         inputs = inputs.view(b, t, *inputs.shape[1:])  # [B, T, N, D_in]
 
         corrected, predicted, attns = [], [], []
-        # A clip that starts from the initial slots may correct its first frame longer (first_frame_iters).
+        # A clip that starts from the initial slots may correct its first frame longer (first_frame_iters) and
+        # with its attention kept to the slots' boxes (box_attention).
         first_iters = self.first_frame_iters if state is None else None
+        first_bias = None
+        if self.box_attention is not None and state is None:
+            assert conditioning is not None  # the initializer refused a conditional model without it
+            first_bias = box_logit_bias(
+                conditioning, self.encoder.feature_resolution, self.initializer.prepend_background, self.box_attention
+            )  # [B, K, N]
         for i in range(t):  # the recurrence: the only loop
-            sa = self.corrector(inputs[:, i], slots=slots, iters=first_iters if i == 0 else None)
+            sa = self.corrector(
+                inputs[:, i],
+                slots=slots,
+                iters=first_iters if i == 0 else None,
+                logit_bias=first_bias if i == 0 else None,
+            )
             corrected.append(sa.slots)  # [B, K, D]
             attns.append(sa.attn[:, -1])  # [B, K, N]
             slots = self.predictor(sa.slots).to(dtype)  # [B, K, D], the state carried in the parameters' dtype

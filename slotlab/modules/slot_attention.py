@@ -217,6 +217,7 @@ class SlotAttention(nn.Module):
         iters: int | None = None,
         slots: Tensor | None = None,
         noise: Tensor | None = None,
+        logit_bias: Tensor | None = None,
     ) -> SlotAttentionOutput:
         """Group ``inputs`` [B, N, D_inputs] into slots.
 
@@ -226,6 +227,8 @@ class SlotAttention(nn.Module):
             iters: T for this call (default: the constructor's).
             slots: optional initial slots [B, K, D]; when given, no sampling happens.
             noise: optional N(0, 1) noise [B, K, D] for the initial slots (instead of drawing it here).
+            logit_bias: optional [B, K, N] added to the attention logits in every iteration (not in the paper; e.g.
+                :mod:`slotlab.modules.box_attention`); the op-by-op path runs where it is given.
         """
         # Type, dtype and shape only (O(1), no sync): float64 / float32 / bf16 inputs are cast to the module's dtype
         # outside autocast (slotlab.checks); integer inputs, numpy arrays and empty sets are refused.
@@ -257,8 +260,14 @@ class SlotAttention(nn.Module):
         else:  # Algorithm 1 literally: project every input to a key and a value
             keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
+        if logit_bias is not None:
+            k_slots = slots.shape[1]
+            if tuple(logit_bias.shape) != (b, k_slots, inputs.shape[1]):
+                raise InputShapeError(
+                    f"logit_bias must be [{b}, {k_slots}, {inputs.shape[1]}] (B, K, N), got {tuple(logit_bias.shape)}"
+                )
         grads = None  # the fused path's collector of the iterations' input gradients (one product in the backward)
-        if self._fused_path() and torch.is_grad_enabled() and x.requires_grad:
+        if self._fused_path(logit_bias) and torch.is_grad_enabled() and x.requires_grad:
             keys, grads = fused.collect_input_grads(x)
             values = keys
 
@@ -266,34 +275,39 @@ class SlotAttention(nn.Module):
         free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
         with torch.no_grad() if free_iters < t_iters else contextlib.nullcontext():
             for _ in range(free_iters):
-                slots, attn = self.step(slots, keys, values, grads)
+                slots, attn = self.step(slots, keys, values, grads, logit_bias)
                 attns.append(attn)
         if free_iters < t_iters:
             # The value stays the iterate exactly (init - init.detach() is exactly 0); the gradient of the last
             # iteration's input slots reaches the initial slots straight through.
             slots = slots.detach() + (init_slots - init_slots.detach())
-            slots, attn = self.step(slots, keys, values, grads)
+            slots, attn = self.step(slots, keys, values, grads, logit_bias)
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
 
     def step(
-        self, slots: Tensor, keys: Tensor, values: Tensor, _grads: fused.InputGradFactors | None = None
+        self,
+        slots: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        _grads: fused.InputGradFactors | None = None,
+        logit_bias: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """One iteration of Algorithm 1. Returns the new slots [B, K, D] and attn [B, K, N].
 
         slots: [B, K, D]. With ``reassociate`` (default) ``keys`` and ``values`` are both the normalised inputs
         [B, N, D_inputs] and the projections act on the K-sized side:
         ``q k^T = (q W_k) x^T`` and ``attn v = (attn x) W_v^T``, so no [B, N, D] key/value tensor is formed.
-        Otherwise they are the projected keys and values [B, N, D].
+        Otherwise they are the projected keys and values [B, N, D]. ``logit_bias`` [B, K, N] is added to the logits.
         """
         slots_prev = slots
         q = self.project_q(self.norm_slots(slots)) * self.scale  # [B, K, D]
         if self.reassociate and not self.identity_projections:
             q = q @ self.project_k.weight.to(q.dtype)  # [B, K, D_inputs]
-        if self._fused_path():
+        if self._fused_path(logit_bias):
             updates, attn = fused.attend_mean(q.to(keys.dtype), keys, self.eps, _grads)
         else:
-            updates, attn = self._attend(q, keys, values)
+            updates, attn = self._attend(q, keys, values, logit_bias)
         if self.reassociate and not self.identity_projections:
             updates = F.linear(updates, self.project_v.weight)  # [B, K, D]
         if self.norm_updates is not None:
@@ -312,11 +326,12 @@ class SlotAttention(nn.Module):
             slots = slots_prev + gate * (slots - slots_prev)  # [B, K, D]
         return slots, attn
 
-    def _fused_path(self) -> bool:
+    def _fused_path(self, logit_bias: Tensor | None = None) -> bool:
         # Under torch.compile the op-by-op path is traced instead (torch_workarounds, limitation 5: dynamo cannot
         # trace the fused function's shared gradient collector; inductor fuses the plain ops itself).
         return (
             self.fused
+            and logit_bias is None
             and not torch.compiler.is_compiling()
             and self.reassociate
             and self.softmax_axis == "slots"
@@ -324,7 +339,9 @@ class SlotAttention(nn.Module):
             and self.aggregation == "mean"
         )
 
-    def _attend(self, q: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def _attend(
+        self, q: Tensor, keys: Tensor, values: Tensor, logit_bias: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Attention [B, K, N] and the aggregated values [B, K, D_values], op by op (autograd differentiates)."""
         if torch.compiler.is_compiling():  # the same dot products in another order (torch_workarounds, bug 3)
             logits = compiled_attention_logits(q, keys)  # [B, K, N]
@@ -333,6 +350,8 @@ class SlotAttention(nn.Module):
         # Normalisation in fp32 under autocast: the softmax and the weighted mean are precision-sensitive.
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()
+        if logit_bias is not None:
+            logits = logits + logit_bias.to(logits.dtype)  # [B, K, N]
         attn = logits.softmax(dim=1 if self.softmax_axis == "slots" else 2)  # [B, K, N]
 
         if self.eps_placement == "attn":

@@ -85,6 +85,9 @@ class Video(Task):
         if m["absent_slots"] != "box" and m["init"] not in CONDITIONAL:
             raise ConfigError(f"model.absent_slots {m['absent_slots']} applies to the conditional inits "
                               f"({', '.join(CONDITIONAL)}); this model's init is {m['init']}")  # fmt: skip
+        if m["box_attention"] is not None and m["init"] != "boxes":
+            raise ConfigError(f"model.box_attention {m['box_attention']} needs the first-frame boxes (model.init "
+                              f"boxes); this model's init is {m['init']}")  # fmt: skip
 
     def check_data_source(self, cfg: dict[str, Any]) -> None:
         """MOVi: the shards of the splits used exist; and the cache they are decoded into is writable."""

@@ -140,6 +140,13 @@ SCHEMA = TaskSchema(
             types=(float, int, NONE),
         ),
         "attention_masks": MODEL["attention_masks"],
+        "box_attention": Key(
+            None,
+            Float(0, 1e6, lo_open=True, nullable=True),
+            "null (SAVi) or beta (init boxes): on a clip's first frame the corrector's attention logits of an "
+            "object's slot are lowered by beta outside its box (background slot unbiased); not in SAVi",
+            types=(float, int, NONE),
+        ),
         "predictor": Key("transformer", Choice(PREDICTORS), "slots of frame t -> initial slots of frame t + 1"),
         "predictor_heads": Key(4, Int(1, 64), "attention heads of the transformer predictor"),
         "predictor_mlp": Key(256, Int(1, 16384), "hidden units of the predictor's MLP"),
