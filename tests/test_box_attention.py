@@ -82,7 +82,10 @@ def test_needs_boxes_and_checks_its_range():
         tiny_savi(init="points", box_attention=1.0)
     cond = load_config("savi_moving_objects_cond_cpu", ["model.box_attention=5"])
     assert get_task("video").build_model(cond, (32, 32)).box_attention == 5
-    assert get_task("video").build_model(load_config("savi_moving_objects_cond_cpu"), (32, 32)).box_attention is None
+    off = load_config("savi_moving_objects_cond_cpu", ["model.box_attention=null"])
+    assert get_task("video").build_model(off, (32, 32)).box_attention is None
+    assert load_config("savi_moving_objects_cond_cpu")["model"]["box_attention"] == 10  # the preset's
+    assert load_config(None, ["task=video"])["model"]["box_attention"] is None  # the task's default: SAVi
     for bad in ("-1", "0", "true", "'x'"):
         with pytest.raises(ConfigError, match="model.box_attention"):
             load_config("savi_moving_objects_cond_cpu", [f"model.box_attention={bad}"])
