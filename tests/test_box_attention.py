@@ -81,7 +81,9 @@ def test_needs_boxes_and_checks_its_range():
     with pytest.raises(ValueError, match="box_attention"):
         tiny_savi(init="points", box_attention=1.0)
     cond = load_config("savi_moving_objects_cond_cpu", ["model.box_attention=5"])
-    assert get_task("video").build_model(cond, (32, 32)).box_attention == 5
+    model = get_task("video").build_model(cond, (32, 32))
+    assert model.box_attention == 5
+    assert "first-frame attention kept to the boxes" in get_task("video").describe_slots(model, cond)
     off = load_config("savi_moving_objects_cond_cpu", ["model.box_attention=null"])
     assert get_task("video").build_model(off, (32, 32)).box_attention is None
     assert load_config("savi_moving_objects_cond_cpu")["model"]["box_attention"] == 10  # the preset's

@@ -271,7 +271,8 @@ class Video(Task):
         first = model.first_frame_iters
         first_note = f" ({first} on a clip's first frame)" if first is not None else ""
         iters = f"{model.corrector.iters} corrector iteration(s) per frame{first_note}"
-        return f"{k}, {iters}, {cfg['model']['predictor']} predictor"
+        boxed = ", first-frame attention kept to the boxes" if getattr(model, "box_attention", None) else ""
+        return f"{k}, {iters}{boxed}, {cfg['model']['predictor']} predictor"
 
     clip_input = True
 
