@@ -22,6 +22,11 @@ DATASETS = ("moving_objects", "movi")
 TARGETS = ("rgb", "flow")  # flow: optical flow drawn as RGB (SAVi's flow_to_rgb)
 
 
+def _off_or_positive(doc: str) -> Key:
+    """A model key that is null (SAVi) or a number > 0 (an option not in SAVi)."""
+    return Key(None, Float(0, 1e6, lo_open=True, nullable=True), doc, types=(float, int, NONE))
+
+
 @dataclass(frozen=True)
 class OptionalIntList:
     """null, or a list of integers (:class:`~slotlab.config_rules.IntList`)."""
@@ -132,20 +137,14 @@ SCHEMA = TaskSchema(
             "hidden units of a residual MLP after the corrector's GRU (null: none, SAVi-S)",
             types=(int, NONE),
         ),
-        "corrector_evidence_gate": Key(
-            None,
-            Float(0, 1e6, lo_open=True, nullable=True),
+        "corrector_evidence_gate": _off_or_positive(
             "null (SAVi) or c: the corrector's change of a slot is scaled by m / (m + c), m the inputs the slot holds "
-            "(its attention summed over the frame); a slot holding none (occluded) keeps the predictor's; not in SAVi",
-            types=(float, int, NONE),
+            "(its attention summed over the frame); a slot holding none (occluded) keeps the predictor's; not in SAVi"
         ),
         "attention_masks": MODEL["attention_masks"],
-        "box_attention": Key(
-            None,
-            Float(0, 1e6, lo_open=True, nullable=True),
+        "box_attention": _off_or_positive(
             "null (SAVi) or beta (init boxes): on a clip's first frame the corrector's attention logits of an "
-            "object's slot are lowered by beta outside its box (background slot unbiased); not in SAVi",
-            types=(float, int, NONE),
+            "object's slot are lowered by beta outside its box (background slot unbiased); not in SAVi"
         ),
         "predictor": Key("transformer", Choice(PREDICTORS), "slots of frame t -> initial slots of frame t + 1"),
         "predictor_heads": Key(4, Int(1, 64), "attention heads of the transformer predictor"),
