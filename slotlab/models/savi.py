@@ -123,6 +123,11 @@ class SAVi(nn.Module):
         corrector_evidence_gate: ``None`` (SAVi) or c > 0: the corrector's change of a slot is scaled by m / (m + c),
             m the inputs the slot holds (its attention summed over the frame's inputs); a slot that holds none (an
             occluded object's) keeps the predictor's slot. Not in SAVi (:class:`SlotAttention` ``evidence_gate``).
+        corrector_implicit_differentiation: False (SAVi) or True: on every frame the corrector's iterations but the
+            last run without a gradient and the last one's input slots pass it straight through to the frame's
+            initial slots (BO-QSA's bi-level scheme, Jia et al. 2023; :class:`SlotAttention`
+            ``implicit_differentiation``). With one iteration per frame nothing changes; with
+            ``first_frame_iters`` > 1 it is BO-QSA on the first frame. Not in SAVi.
         corrector: further :class:`SlotAttention` options (default ``eps_placement="denominator"``, SAVi's; with
             ``"attn"`` the fused attention path runs, a 1e-8-sized change of the normaliser).
         predictor: ``"transformer"``, ``"mlp"`` or ``"identity"``.
@@ -158,6 +163,7 @@ class SAVi(nn.Module):
         box_attention: float | None = None,
         corrector_mlp: int | None = None,
         corrector_evidence_gate: float | None = None,
+        corrector_implicit_differentiation: bool = False,
         corrector: Mapping[str, Any] | None = None,
         predictor: str = "transformer",
         predictor_heads: int = 4,
@@ -190,6 +196,7 @@ class SAVi(nn.Module):
         options: dict[str, Any] = {
             "eps_placement": "denominator",
             "evidence_gate": corrector_evidence_gate,
+            "implicit_differentiation": bool(corrector_implicit_differentiation),
             **(corrector or {}),
         }
         self.corrector = SlotAttention(

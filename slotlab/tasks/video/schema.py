@@ -141,6 +141,13 @@ SCHEMA = TaskSchema(
             "null (SAVi) or c: the corrector's change of a slot is scaled by m / (m + c), m the inputs the slot holds "
             "(its attention summed over the frame); a slot holding none (occluded) keeps the predictor's; not in SAVi"
         ),
+        "corrector_implicit_differentiation": Key(
+            False,
+            Bool(),
+            "every frame's corrector iterations but the last run without a gradient, which reaches the frame's "
+            "initial slots straight through (BO-QSA, Jia et al. 2023; with first_frame_iters > 1: BO-QSA on frame 0); "
+            "not in SAVi",
+        ),
         "attention_masks": MODEL["attention_masks"],
         "box_attention": _off_or_positive(
             "null (SAVi) or beta (init boxes): on a clip's first frame the corrector's attention logits of an "
