@@ -45,6 +45,13 @@ def _type_name(x: object) -> str:
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
 
 
+def none_or_positive(name: str, value: float | None) -> float | None:
+    """``value`` if it is None (an option off) or a number > 0, else ValueError naming ``name``."""
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be None or > 0, got {value!r}")
+    return value
+
+
 def require_tensor(x: object, name: str, expect: str) -> Tensor:
     """``x`` itself when it is a torch.Tensor; else InputTypeError saying what to pass."""
     if isinstance(x, Tensor):

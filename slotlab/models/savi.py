@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slotlab.checks import InputShapeError, float_input, require_nonempty
-from slotlab.modules.attention_masks import check_weight, mix_with_attention
-from slotlab.modules.box_attention import box_logit_bias, check_strength
+from slotlab.checks import InputShapeError, float_input, none_or_positive, require_nonempty
+from slotlab.modules.attention_masks import mix_with_attention
+from slotlab.modules.box_attention import box_logit_bias
 from slotlab.modules.frame_encoder import FLAX_LAYER_NORM_EPS, FrameEncoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.predictors import build_predictor
@@ -247,8 +247,8 @@ class SAVi(nn.Module):
             _check_positive("first_frame_iters", first_frame_iters)
         self.first_frame_iters = first_frame_iters
         self.mask_entropy = mask_entropy
-        self.attention_masks = check_weight(attention_masks)
-        self.box_attention = check_strength(box_attention)
+        self.attention_masks = none_or_positive("attention_masks", attention_masks)
+        self.box_attention = none_or_positive("box_attention", box_attention)
         if box_attention is not None and init != "boxes":
             raise ValueError(f"box_attention needs the first-frame boxes (init 'boxes'), not init {init!r}")
 

@@ -17,13 +17,6 @@ from torch import Tensor
 ATTN_FLOOR = 1e-6  # attention below this counts as this (log of 0 is -inf)
 
 
-def check_weight(weight: float | None) -> float | None:
-    """``weight`` if it is None or > 0 (the option's range), else ValueError."""
-    if weight is not None and not weight > 0:
-        raise ValueError(f"attention_masks must be None or > 0, got {weight!r}")
-    return weight
-
-
 def attention_logits(attn: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
     """log of the attention [N, K, h*w] on the inputs' grid (h, w), resized to ``size`` (H, W): [N, K, H, W] fp32.
     Nearest-neighbour resizing, so each pixel takes the attention of the input it lies in."""
@@ -45,4 +38,4 @@ def mix_with_attention(
     return recon, masks
 
 
-__all__ = ["ATTN_FLOOR", "attention_logits", "check_weight", "mix_with_attention"]
+__all__ = ["ATTN_FLOOR", "attention_logits", "mix_with_attention"]

@@ -16,13 +16,6 @@ import torch
 from torch import Tensor
 
 
-def check_strength(beta: float | None) -> float | None:
-    """``beta`` if it is None or > 0 (the option's range), else ValueError."""
-    if beta is not None and not beta > 0:
-        raise ValueError(f"box_attention must be None or > 0, got {beta!r}")
-    return beta
-
-
 def inside_boxes(boxes: Tensor, grid: tuple[int, int]) -> Tensor:
     """boxes [B, M, 4] (ymin, xmin, ymax, xmax in [0, 1]) -> [B, M, h*w] bool: the inputs of the (h, w) grid whose
     centres lie in each box (a zero box holds none)."""
@@ -48,4 +41,4 @@ def box_logit_bias(boxes: Tensor, grid: tuple[int, int], background: bool, beta:
     return bias
 
 
-__all__ = ["box_logit_bias", "check_strength", "inside_boxes"]
+__all__ = ["box_logit_bias", "inside_boxes"]

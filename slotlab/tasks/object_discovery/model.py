@@ -17,10 +17,10 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slotlab.checks import check_image
+from slotlab.checks import check_image, none_or_positive
 from slotlab.models.backbone import slot_backbone
 from slotlab.models.slot_mlp import SlotMLPEncoder, check_fixed
-from slotlab.modules.attention_masks import check_weight, mix_with_attention
+from slotlab.modules.attention_masks import mix_with_attention
 from slotlab.modules.decoders import build_decoder
 from slotlab.modules.mask_entropy import mask_entropy
 from slotlab.modules.slot_frame import centred_grid, slot_frames
@@ -110,7 +110,7 @@ class ObjectDiscoveryModel(nn.Module):
         attention_masks: float | None = None,
     ) -> None:
         super().__init__()
-        self.attention_masks = check_weight(attention_masks)
+        self.attention_masks = none_or_positive("attention_masks", attention_masks)
         self.merge_slots = merge_slots
         self.mask_entropy = mask_entropy
         self.slot_mass_penalty = slot_mass_penalty
