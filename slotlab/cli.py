@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         "images follow the first data.train_size) or a CLEVR v1.0 folder (set prediction)",
     )
     _add_merge_flag(e)
+    e.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a config key that acts at evaluation only, for this evaluation (e.g. model.eval_spatial_prior=0.3); "
+        "repeatable",
+    )
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder")
@@ -346,6 +354,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Every task: the held-out metrics of a checkpoint; lists of K, T (or --objects) sweep (Figures 2, 5)."""
     from slotlab.evaluate import evaluate_settings
     from slotlab.inference.domain_eval import domain_check
+    from slotlab.inference.evaluation_keys import set_evaluation_options
     from slotlab.inference.loading import load_model
     from slotlab.inference.merge_option import applies as merge_applies
     from slotlab.inference.merge_option import describe as describe_merge
@@ -360,6 +369,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return code
     model, cfg, ckpt = load_model(args.checkpoint)
     trained_merge = cfg["model"].get("merge_slots")
+    if args.set:
+        cfg = set_evaluation_options(model, cfg, args.set)
     if args.merge_slots is not None:
         cfg = set_merge_slots(model, cfg, args.merge_slots)
     task = get_task(cfg["task"])
@@ -374,6 +385,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = eval_settings(args, ckpt, seed, undefined)
     if merge_applies(cfg):
         settings["merge_slots"] = cfg["model"]["merge_slots"]
+    for text in args.set or ():
+        settings[text.split("=", 1)[0].strip()] = text.split("=", 1)[1].strip()
     domain = domain_check(args.checkpoint, model, cfg) if args.data_path is not None else None
     results = evaluate_settings(
         model, cfg, grid, split=args.split, num_images=args.num_images, seed=seed, ari_undefined=undefined,
@@ -388,6 +401,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         args.data_path)  # fmt: skip
     if merge_applies(cfg) and cfg["model"]["merge_slots"] != trained_merge:
         extra["merge"] = describe_merge(cfg["model"]["merge_slots"])
+    for text in args.set or ():  # e.g. ...-eval_spatial_prior0.3 in the file name
+        key, value = text.split("=", 1)
+        extra[key.strip().split(".")[-1]] = value.strip()
     single = {**settings, **show.eval_file_row(results[0], records[0])} if len(records) == 1 else None
     save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
               lambda rows, png: show.plot_sweep(rows, png, cfg))  # fmt: skip

@@ -50,7 +50,11 @@ def test_the_key_is_checked():
     assert load_config("tetrominoes_quick")["model"]["eval_iters"] is None  # the paper's protocol by default
     assert load_config("set_prediction_quick")["model"]["eval_iters"] is None
     # The keys that act in eval mode only, and so may be set on a zoo entry after training:
-    assert task_schema("object_discovery").evaluation_only() == {"model.eval_iters", "model.merge_slots"}
+    assert task_schema("object_discovery").evaluation_only() == {
+        "model.eval_iters",
+        "model.merge_slots",
+        "model.eval_spatial_prior",
+    }
     assert task_schema("set_prediction").evaluation_only() == {"model.eval_iters"}
 
 

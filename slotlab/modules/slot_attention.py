@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slotlab.checks import InputShapeError, float_input, require_nonempty, require_tensor
+from slotlab.checks import InputShapeError, float_input, none_or_positive, require_nonempty, require_tensor
 from slotlab.modules import slot_attention_fused as fused
 from slotlab.modules.norm import LayerNorm
+from slotlab.modules.spatial_prior import check_positions, gaussian_prior
 from slotlab.torch_workarounds import compiled_attention_logits, standard_normal
 
 Aggregation = Literal["mean", "sum", "sum_layernorm"]
@@ -218,6 +219,8 @@ class SlotAttention(nn.Module):
         slots: Tensor | None = None,
         noise: Tensor | None = None,
         logit_bias: Tensor | None = None,
+        spatial_prior: float | None = None,
+        positions: Tensor | None = None,
     ) -> SlotAttentionOutput:
         """Group ``inputs`` [B, N, D_inputs] into slots.
 
@@ -229,6 +232,9 @@ class SlotAttention(nn.Module):
             noise: optional N(0, 1) noise [B, K, D] for the initial slots (instead of drawing it here).
             logit_bias: optional [B, K, N] added to the attention logits in every iteration (not in the paper; e.g.
                 :mod:`slotlab.modules.box_attention`); the op-by-op path runs where it is given.
+            spatial_prior: optional weight of a Gaussian prior around each slot's previous attention, added to the
+                logits from the second iteration on (not in the paper; :mod:`slotlab.modules.spatial_prior`);
+                needs ``positions`` [N, 2], the inputs' positions.
         """
         # Type, dtype and shape only (O(1), no sync): float64 / float32 / bf16 inputs are cast to the module's dtype
         # outside autocast (slotlab.checks); integer inputs, numpy arrays and empty sets are refused.
@@ -266,8 +272,19 @@ class SlotAttention(nn.Module):
                 raise InputShapeError(
                     f"logit_bias must be [{b}, {k_slots}, {inputs.shape[1]}] (B, K, N), got {tuple(logit_bias.shape)}"
                 )
+        if spatial_prior is not None:
+            spatial_prior = none_or_positive("spatial_prior", spatial_prior)
+            positions = check_positions(positions, inputs.shape[1])
+
+        def bias(prev_attn: Tensor | None) -> Tensor | None:  # [B, K, N] or None: this iteration's logit bias
+            if spatial_prior is None or prev_attn is None:
+                return logit_bias
+            prior = gaussian_prior(prev_attn, positions, spatial_prior)  # [B, K, N]
+            return prior if logit_bias is None else logit_bias + prior
+
         grads = None  # the fused path's collector of the iterations' input gradients (one product in the backward)
-        if self._fused_path(logit_bias) and torch.is_grad_enabled() and x.requires_grad:
+        fused_ok = self._fused_path(logit_bias) and spatial_prior is None
+        if fused_ok and torch.is_grad_enabled() and x.requires_grad:
             keys, grads = fused.collect_input_grads(x)
             values = keys
 
@@ -275,13 +292,13 @@ class SlotAttention(nn.Module):
         free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
         with torch.no_grad() if free_iters < t_iters else contextlib.nullcontext():
             for _ in range(free_iters):
-                slots, attn = self.step(slots, keys, values, grads, logit_bias)
+                slots, attn = self.step(slots, keys, values, grads, bias(attns[-1] if attns else None))
                 attns.append(attn)
         if free_iters < t_iters:
             # The value stays the iterate exactly (init - init.detach() is exactly 0); the gradient of the last
             # iteration's input slots reaches the initial slots straight through.
             slots = slots.detach() + (init_slots - init_slots.detach())
-            slots, attn = self.step(slots, keys, values, grads, logit_bias)
+            slots, attn = self.step(slots, keys, values, grads, bias(attns[-1] if attns else None))
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
 

@@ -70,6 +70,9 @@ class ObjectDiscoveryModel(nn.Module):
             before the masks are read (not in the paper; :mod:`slotlab.modules.slot_merge`). Training is unchanged.
         eval_iters: None (T = ``iters`` everywhere, the paper's Table 1) or T in eval mode when a call names none
             (the paper's Figure 2, right: more iterations at test time than in training). Training is unchanged.
+        eval_spatial_prior: None (the paper) or a weight: in eval mode, from the second iteration on, each slot's
+            attention logits get ``weight`` x the log-density of a Gaussian fitted to its previous attention (not in
+            the paper; :mod:`slotlab.modules.spatial_prior`). Training is unchanged.
         slot_keep: None (the paper: every slot is decoded) or the loss's price of a kept slot: AdaSlot's keep / drop
             decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
         mask_entropy: None (the paper's loss) or the weight of the decoder masks' per-pixel entropy over the slots
@@ -103,6 +106,7 @@ class ObjectDiscoveryModel(nn.Module):
         decoder_fourier_bands: int = 0,
         merge_slots: float | None = None,
         eval_iters: int | None = None,
+        eval_spatial_prior: float | None = None,
         slot_keep: float | None = None,
         mask_entropy: float | None = None,
         slot_mass_penalty: float | None = None,
@@ -118,6 +122,7 @@ class ObjectDiscoveryModel(nn.Module):
         self.slot_keep = slot_keep
         self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
+        self.eval_spatial_prior = none_or_positive("eval_spatial_prior", eval_spatial_prior)
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
@@ -128,8 +133,8 @@ class ObjectDiscoveryModel(nn.Module):
             decoder_fourier_bands,
         )  # fmt: skip
         self.decoder_frame = decoder_frame
-        if decoder_frame != "absolute":  # the encoder keeps full resolution: one input per pixel
-            self.register_buffer("input_grid", centred_grid(*self.resolution), persistent=False)
+        # The encoder keeps full resolution: one input per pixel, at these (y, x) positions [N, 2].
+        self.register_buffer("input_grid", centred_grid(*self.resolution), persistent=False)
 
     def forward(
         self,
@@ -142,9 +147,14 @@ class ObjectDiscoveryModel(nn.Module):
         """image: [B, 3, H, W] scaled to [-1, 1]; optional initial ``slots`` or init ``noise`` [B, K, D]."""
         image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
-        if iters is None and not self.training:
-            iters = self.eval_iters  # None: the module's own T
-        sa = self.slot_attention(inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise)
+        prior = None
+        if not self.training:
+            iters = self.eval_iters if iters is None else iters  # None: the module's own T
+            prior = self.eval_spatial_prior
+        sa = self.slot_attention(
+            inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise, spatial_prior=prior,
+            positions=self.input_grid if prior is not None else None,
+        )  # fmt: skip
         if self.decoder_frame == "absolute":
             dec = self.decoder(sa.slots)
         else:

@@ -139,7 +139,7 @@ class ObjectDiscoveryPresenter(Presenter):
         return (
             f"FG-ARI K={k} T={t} on {result['num_images']} {split} images of {cfg['data']['name']}: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f} (median {result['fg_ari_median']:.4f})"
-            f"{undefined_note(result['fg_ari_undefined'])}{merge_note(cfg)}{attention_note(result)}"
+            f"{undefined_note(result['fg_ari_undefined'])}{merge_note(cfg)}{prior_note(cfg)}{attention_note(result)}"
         )
 
     def eval_record(self, result: dict[str, Any], setting: EvalSetting, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +159,7 @@ class ObjectDiscoveryPresenter(Presenter):
         return (
             f"FG-ARI of the last step on {result['num_images']} eval images of {cfg['data']['name']}: "
             f"{result['fg_ari_mean']:.4f} +- {result['fg_ari_std']:.4f}"
-            f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)}{iters_note(cfg)} "
+            f"{undefined_note(result.get('fg_ari_undefined', 0))}{merge_note(cfg)}{prior_note(cfg)}{iters_note(cfg)} "
             f"(step {result['global_step']}, {result['train_seconds'] / 60:.1f} min training, "
             f"{result['wall_seconds'] / 60:.1f} min wall, precision {result['precision']})"
         )
@@ -217,6 +217,12 @@ class ObjectDiscoveryPresenter(Presenter):
                 image, res["recon"], res["masks"], res["recons"], s, f"Figure 3c: outputs after each iteration{kt}"
             ),
         }
+
+
+def prior_note(cfg: dict[str, Any]) -> str:
+    """``; spatial prior 0.3 at evaluation (model.eval_spatial_prior; not the paper's)`` where the key is set."""
+    w = cfg["model"].get("eval_spatial_prior")
+    return "" if w is None else f"; spatial prior {w:g} at evaluation (model.eval_spatial_prior; not the paper's)"
 
 
 def merge_note(cfg: dict[str, Any]) -> str:

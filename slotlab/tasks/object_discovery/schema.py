@@ -73,6 +73,15 @@ SCHEMA = TaskSchema(
             doc="null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
             "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)"
         ),
+        "eval_spatial_prior": Key(
+            None,
+            Float(0, 1e6, lo_open=True, nullable=True),
+            "null (paper) or a weight: at evaluation, from the second iteration on, each slot's attention logits are "
+            "raised near its previous attention by the weight x a Gaussian's log-density (not in the paper)",
+            kinds=("slot_attention",),
+            types=(float, int, NONE),
+            evaluation=True,
+        ),
         "slot_keep": Key(
             None,
             Float(0, 10, lo_open=True, nullable=True),
