@@ -123,6 +123,14 @@ def test_make_figures_last_iteration_matches_the_model(run_dir):
     torch.testing.assert_close(res["attn"], sa.attn)
     torch.testing.assert_close(res["recon"][-1], dec.recon)
     assert len(res["masks"]) == T and res["masks"][0].shape == (2, K, 1, H, W)
+    # With masks that follow the attention and a prior at evaluation, the figures draw what the model is scored on.
+    model.attention_masks, model.eval_spatial_prior = 1.0, 0.3
+    res = per_iteration_outputs(model, image, None, T, seed=3)
+    with torch.no_grad():
+        out = model(image, slots=init)
+    torch.testing.assert_close(res["masks"][-1], out.masks)
+    torch.testing.assert_close(res["recon"][-1], out.recon)
+    assert (res["masks"][-1] - dec.masks).abs().max() > 1e-3  # not the decoder's own masks
 
 
 def test_report_is_self_contained(run_dir):

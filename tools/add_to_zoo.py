@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing entry")
     p.add_argument(
         "--set", nargs="+", default=None, metavar="KEY=VALUE",
-        help="keys that act at evaluation only (model.eval_iters, model.merge_slots), chosen on the eval split",
+        help="keys that act at evaluation only (e.g. model.eval_spatial_prior=0.3), chosen on the eval split",
     )  # fmt: skip
     args = p.parse_args(argv)
 

@@ -261,9 +261,10 @@ def _sha256(path: Path) -> str:
 
 def set_evaluation_keys(ckpt: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set config keys that act in eval mode only (the schema's ``evaluation`` keys: ``model.eval_iters``,
-    ``model.merge_slots``) in the checkpoint dict ``ckpt``, e.g. ``["model.eval_iters=7"]``; the weights are not
-    touched, so the entry stays the trained model. Returns {dotted key: value} of what was set. Raises
-    :class:`ZooEntryError` for another key (it would describe a model that was not trained) or a bad value."""
+    ``model.merge_slots``, ``model.eval_spatial_prior``) in the checkpoint dict ``ckpt``, e.g.
+    ``["model.eval_iters=7"]``; the weights are not touched, so the entry stays the trained model. Returns
+    {dotted key: value} of what was set. Raises :class:`ZooEntryError` for another key (it would describe a model
+    that was not trained) or a bad value."""
     from slotlab.config import apply_overrides, check_values, task_schema, validate
     from slotlab.errors import ConfigError
     from slotlab.validate import leaves

@@ -38,24 +38,24 @@ def per_iteration_outputs(
     model: ObjectDiscoveryModel, image: torch.Tensor, num_slots: int | None, iters: int, seed: int = FIGURE_SEED
 ) -> dict[str, list[torch.Tensor] | torch.Tensor]:
     """Run the model on ``image`` [B, 3, H, W] (model units) once per number of iterations t = 1..``iters``,
-    every time from the same initial slots, and decode each result.
+    every time from the same initial slots, through its own forward (in its mode): so the masks drawn are the ones
+    it is scored on, whatever its options (masks that follow the attention, merged slots, kept slots, slot frames,
+    a spatial prior at evaluation).
 
     Returns ``attn`` [B, T, K, N] of the full T-iteration run, and lists (one entry per t) of ``recon``
     [B, 3, H, W], ``recons`` [B, K, 3, H, W] and ``masks`` [B, K, 1, H, W].
     """
     sa = model.slot_attention
     b = image.shape[0]
-    inputs = model.encoder(image)  # [B, N, D]
-    gen = torch.Generator(device=inputs.device).manual_seed(seed)
-    init = sa.initial_slots(b, num_slots, generator=gen).to(inputs.dtype)  # [B, K, D], sampled once
+    gen = torch.Generator(device=image.device).manual_seed(seed)
+    init = sa.initial_slots(b, num_slots, generator=gen).to(sa.slots_mu.dtype)  # [B, K, D], sampled once
     recon, recons, masks = [], [], []
     attn = None
-    for t in range(1, iters + 1):
-        out = sa(inputs, iters=t, slots=init)  # slots [B, K, D] after t iterations
-        dec = model.decoder(out.slots)
-        recon.append(dec.recon)  # [B, 3, H, W]
-        recons.append(dec.recons)  # [B, K, 3, H, W]
-        masks.append(dec.masks)  # [B, K, 1, H, W]
+    for t in range(1, iters + 1):  # a few iterations: one forward each
+        out = model(image, iters=t, slots=init)  # after t iterations
+        recon.append(out.recon)  # [B, 3, H, W]
+        recons.append(out.recons)  # [B, K, 3, H, W]
+        masks.append(out.masks)  # [B, K, 1, H, W]
         attn = out.attn  # [B, t, K, N]; the last one covers all T iterations
     return {"attn": attn, "recon": recon, "recons": recons, "masks": masks}
 
