@@ -168,6 +168,20 @@ STRING_BAD = {
     ("figures", "checkpoint"): ["{MISSING}", "{FILE}", "{DIR}"],
     ("figures", "pretrained"): ["bogus"],
     ("report", "run_dir"): ["{MISSING}", "{FILE}", "{DIR}"],
+    ("eval", "set"): [
+        "",
+        "=1",
+        "bogus=1",
+        "model.iters=5",  # a training key: it would describe a model that was not trained
+        "model.eval_spatial_prior",
+        "model.eval_spatial_prior=-1",
+        "model.eval_spatial_prior=0",
+        "model.eval_spatial_prior=abc",
+        "model.eval_spatial_prior=[1]",
+        "model.eval_spatial_prior=1e9",
+        "model.eval_iters=0",
+        "model.merge_slots=2",
+    ],
     ("data generate", "name"): ["bogus", ""],
     ("data show", "source"): ["bogus", "{MISSING}.tfrecords", "{FILE}"],
     ("data show", "dataset"): ["bogus"],
@@ -190,6 +204,7 @@ EXTRA_CLI = [
     ["eval", "{OD}", "--out", "{TMP}/x.csv"],  # one setting is JSON
     ["eval", "{OD}", "--num-images", "1000000000"],  # terabytes of images
     ["eval", "{SP}", "--merge-slots", "0.9"],  # object discovery only
+    ["eval", "{SP}", "--set", "model.eval_spatial_prior=0.3"],  # object discovery only
     ["figures", "{SP}", "--merge-slots", "off"],  # object discovery only
     ["segment", "{FILE}", "--model", "{SP}", "--merge-slots", "0.9"],  # object discovery only
     ["train", "--config", "tetrominoes_quick", "--resume", "{OD}"],  # --config does not apply to a resume
