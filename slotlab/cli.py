@@ -385,8 +385,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = eval_settings(args, ckpt, seed, undefined)
     if merge_applies(cfg):
         settings["merge_slots"] = cfg["model"]["merge_slots"]
-    for text in args.set or ():
-        settings[text.split("=", 1)[0].strip()] = text.split("=", 1)[1].strip()
+    set_pairs = [(key.strip(), value.strip()) for key, value in (t.split("=", 1) for t in args.set or ())]
+    settings.update(set_pairs)
     domain = domain_check(args.checkpoint, model, cfg) if args.data_path is not None else None
     results = evaluate_settings(
         model, cfg, grid, split=args.split, num_images=args.num_images, seed=seed, ari_undefined=undefined,
@@ -401,9 +401,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         args.data_path)  # fmt: skip
     if merge_applies(cfg) and cfg["model"]["merge_slots"] != trained_merge:
         extra["merge"] = describe_merge(cfg["model"]["merge_slots"])
-    for text in args.set or ():  # e.g. ...-eval_spatial_prior0.3 in the file name
-        key, value = text.split("=", 1)
-        extra[key.strip().split(".")[-1]] = value.strip()
+    extra.update((key.split(".")[-1], value) for key, value in set_pairs)  # ...-eval_spatial_prior0.3 in the name
     single = {**settings, **show.eval_file_row(results[0], records[0])} if len(records) == 1 else None
     save_eval(args, ckpt, k_names, t_names, args.objects, extra, records, single,
               lambda rows, png: show.plot_sweep(rows, png, cfg))  # fmt: skip

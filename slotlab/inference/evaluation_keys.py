@@ -14,27 +14,41 @@ from torch import nn
 from slotlab.errors import ConfigError, UsageError
 
 
-def set_evaluation_options(model: nn.Module, cfg: dict[str, Any], settings: list[str]) -> dict[str, Any]:
-    """Apply ``settings`` (``["model.eval_spatial_prior=0.3", ...]``) to a loaded ``model`` and a copy of its
-    validated ``cfg``; -> the new config. UsageError for a key that is not an evaluation key of the model's task,
-    a bad value (the schema's range), or a model without the key's attribute."""
+def evaluation_overrides(
+    cfg: dict[str, Any], settings: list[str], prefix: str = ""
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """``settings`` (``["model.eval_iters=7", ...]``) applied to a copy of a trained model's config ``cfg``: ->
+    (the config as given plus the settings, not filled with defaults; the same validated; the dotted keys set).
+    UsageError (its message starting with ``prefix``) for a key that is not an evaluation key of the config's
+    task (it would describe a model that was not trained) or a value out of the key's range."""
     from slotlab.config import apply_overrides, check_values, task_schema, validate
+    from slotlab.tasks import task_name
 
-    allowed = task_schema(cfg["task"]).evaluation_only()
+    task = task_name(cfg)
+    allowed = task_schema(task).evaluation_only()
     paths = []
     for text in settings:
         path = text.split("=", 1)[0].strip()
         if "=" not in text or path not in allowed:
             raise UsageError(
-                f"--set {text!r}: only keys that act at evaluation may be set on a trained {cfg['task']} model "
+                f"{prefix}{text!r}: only keys that act at evaluation may be set on a trained {task} model "
                 f"({', '.join(sorted(allowed)) or 'none for this task'}), as key=value"
             )
         paths.append(path)
+    raw = apply_overrides(copy.deepcopy(cfg), settings)
     try:
-        new = validate(apply_overrides(copy.deepcopy(cfg), settings))
-        check_values(new)
+        checked = validate(raw)
+        check_values(checked)
     except ConfigError as e:
-        raise UsageError(f"--set {' '.join(settings)}: {e}") from e
+        raise UsageError(f"{prefix}{' '.join(settings)}: {e}") from e
+    return raw, checked, paths
+
+
+def set_evaluation_options(model: nn.Module, cfg: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """Apply ``settings`` (``["model.eval_spatial_prior=0.3", ...]``) to a loaded ``model`` and a copy of its
+    validated ``cfg``; -> the new config. UsageError for a key that is not an evaluation key of the model's task,
+    a bad value (the schema's range), or a model without the key's attribute."""
+    _, new, paths = evaluation_overrides(cfg, settings, prefix="--set ")
     for path in paths:
         section, leaf = path.split(".")
         if not hasattr(model, leaf):
@@ -43,4 +57,4 @@ def set_evaluation_options(model: nn.Module, cfg: dict[str, Any], settings: list
     return new
 
 
-__all__ = ["set_evaluation_options"]
+__all__ = ["evaluation_overrides", "set_evaluation_options"]

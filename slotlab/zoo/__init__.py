@@ -265,25 +265,15 @@ def set_evaluation_keys(ckpt: dict[str, Any], overrides: list[str]) -> dict[str,
     ``["model.eval_iters=7"]``; the weights are not touched, so the entry stays the trained model. Returns
     {dotted key: value} of what was set. Raises :class:`ZooEntryError` for another key (it would describe a model
     that was not trained) or a bad value."""
-    from slotlab.config import apply_overrides, check_values, task_schema, validate
-    from slotlab.errors import ConfigError
+    from slotlab.errors import UsageError
+    from slotlab.inference.evaluation_keys import evaluation_overrides
     from slotlab.validate import leaves
 
     cfg = ckpt["hyper_parameters"]["config"]
-    allowed = task_schema(task_name(cfg)).evaluation_only()
-    paths = [text.split("=", 1)[0].strip() for text in overrides]
-    for text, path in zip(overrides, paths, strict=True):
-        if "=" not in text or path not in allowed:
-            raise ZooEntryError(
-                f"{text!r}: after training only keys that act at evaluation may be set "
-                f"({', '.join(sorted(allowed)) or 'none for this task'}), as key=value"
-            )
-    new = apply_overrides(cfg, overrides)
     try:
-        checked = validate(new)
-        check_values(checked)
-    except ConfigError as e:
-        raise ZooEntryError(f"setting {', '.join(overrides)} after training: {e}") from e
+        new, checked, paths = evaluation_overrides(cfg, overrides, prefix="after training: ")
+    except UsageError as e:
+        raise ZooEntryError(str(e)) from e
     # The config as trained plus the new keys, not filled with today's defaults: a key the run's version did not
     # have (e.g. model.weight_init, whose default has changed) keeps meaning what it meant for that run.
     ckpt["hyper_parameters"]["config"] = new

@@ -31,6 +31,18 @@ class DatasetName:
         return "a built-in dataset (`slotlab data list`)"
 
 
+def _off_or_number(hi: float, doc: str, evaluation: bool = False) -> Key:
+    """A Slot Attention model key that is null (the paper) or a number in (0, hi] (an option not in the paper)."""
+    return Key(
+        None,
+        Float(0, hi, lo_open=True, nullable=True),
+        doc,
+        kinds=("slot_attention",),
+        types=(float, int, NONE),
+        evaluation=evaluation,
+    )
+
+
 SCHEMA = TaskSchema(
     "object_discovery",
     doc="unsupervised object discovery (Section 4.1)",
@@ -60,35 +72,26 @@ SCHEMA = TaskSchema(
             kinds=("slot_attention",),
         ),
         "decoder_fourier_bands": MODEL["decoder_fourier_bands"].but(kinds=("slot_attention",)),
-        "merge_slots": Key(
-            None,
-            Float(0, 1, lo_open=True, nullable=True),
+        "merge_slots": _off_or_number(
+            1,
             "null (paper) or a cosine threshold: at evaluation, slots this similar are merged into one (DIAS-like; "
             "not in the paper)",
-            kinds=("slot_attention",),
-            types=(float, int, NONE),
             evaluation=True,
         ),
         "eval_iters": MODEL["eval_iters"].but(
             doc="null (Table 1: model.iters) or the Slot Attention iterations at evaluation (validation, checkpoint "
             "choice, eval, figures, segment); more than trained with is the paper's Figure 2 (right)"
         ),
-        "eval_spatial_prior": Key(
-            None,
-            Float(0, 1e6, lo_open=True, nullable=True),
+        "eval_spatial_prior": _off_or_number(
+            1e6,
             "null (paper) or a weight: at evaluation, from the second iteration on, each slot's attention logits are "
             "raised near its previous attention by the weight x a Gaussian's log-density (not in the paper)",
-            kinds=("slot_attention",),
-            types=(float, int, NONE),
             evaluation=True,
         ),
-        "slot_keep": Key(
-            None,
-            Float(0, 10, lo_open=True, nullable=True),
+        "slot_keep": _off_or_number(
+            10,
             "null (paper: every slot decoded) or the loss's price of a kept slot: AdaSlot's keep / drop gate per slot, "
             "a dropped slot's mask removed (not in the paper)",
-            kinds=("slot_attention",),
-            types=(float, int, NONE),
         ),
         "mask_entropy": MODEL["mask_entropy"].but(kinds=("slot_attention",)),
         "slot_mass_penalty": MODEL["slot_mass_penalty"].but(kinds=("slot_attention",)),
