@@ -79,6 +79,17 @@ def _add_merge_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_set_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help=f"a config key that acts at evaluation only, for this {what} (e.g. model.eval_spatial_prior=0.3, "
+        "model.eval_iters=3); repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slotlab", description="Object-centric learning with Slot Attention.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -133,14 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images follow the first data.train_size) or a CLEVR v1.0 folder (set prediction)",
     )
     _add_merge_flag(e)
-    e.add_argument(
-        "--set",
-        action="append",
-        default=None,
-        metavar="KEY=VALUE",
-        help="a config key that acts at evaluation only, for this evaluation (e.g. model.eval_spatial_prior=0.3); "
-        "repeatable",
-    )
+    _add_set_flag(e, "evaluation")
 
     f = sub.add_parser("figures", help="paper Figure 3 from a checkpoint (slots, attention, iterations)")
     f.add_argument("checkpoint", nargs="?", help="a .ckpt file or a run folder")
@@ -158,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a video model's animation: gif (default) or mp4 (H.264; needs the optional extra slotlab[video])",
     )
     _add_merge_flag(f)
+    _add_set_flag(f, "drawing")
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html (metrics, learning curves, figures)")
     r.add_argument("run_dir")
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--seed", type=seed_arg, default=None, help="seed of the slot-init noise (default: eval's)")
     sg.add_argument("--format", choices=VECTOR_FORMATS, action="append", default=None, help=FORMAT_HELP, dest="formats")
     _add_merge_flag(sg)
+    _add_set_flag(sg, "call")
     x = sub.add_parser("export", help="write a trained model as a torch.export program (.pt2) or ONNX file")
     x.add_argument("model", help="a zoo model name, a run folder, a .ckpt file or a pretrained folder")
     x.add_argument("--format", choices=["torch-export", "onnx"], default="torch-export", dest="export_format")
@@ -501,7 +507,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     paths = make_figures(
         args.checkpoint, out, args.num_images, args.num_slots, args.iters, args.split,
         formats=args.formats or (), video_format=args.video_format, name=getattr(args, "model_name", None),
-        merge_slots=args.merge_slots,
+        merge_slots=args.merge_slots, settings=args.set or (),
     )  # fmt: skip
     for p in paths:
         print(f"wrote {p}")
@@ -528,6 +534,10 @@ def check_figure_flags(args: argparse.Namespace) -> None:
     k = None if args.num_slots is None else [args.num_slots]
     t = None if args.iters is None else [args.iters]
     check_eval_flags(cfg, k, t, None, args.split)
+    if args.set:
+        from slotlab.inference.evaluation_keys import evaluation_overrides
+
+        evaluation_overrides(cfg, args.set, prefix="--set ")  # keys and values, before the model is loaded
     if args.merge_slots is not None and not merge_applies(cfg):
         raise UsageError(merge_refusal(cfg))
     if (problem := get_task(cfg["task"]).presenter.figure_problem(cfg)) is not None:
@@ -722,6 +732,7 @@ def cmd_models(_: argparse.Namespace) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    from slotlab.inference.evaluation_keys import set_evaluation_options
     from slotlab.inference.merge_option import set_merge_slots
     from slotlab.segment import (
         SegmentInputError,
@@ -736,6 +747,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     try:
         sm = load_segment_model(resolve_model(args.model))
+        if args.set:
+            sm.cfg = set_evaluation_options(sm.model, sm.cfg, args.set)
         if args.merge_slots is not None:
             sm.cfg = set_merge_slots(sm.model, sm.cfg, args.merge_slots)
         check_model_runs(sm, args.num_slots, args.iters)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slotlab.drawing import LabelledGrid, check_formats, checkpoint_label, write
+from slotlab.inference.evaluation_keys import set_evaluation_options
 from slotlab.inference.loading import load_model
 from slotlab.inference.merge_option import describe as describe_merge
 from slotlab.inference.merge_option import set_merge_slots
@@ -40,6 +41,7 @@ def figure_grids(
     scale: int | None = None,
     name: str | None = None,
     merge_slots: float | str | None = None,
+    settings: Sequence[str] = (),
 ) -> tuple[dict[str, Any], Path]:
     """The paper figures of ``checkpoint`` (a .ckpt file or a run folder) by file name (labelled grids, or figures
     that write themselves), and the run folder's ``figures/``.
@@ -54,10 +56,14 @@ def figure_grids(
         name: the model's name in the titles (default: :func:`checkpoint_label` of the checkpoint).
         merge_slots: object discovery: ``model.merge_slots`` to draw with (a threshold or ``"off"``; default: the
             model's own; :mod:`slotlab.inference.merge_option`).
+        settings: keys that act at evaluation only, set for this drawing (``["model.eval_iters=3", ...]``;
+            :func:`slotlab.inference.evaluation_keys.set_evaluation_options`); named in the titles.
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     model, cfg, ckpt = load_model(checkpoint)
+    if settings:
+        cfg = set_evaluation_options(model, cfg, list(settings))
     if merge_slots is not None:
         cfg = set_merge_slots(model, cfg, merge_slots)
     task = get_task(cfg["task"])
@@ -68,6 +74,7 @@ def figure_grids(
     about += f" · step {step}" if step is not None else ""
     if merge_slots is not None:
         about += f" · merge_slots {describe_merge(cfg['model']['merge_slots'])}"
+    about += "".join(f" · {text.strip()}" for text in settings)
     options = FigureOptions(f"{about} · {split} images", num_slots, iters, seed, scale)
     grids = task.presenter.figures(model, cfg, data, options)
     return grids, run_dir_of(ckpt["_path"]) / "figures"

@@ -157,6 +157,21 @@ TEMPLATES: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
     ("segment",): (["segment", "{images}", "--model", "{OD}"], {"images": ["{PNG}"]}),
     ("export",): (["export", "{model}", "--out", "{TMP}/m.pt2"], {"model": ["{OD}"]}),
 }
+# Bad values of --set KEY=VALUE (eval, figures, segment: keys that act at evaluation only).
+SET_BAD = [
+    "",
+    "=1",
+    "bogus=1",
+    "model.iters=5",  # a training key: it would describe a model that was not trained
+    "model.eval_spatial_prior",
+    "model.eval_spatial_prior=-1",
+    "model.eval_spatial_prior=0",
+    "model.eval_spatial_prior=abc",
+    "model.eval_spatial_prior=[1]",
+    "model.eval_spatial_prior=1e9",
+    "model.eval_iters=0",
+    "model.merge_slots=2",
+]
 # Bad values of arguments whose type is a plain string (names, paths), per (command, dest).
 STRING_BAD = {
     ("train", "config"): ["bogus_config", "{MISSING}.yaml", "{BADYAML}", "{LISTYAML}", "{DIR}"],
@@ -168,20 +183,9 @@ STRING_BAD = {
     ("figures", "checkpoint"): ["{MISSING}", "{FILE}", "{DIR}"],
     ("figures", "pretrained"): ["bogus"],
     ("report", "run_dir"): ["{MISSING}", "{FILE}", "{DIR}"],
-    ("eval", "set"): [
-        "",
-        "=1",
-        "bogus=1",
-        "model.iters=5",  # a training key: it would describe a model that was not trained
-        "model.eval_spatial_prior",
-        "model.eval_spatial_prior=-1",
-        "model.eval_spatial_prior=0",
-        "model.eval_spatial_prior=abc",
-        "model.eval_spatial_prior=[1]",
-        "model.eval_spatial_prior=1e9",
-        "model.eval_iters=0",
-        "model.merge_slots=2",
-    ],
+    ("eval", "set"): SET_BAD,
+    ("figures", "set"): SET_BAD,
+    ("segment", "set"): SET_BAD,
     ("data generate", "name"): ["bogus", ""],
     ("data show", "source"): ["bogus", "{MISSING}.tfrecords", "{FILE}"],
     ("data show", "dataset"): ["bogus"],
@@ -206,6 +210,8 @@ EXTRA_CLI = [
     ["eval", "{SP}", "--merge-slots", "0.9"],  # object discovery only
     ["eval", "{SP}", "--set", "model.eval_spatial_prior=0.3"],  # object discovery only
     ["figures", "{SP}", "--merge-slots", "off"],  # object discovery only
+    ["figures", "{SP}", "--set", "model.eval_spatial_prior=0.3"],  # object discovery only
+    ["segment", "{PNG}", "--model", "{SP}", "--set", "model.eval_spatial_prior=0.3"],  # object discovery only
     ["segment", "{FILE}", "--model", "{SP}", "--merge-slots", "0.9"],  # object discovery only
     ["train", "--config", "tetrominoes_quick", "--resume", "{OD}"],  # --config does not apply to a resume
     ["data", "show", "tetrominoes", "--out", "{TMP}/x.txt"],  # a PNG

@@ -241,3 +241,14 @@ def test_report_of_a_set_prediction_run_draws_its_ap_curves(tiny_sp_run, tmp_pat
     assert "val/attn_ari" in page and "not logged yet" not in page
     assert "held-out FG-ARI" not in page  # no object-discovery panel on a set-prediction run
     assert "Figure 6" in page and "ap_inf" in page  # its figure and its final AP
+
+
+def test_figures_set_evaluation_keys(run_dir, capsys):
+    """``--set`` draws with keys that act at evaluation only (here T at test time), says so in the titles, and
+    refuses other keys before any work."""
+    grids, _ = figure_grids(run_dir, num_images=1, scale=1, settings=["model.eval_iters=2"])
+    assert grids[FIGURE_NAMES[1]].canvas().shape[1::-1] == grid_size(2, 1 + K, 1)  # (b): 2 iterations, not T=3
+    assert "model.eval_iters=2" in grids[FIGURE_NAMES[0]].title
+    capsys.readouterr()
+    assert main(["figures", str(run_dir), "--set", "model.iters=2"]) == 2
+    assert "only keys that act at evaluation" in capsys.readouterr().err

@@ -48,3 +48,13 @@ def test_segment_keeps_every_output(tmp_path, tiny_od_run, capsys):
     later = files(out)
     assert {k: later[k] for k in first_call} == first_call  # the first call's files untouched
     assert sorted(set(later) - set(first_call)) == ["img_3_figure.png", "img_3_masks.npz", "img_3_masks.png"]
+
+
+def test_segment_set_evaluation_keys(tmp_path, tiny_od_run, capsys):
+    """``--set`` segments with keys that act at evaluation only (T at test time here) and refuses others."""
+    Image.fromarray(np.zeros((35, 35, 3), np.uint8)).save(tmp_path / "img.png")
+    model = ["--model", str(tiny_od_run), "--out", str(tmp_path / "out")]
+    assert main(["segment", str(tmp_path / "img.png"), *model, "--set", "model.eval_iters=2"]) == 0
+    assert " T=2 -> " in capsys.readouterr().out
+    assert main(["segment", str(tmp_path / "img.png"), *model, "--set", "model.iters=2"]) == 2
+    assert "only keys that act at evaluation" in capsys.readouterr().err
