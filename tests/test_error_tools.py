@@ -119,6 +119,38 @@ def test_binding_matches_a_loop(image_tool):
     assert not r["present"][1, 4] and not r["merged"][1, 3]
 
 
+def test_slot_specialisation_and_its_information_against_sklearn_and_a_loop(image_tool):
+    import colorsys
+
+    from sklearn.metrics import normalized_mutual_info_score
+
+    rng = np.random.default_rng(4)
+    b, h, w, m, k, bins = 5, 9, 8, 3, 4, 6
+    gt = torch.from_numpy(rng.integers(0, m + 1, size=(b, h, w)))
+    gt[0][gt[0] == 2] = 0  # an absent object
+    image = torch.from_numpy(rng.integers(0, 256, size=(b, 3, h, w), dtype=np.uint8))  # channels first, as loaded
+    hue, cell = image_tool.object_properties(image, gt, bins)
+    for i in range(b):
+        for j in range(1, m + 1):
+            where = (gt[i] == j).numpy()
+            if not where.any():
+                assert hue[i, j - 1] == cell[i, j - 1] == -1
+                continue
+            rgb = image[i].permute(1, 2, 0).numpy()[where].mean(0) / 255
+            assert hue[i, j - 1] == min(int(colorsys.rgb_to_hsv(*rgb)[0] * bins), bins - 1)
+            ys, xs = np.nonzero(where)
+            assert cell[i, j - 1] == int(3 * ys.mean() // h) * 3 + int(3 * xs.mean() // w)
+    majority = torch.from_numpy(rng.integers(0, k, size=(b, m)))
+    joint = image_tool.slot_specialisation(majority, hue, k, bins)
+    keep = hue >= 0
+    assert joint.sum() == keep.sum()
+    want = normalized_mutual_info_score(majority.numpy()[keep], hue[keep], average_method="geometric")
+    assert image_tool.normalised_mutual_information(joint) == pytest.approx(want, abs=1e-9)
+    diagonal = np.diag([5.0, 3.0, 2.0])
+    assert image_tool.normalised_mutual_information(diagonal) == pytest.approx(1.0)  # the slot fixes the bin
+    assert image_tool.normalised_mutual_information(np.outer([1, 2], [3, 1, 2])) == pytest.approx(0.0, abs=1e-12)
+
+
 def _union_find_labels(vectors: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
     """Oracle: each label replaced by the smallest slot index of its chain of slots whose mean-centred cosine
     similarity exceeds ``threshold`` (a union-find loop). vectors [K, D]."""

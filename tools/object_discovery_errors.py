@@ -6,7 +6,9 @@ background's slot; another object's: masks spilling over; a spare slot, no one's
 the background its slot holds, and three counterfactual FG-ARIs: every object wholly in its majority slot (no
 splits), slots made per object (no merges), and only the objects' interior pixels scored (1-pixel erosion,
 4-connected: what blob-shaped masks cost at the boundaries). Last, FG-ARI with duplicate slots merged (slots
-whose vectors are more similar than --merge-cosine count as one; a list of thresholds sweeps).
+whose vectors are more similar than --merge-cosine count as one; a list of thresholds sweeps). Last, whether the
+slot index says which objects a slot takes: the normalised mutual information between each object's majority slot
+and its hue (and its centroid's cell of a 3 x 3 grid), and the slot-by-hue table of counts.
 
     python tools/object_discovery_errors.py MODEL [--split test] [--num-images 320]
 
@@ -65,6 +67,49 @@ def binding(gt: torch.Tensor, pred: torch.Tensor, num_slots: int) -> dict[str, t
     }
 
 
+def normalised_mutual_information(joint: np.ndarray) -> float:
+    """I(X; Y) / sqrt(H(X) H(Y)) of a table of counts [X, Y] (0 when either is constant): 0 when a slot's index
+    says nothing of its objects' property, 1 when it fixes it."""
+    p = joint / max(joint.sum(), 1)
+    px, py = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / (px @ py)[nz])).sum())
+    hx = -float((px[px > 0] * np.log(px[px > 0])).sum())
+    hy = -float((py[py > 0] * np.log(py[py > 0])).sum())
+    return mi / np.sqrt(hx * hy) if hx > 0 and hy > 0 else 0.0
+
+
+def object_properties(image: torch.Tensor, gt: torch.Tensor, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per image and object id 1..M: (its mean colour's hue bin in [0, bins), its centroid's cell of a 3 x 3 grid),
+    both [B, M] int (-1 where absent). image [B, H, W, 3] or [B, 3, H, W] in [0, 255] or [0, 1]; gt ids [B, H, W]."""
+    from matplotlib.colors import rgb_to_hsv
+
+    m1 = int(gt.max()) + 1
+    onehot = F.one_hot(gt.flatten(1), m1).float()[..., 1:]  # [B, N, M]
+    size = onehot.sum(1)  # [B, M]
+    if image.shape[1] == 3 and image.shape[-1] != 3:
+        image = image.permute(0, 2, 3, 1)  # [B, 3, H, W] -> [B, H, W, 3]
+    rgb = image.flatten(1, 2).float()
+    rgb = rgb / 255.0 if rgb.max() > 1.5 else rgb
+    colour = torch.einsum("bnm,bnc->bmc", onehot, rgb) / size.clamp_min(1)[..., None]  # [B, M, 3]
+    hue = np.minimum((rgb_to_hsv(colour.clamp(0, 1).numpy())[..., 0] * bins).astype(int), bins - 1)
+    h, w = gt.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    cy = torch.einsum("bnm,n->bm", onehot, ys.flatten()) / size.clamp_min(1)
+    cx = torch.einsum("bnm,n->bm", onehot, xs.flatten()) / size.clamp_min(1)
+    cell = (3 * cy // h * 3 + 3 * cx // w).long().numpy()
+    absent = (size == 0).numpy()
+    return np.where(absent, -1, hue), np.where(absent, -1, cell)
+
+
+def slot_specialisation(majority: torch.Tensor, labels: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Counts [K, n] of objects (labels [B, M] in [0, n), -1 absent) by their majority slot (majority [B, M])."""
+    keep = labels >= 0
+    joint = np.zeros((k, n))
+    np.add.at(joint, (majority.numpy()[keep], labels[keep]), 1)
+    return joint
+
+
 def merge_similar(pred: torch.Tensor, slots: torch.Tensor, threshold: float) -> torch.Tensor:
     """Slot labels [B, H, W] with every group of similar slots (cosine similarity of their mean-centred vectors
     above ``threshold``, chained: :func:`slotlab.modules.slot_merge.slot_groups`) relabelled as one: what the
@@ -82,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--merge-cosine", default="0.95", help="slots this similar count as duplicates; a list sweeps: 0.9,0.95"
     )
+    p.add_argument("--hue-bins", type=int, default=6, help="hue bins of the slot-vs-hue table (default 6)")
     args = p.parse_args(argv)
 
     import slotlab
@@ -130,6 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     for threshold in [float(t) for t in args.merge_cosine.split(",")]:
         merged = merge_similar(pred, slots, threshold)
         print(f"FG-ARI with duplicate slots merged (cosine > {threshold}): {score(gt, merged)}")
+    # Does a slot's index say which objects it takes (learned initial slots tuned to a hue or a region)?
+    hue, cell = object_properties(data["image"], gt, args.hue_bins)
+    majority = r["majority"][:, 1:]
+    by_hue = slot_specialisation(majority, hue, k, args.hue_bins)
+    by_cell = slot_specialisation(majority, cell, k, 9)
+    print(f"objects' majority slot vs their hue ({args.hue_bins} bins from red) and their centroid's cell (3 x 3):"
+          f" normalised mutual information {normalised_mutual_information(by_hue):.3f} (hue), "
+          f"{normalised_mutual_information(by_cell):.3f} (cell); 0: the slot index says nothing")  # fmt: skip
+    print("objects by slot (rows) and hue bin (columns):")
+    for row in by_hue.astype(int):
+        print("  " + " ".join(f"{v:4d}" for v in row))
     return 0
 
 
