@@ -193,7 +193,7 @@ def run_segmentation(
     x = image_to_model(torch.from_numpy(image).permute(2, 0, 1)[None], channels_last=False)  # [1, 3, H, W]
     model = sm.model
     sa = slot_attention_of(model)
-    noise = index_noise(seed, torch.zeros(1, dtype=torch.long), num_slots or sa.num_slots, sa.dim) if sa else None
+    noise = index_noise(seed, torch.zeros(1, dtype=torch.long), num_slots or sa.num_slots, sa.noise_dim) if sa else None
     if sa is None:
         out = model(x, num_slots=num_slots, iters=iters)
     else:

@@ -99,7 +99,7 @@ class SlotModel(nn.Module):
         b = x.shape[0]
         kwargs: dict[str, Any] = {"num_slots": num_slots, "iters": iters}
         if sa is not None:
-            kwargs["noise"] = index_noise(seed, torch.arange(b), num_slots or sa.num_slots, sa.dim)  # [B, K, D]
+            kwargs["noise"] = index_noise(seed, torch.arange(b), num_slots or sa.num_slots, sa.noise_dim)  # [B, K, D]
         out = self.model(x, **kwargs)
         grid = self.model.encoder.feature_resolution
         attn = out.attn.float()  # [B, T, K, N]

@@ -66,7 +66,7 @@ def per_image_mse(model: nn.Module, images: torch.Tensor, seed: int = EVAL_SEED,
     for start in range(0, images.shape[0], batch):  # batches bound the memory; each batch is one vectorised call
         x = images[start : start + batch].to(dev)
         idx = torch.arange(start, start + x.shape[0])
-        noise = index_noise(seed, idx, sa.num_slots, sa.dim).to(dev) if sa is not None else None  # [b, K, D]
+        noise = index_noise(seed, idx, sa.num_slots, sa.noise_dim).to(dev) if sa is not None else None  # [b, K, D]
         recon = model(x, noise=noise).recon.float()  # [b, 3, H, W]
         out.append(((recon - x) ** 2).mean(dim=(1, 2, 3)).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)

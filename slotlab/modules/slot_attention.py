@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -188,6 +189,11 @@ class SlotAttention(nn.Module):
         )
         self.norm_updates = LayerNorm(dim, eps=layer_norm_eps) if aggregation == "sum_layernorm" else None
 
+    @property
+    def noise_dim(self) -> int:
+        """Features of the N(0, 1) noise a call draws per slot (``noise`` [B, K, noise_dim]): D here."""
+        return self.dim
+
     def initial_slots(
         self, batch_size: int, num_slots: int | None = None, generator=None, noise: Tensor | None = None
     ) -> Tensor:
@@ -236,26 +242,9 @@ class SlotAttention(nn.Module):
                 logits from the second iteration on (not in the paper; :mod:`slotlab.modules.spatial_prior`);
                 needs ``positions`` [N, 2], the inputs' positions.
         """
-        # Type, dtype and shape only (O(1), no sync): float64 / float32 / bf16 inputs are cast to the module's dtype
-        # outside autocast (slotlab.checks); integer inputs, numpy arrays and empty sets are refused.
-        dtype = self.slots_mu.dtype
-        inputs = float_input(inputs, "inputs", dtype, f"[B, N, {self.input_dim}] of input features")
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
-            raise InputShapeError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
-        require_nonempty(inputs, "inputs", "[B, N, D]", (0, 1))
-        t_iters = self.iters if iters is None else iters
-        _check_positive("iters", t_iters)
-        b = inputs.shape[0]
-        if noise is not None:
-            noise = require_tensor(noise, "noise", f"[B, K, {self.dim}] of N(0, 1) samples")
-        if slots is None:
-            k_slots = num_slots if noise is None else noise.shape[1]
-            slots = self.initial_slots(b, k_slots, noise=noise).to(inputs.dtype)
-        else:
-            slots = float_input(slots, "slots", dtype, f"[B, K, {self.dim}] of initial slots")
-            if slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
-                raise InputShapeError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
+        inputs, slots, t_iters = self._start(inputs, num_slots, iters, slots, noise)
         init_slots = slots
+        b = inputs.shape[0]
 
         x = self.norm_inputs(inputs)  # [B, N, D_inputs]
         if self.reassociate:
@@ -266,21 +255,7 @@ class SlotAttention(nn.Module):
         else:  # Algorithm 1 literally: project every input to a key and a value
             keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
-        if logit_bias is not None:
-            k_slots = slots.shape[1]
-            if tuple(logit_bias.shape) != (b, k_slots, inputs.shape[1]):
-                raise InputShapeError(
-                    f"logit_bias must be [{b}, {k_slots}, {inputs.shape[1]}] (B, K, N), got {tuple(logit_bias.shape)}"
-                )
-        if spatial_prior is not None:
-            spatial_prior = none_or_positive("spatial_prior", spatial_prior)
-            positions = check_positions(positions, inputs.shape[1])
-
-        def bias(prev_attn: Tensor | None) -> Tensor | None:  # [B, K, N] or None: this iteration's logit bias
-            if spatial_prior is None or prev_attn is None:
-                return logit_bias
-            prior = gaussian_prior(prev_attn, positions, spatial_prior)  # [B, K, N]
-            return prior if logit_bias is None else logit_bias + prior
+        bias = self._logit_bias(logit_bias, spatial_prior, positions, b, slots.shape[1], inputs.shape[1])
 
         grads = None  # the fused path's collector of the iterations' input gradients (one product in the backward)
         fused_ok = self._fused_path(logit_bias) and spatial_prior is None
@@ -301,6 +276,56 @@ class SlotAttention(nn.Module):
             slots, attn = self.step(slots, keys, values, grads, bias(attns[-1] if attns else None))
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
+
+    def _start(
+        self, inputs: Tensor, num_slots: int | None, iters: int | None, slots: Tensor | None, noise: Tensor | None
+    ) -> tuple[Tensor, Tensor, int]:
+        """The checked inputs [B, N, D_inputs], the initial slots [B, K, D] (given, or drawn) and T of a call."""
+        # Type, dtype and shape only (O(1), no sync): float64 / float32 / bf16 inputs are cast to the module's dtype
+        # outside autocast (slotlab.checks); integer inputs, numpy arrays and empty sets are refused.
+        dtype = self.slots_mu.dtype
+        inputs = float_input(inputs, "inputs", dtype, f"[B, N, {self.input_dim}] of input features")
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_dim:
+            raise InputShapeError(f"inputs must be [B, N, {self.input_dim}], got {tuple(inputs.shape)}")
+        require_nonempty(inputs, "inputs", "[B, N, D]", (0, 1))
+        t_iters = self.iters if iters is None else iters
+        _check_positive("iters", t_iters)
+        b = inputs.shape[0]
+        if noise is not None:
+            noise = require_tensor(noise, "noise", f"[B, K, {self.dim}] of N(0, 1) samples")
+        if slots is None:
+            k_slots = num_slots if noise is None else noise.shape[1]
+            slots = self.initial_slots(b, k_slots, noise=noise).to(inputs.dtype)
+        else:
+            slots = float_input(slots, "slots", dtype, f"[B, K, {self.dim}] of initial slots")
+            if slots.dim() != 3 or slots.shape[0] != b or slots.shape[-1] != self.dim:
+                raise InputShapeError(f"slots must be [{b}, K, {self.dim}], got {tuple(slots.shape)}")
+        return inputs, slots, t_iters
+
+    @staticmethod
+    def _logit_bias(
+        logit_bias: Tensor | None,
+        spatial_prior: float | None,
+        positions: Tensor | None,
+        b: int,
+        k_slots: int,
+        n: int,
+    ) -> Callable[[Tensor | None], Tensor | None]:
+        """-> the function (previous attention [B, K, N] or None) -> an iteration's logit bias [B, K, N] or None:
+        ``logit_bias`` (checked) plus, from the second iteration on, the spatial prior."""
+        if logit_bias is not None and tuple(logit_bias.shape) != (b, k_slots, n):
+            raise InputShapeError(f"logit_bias must be [{b}, {k_slots}, {n}] (B, K, N), got {tuple(logit_bias.shape)}")
+        if spatial_prior is not None:
+            spatial_prior = none_or_positive("spatial_prior", spatial_prior)
+            positions = check_positions(positions, n)
+
+        def bias(prev_attn: Tensor | None) -> Tensor | None:  # [B, K, N] or None: this iteration's logit bias
+            if spatial_prior is None or prev_attn is None:
+                return logit_bias
+            prior = gaussian_prior(prev_attn, positions, spatial_prior)  # [B, K, N]
+            return prior if logit_bias is None else logit_bias + prior
+
+        return bias
 
     def step(
         self,
@@ -327,6 +352,12 @@ class SlotAttention(nn.Module):
             updates, attn = self._attend(q, keys, values, logit_bias)
         if self.reassociate and not self.identity_projections:
             updates = F.linear(updates, self.project_v.weight)  # [B, K, D]
+        return self._update(slots_prev, updates, attn), attn
+
+    def _update(self, slots_prev: Tensor, updates: Tensor, attn: Tensor) -> Tensor:
+        """The slots [B, K, D] after an iteration's aggregated ``updates`` [B, K, D] (attention ``attn`` [B, K, N]):
+        the optional LayerNorm of the updates, the GRU, the residual MLP and the optional evidence gate."""
+        slots = slots_prev
         if self.norm_updates is not None:
             updates = self.norm_updates(updates)
 
@@ -341,7 +372,7 @@ class SlotAttention(nn.Module):
             mass = attn.sum(dim=-1, keepdim=True)  # [B, K, 1] inputs each slot holds (fp32)
             gate = (mass / (mass + self.evidence_gate)).to(slots.dtype)  # [B, K, 1]
             slots = slots_prev + gate * (slots - slots_prev)  # [B, K, D]
-        return slots, attn
+        return slots
 
     def _fused_path(self, logit_bias: Tensor | None = None) -> bool:
         # Under torch.compile the op-by-op path is traced instead (torch_workarounds, limitation 5: dynamo cannot

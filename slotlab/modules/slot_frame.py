@@ -39,10 +39,10 @@ def centred_grid(height: int, width: int) -> Tensor:
 def slot_frames(attn: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
     """Positions and scales of the slots from their attention ``attn`` [B, K, N] over inputs at ``grid`` [N, 2].
 
-    Returns (positions [B, K, 2], scales [B, K, 2]), fp32.
+    Returns (positions [B, K, 2], scales [B, K, 2]), fp32 (float64 for float64 attention).
     """
-    attn = attn.float()
-    grid = grid.to(attn.device, torch.float32)
+    attn = attn.to(torch.promote_types(attn.dtype, torch.float32))
+    grid = grid.to(attn.device, attn.dtype)
     w = attn / attn.sum(dim=-1, keepdim=True).clamp_min(EPS)  # [B, K, N]
     positions = w @ grid  # [B, K, 2]
     spread = (grid[None, None] - positions[:, :, None]).square()  # [B, K, N, 2]

@@ -44,11 +44,12 @@ def reconstructs(model: nn.Module) -> bool:
 
 
 def slot_shape(model: nn.Module, num_slots: int | None = None) -> tuple[int, int]:
-    """(K, D) of the slot-init noise, or (0, 0) for models without Slot Attention."""
+    """(K, features) of the slot-init noise (features: D, or more where the module draws more per slot, e.g. the
+    initial frames of Invariant Slot Attention), or (0, 0) for models without Slot Attention."""
     sa = slot_attention_of(model)
     if sa is None:
         return 0, 0
-    return (num_slots or sa.num_slots), sa.dim
+    return (num_slots or sa.num_slots), sa.noise_dim
 
 
 def eval_noise(model: nn.Module, index: torch.Tensor, num_slots: int | None, seed: int) -> torch.Tensor | None:

@@ -58,7 +58,7 @@ class SlotModule(L.LightningModule):
         world = self.trainer.world_size if self._trainer is not None else 1
         rank = self.trainer.global_rank if self._trainer is not None else 0
         rows = slice(rank * batch_size, (rank + 1) * batch_size)
-        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, sa.num_slots, sa.dim, rows)
+        noise = step_noise(self.config["seed"], self.global_step, batch_size * world, sa.num_slots, sa.noise_dim, rows)
         return noise.to(self.device)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

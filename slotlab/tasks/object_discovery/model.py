@@ -153,7 +153,7 @@ class ObjectDiscoveryModel(nn.Module):
             prior = self.eval_spatial_prior
         sa = self.slot_attention(
             inputs, num_slots=num_slots, iters=iters, slots=slots, noise=noise, spatial_prior=prior,
-            positions=self.input_grid if prior is not None else None,
+            positions=self.input_grid,  # [N, 2]: the spatial prior's and Invariant Slot Attention's grid
         )  # fmt: skip
         if self.decoder_frame == "absolute":
             dec = self.decoder(sa.slots)

@@ -23,6 +23,7 @@ from slotlab.tasks.common import (
     slot_attention_of,
 )
 from slotlab.tasks.presenter import LR_CURVE, Curve, Presenter, format_number
+from slotlab.torch_workarounds import standard_normal
 from slotlab.viz import attention_grid, discovery_grid, iterations_grid
 
 if TYPE_CHECKING:
@@ -48,11 +49,13 @@ def per_iteration_outputs(
     sa = model.slot_attention
     b = image.shape[0]
     gen = torch.Generator(device=image.device).manual_seed(seed)
-    init = sa.initial_slots(b, num_slots, generator=gen).to(sa.slots_mu.dtype)  # [B, K, D], sampled once
+    k = num_slots or sa.num_slots
+    # The initial slots' noise [B, K, D] (and frames' where the module draws them), sampled once.
+    noise = standard_normal((b, k, sa.noise_dim), image.device, sa.slots_mu.dtype, gen)
     recon, recons, masks = [], [], []
     attn = None
     for t in range(1, iters + 1):  # a few iterations: one forward each
-        out = model(image, iters=t, slots=init)  # after t iterations
+        out = model(image, iters=t, noise=noise)  # after t iterations, from the same initial slots
         recon.append(out.recon)  # [B, 3, H, W]
         recons.append(out.recons)  # [B, K, 3, H, W]
         masks.append(out.masks)  # [B, K, 1, H, W]

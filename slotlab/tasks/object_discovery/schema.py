@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from slotlab.config_keys import Section
 from slotlab.config_schema import Bool, Choice, Float, Int, Key, TaskSchema, kind_of, pick
 from slotlab.defaults import DATA, MODEL, NONE, slot_mlp_section
 from slotlab.errors import ConfigError
+from slotlab.modules.invariant_slot_attention import SLOT_FRAMES
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,18 @@ class DatasetName:
 
     def describe(self) -> str:
         return "a built-in dataset (`slotlab data list`)"
+
+
+def _with_frames(section: Section) -> Section:
+    """Slot Attention's section plus object discovery's ``frame`` (Invariant Slot Attention, Biza et al. 2023)."""
+    frame = Key(
+        "absolute",
+        Choice(("absolute", *SLOT_FRAMES)),
+        "inputs in the image's frame (paper) or, Invariant Slot Attention (Biza et al. 2023; not in the paper), "
+        "keys and values relative to each slot's position (translation) and scale (translation_scale); set "
+        "model.position_embedding false as ISA",
+    )
+    return section.but(keys={**section.keys, "frame": frame})
 
 
 def _off_or_number(hi: float, doc: str, evaluation: bool = False) -> Key:
@@ -101,7 +115,7 @@ SCHEMA = TaskSchema(
         "weight_init": MODEL["weight_init"],
         "encoder_init": MODEL["encoder_init"].but(kinds=("slot_attention",)),
         "init_from": MODEL["init_from"],
-        "slot_attention": MODEL["slot_attention"],
+        "slot_attention": _with_frames(MODEL["slot_attention"]),
         "slot_mlp": slot_mlp_section("slot_mlp_"),
     },
 )
