@@ -146,6 +146,18 @@ def test_slot_specialisation_and_its_information_against_sklearn_and_a_loop(imag
     assert joint.sum() == keep.sum()
     want = normalized_mutual_info_score(majority.numpy()[keep], hue[keep], average_method="geometric")
     assert image_tool.normalised_mutual_information(joint) == pytest.approx(want, abs=1e-9)
+    merged, every = image_tool.merged_pair_hue_distance(majority, hue, bins)
+    want_merged, want_all = [], []
+    for i in range(b):
+        for x in range(m):
+            for y in range(x + 1, m):
+                if hue[i, x] < 0 or hue[i, y] < 0:
+                    continue
+                d = min(abs(hue[i, x] - hue[i, y]), bins - abs(hue[i, x] - hue[i, y]))
+                want_all.append(d)
+                if majority[i, x] == majority[i, y]:
+                    want_merged.append(d)
+    assert merged.tolist() == want_merged and every.tolist() == want_all
     diagonal = np.diag([5.0, 3.0, 2.0])
     assert image_tool.normalised_mutual_information(diagonal) == pytest.approx(1.0)  # the slot fixes the bin
     assert image_tool.normalised_mutual_information(np.outer([1, 2], [3, 1, 2])) == pytest.approx(0.0, abs=1e-12)

@@ -8,7 +8,8 @@ splits), slots made per object (no merges), and only the objects' interior pixel
 4-connected: what blob-shaped masks cost at the boundaries). Last, FG-ARI with duplicate slots merged (slots
 whose vectors are more similar than --merge-cosine count as one; a list of thresholds sweeps). Last, whether the
 slot index says which objects a slot takes: the normalised mutual information between each object's majority slot
-and its hue (and its centroid's cell of a 3 x 3 grid), and the slot-by-hue table of counts.
+and its hue (and its centroid's cell of a 3 x 3 grid), the hue distance of objects that share a slot against all
+pairs (do slots merge objects of one colour?), and the slot-by-hue table of counts.
 
     python tools/object_discovery_errors.py MODEL [--split test] [--num-images 320]
 
@@ -110,6 +111,18 @@ def slot_specialisation(majority: torch.Tensor, labels: np.ndarray, k: int, n: i
     return joint
 
 
+def merged_pair_hue_distance(majority: torch.Tensor, hue: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Circular hue-bin distances of every pair of present objects of an image (hue [B, M], -1 absent) that share
+    their majority slot (majority [B, M]), and of all pairs: (merged [P_m], all [P])."""
+    maj = majority.numpy()
+    a, b = np.triu_indices(hue.shape[1], k=1)
+    both = (hue[:, a] >= 0) & (hue[:, b] >= 0)  # [B, P]
+    d = np.abs(hue[:, a] - hue[:, b])
+    d = np.minimum(d, bins - d)
+    same = maj[:, a] == maj[:, b]
+    return d[both & same], d[both]
+
+
 def merge_similar(pred: torch.Tensor, slots: torch.Tensor, threshold: float) -> torch.Tensor:
     """Slot labels [B, H, W] with every group of similar slots (cosine similarity of their mean-centred vectors
     above ``threshold``, chained: :func:`slotlab.modules.slot_merge.slot_groups`) relabelled as one: what the
@@ -184,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"objects' majority slot vs their hue ({args.hue_bins} bins from red) and their centroid's cell (3 x 3):"
           f" normalised mutual information {normalised_mutual_information(by_hue):.3f} (hue), "
           f"{normalised_mutual_information(by_cell):.3f} (cell); 0: the slot index says nothing")  # fmt: skip
+    merged_d, all_d = merged_pair_hue_distance(majority, hue, args.hue_bins)
+    print(f"object pairs sharing their majority slot: {len(merged_d)} of {len(all_d)}; hue-bin distance (circular) "
+          f"{merged_d.mean():.2f} against {all_d.mean():.2f} over all pairs; within one bin: "
+          f"{100 * (merged_d <= 1).mean():.0f} % against {100 * (all_d <= 1).mean():.0f} %")  # fmt: skip
     print("objects by slot (rows) and hue bin (columns):")
     for row in by_hue.astype(int):
         print("  " + " ".join(f"{v:4d}" for v in row))
