@@ -32,7 +32,6 @@ work of Slot Attention plus the grid MLP on [B, K, N, D] tensors: no reassociate
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -132,17 +131,14 @@ class InvariantSlotAttention(SlotAttention):
         x = self.norm_inputs(inputs)  # [B, N, D_inputs]
         keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
-        attns: list[Tensor] = []
-        free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
-        with torch.no_grad() if free_iters < t_iters else contextlib.nullcontext():
-            for _ in range(free_iters):
-                slots, attn, frame = self.round(slots, keys, values, grid, frame, bias(attns[-1] if attns else None))
-                attns.append(attn)
-        if free_iters < t_iters:  # BO-QSA's bi-level gradient, as SlotAttention (the frames are constants here)
-            slots = slots.detach() + (init_slots - init_slots.detach())
-            frame = (frame[0].detach(), frame[1].detach())
-            slots, attn, frame = self.round(slots, keys, values, grid, frame, bias(attns[-1] if attns else None))
-            attns.append(attn)
+        frames = [frame]  # the frame each round moves on (frames of rounds without gradient are constants)
+
+        def iteration(slots: Tensor, prev_attn: Tensor | None) -> tuple[Tensor, Tensor]:
+            slots, attn, frames[0] = self.round(slots, keys, values, grid, frames[0], bias(prev_attn))
+            return slots, attn
+
+        slots, attns = self._iterate(slots, t_iters, iteration)
+        frame = frames[0]
         # ISA's last round: the final slots' attention and frames, no update.
         _, attn, _ = self.round(slots, keys, values, grid, frame, bias(attns[-1]), update=False)
         attns.append(attn)

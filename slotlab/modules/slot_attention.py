@@ -263,19 +263,32 @@ class SlotAttention(nn.Module):
             keys, grads = fused.collect_input_grads(x)
             values = keys
 
-        attns = []
+        slots, attns = self._iterate(slots, t_iters, lambda s, prev: self.step(s, keys, values, grads, bias(prev)))
+        return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
+
+    def _iterate(
+        self,
+        slots: Tensor,
+        t_iters: int,
+        iteration: Callable[[Tensor, Tensor | None], tuple[Tensor, Tensor]],
+    ) -> tuple[Tensor, list[Tensor]]:
+        """``t_iters`` times ``iteration(slots, previous attn or None) -> (slots, attn)`` from the initial ``slots``
+        [B, K, D]; with ``implicit_differentiation`` (and a gradient) all but the last without gradient. Returns the
+        last slots and every iteration's attention [B, K, N]."""
+        init_slots = slots
+        attns: list[Tensor] = []
         free_iters = t_iters - 1 if self.implicit_differentiation and torch.is_grad_enabled() else t_iters
         with torch.no_grad() if free_iters < t_iters else contextlib.nullcontext():
             for _ in range(free_iters):
-                slots, attn = self.step(slots, keys, values, grads, bias(attns[-1] if attns else None))
+                slots, attn = iteration(slots, attns[-1] if attns else None)
                 attns.append(attn)
         if free_iters < t_iters:
             # The value stays the iterate exactly (init - init.detach() is exactly 0); the gradient of the last
             # iteration's input slots reaches the initial slots straight through.
             slots = slots.detach() + (init_slots - init_slots.detach())
-            slots, attn = self.step(slots, keys, values, grads, bias(attns[-1] if attns else None))
+            slots, attn = iteration(slots, attns[-1] if attns else None)
             attns.append(attn)
-        return SlotAttentionOutput(slots=slots, attn=torch.stack(attns, dim=1), init_slots=init_slots)
+        return slots, attns
 
     def _start(
         self, inputs: Tensor, num_slots: int | None, iters: int | None, slots: Tensor | None, noise: Tensor | None
