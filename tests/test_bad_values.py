@@ -163,6 +163,7 @@ SET_BAD = [
     "=1",
     "bogus=1",
     "model.iters=5",  # a training key: it would describe a model that was not trained
+    "model.train_spatial_prior=0.3",  # a training key too
     "model.eval_spatial_prior",
     "model.eval_spatial_prior=-1",
     "model.eval_spatial_prior=0",

@@ -117,3 +117,24 @@ def test_eval_set_applies_evaluation_keys_only():
         set_evaluation_options(model, config, ["model.eval_spatial_prior=-1"])
     with pytest.raises(UsageError, match="only keys"):
         set_evaluation_options(model, config, ["model.eval_spatial_prior"])
+
+
+def test_the_training_key_acts_in_training_mode_only():
+    config = load_config("tetrominoes_quick", ["model.train_spatial_prior=0.5"])
+    task = get_task(config["task"])
+    torch.manual_seed(0)
+    model = task.build_model(config, (35, 35)).float()
+    plain = task.build_model(load_config("tetrominoes_quick"), (35, 35)).float()
+    plain.load_state_dict(model.state_dict())
+    assert model.train_spatial_prior == 0.5 and plain.train_spatial_prior is None
+    image = torch.rand(2, 3, 35, 35) * 2 - 1  # [B, 3, H, W]
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(image).attn, plain.eval()(image).attn)  # evaluation: unchanged
+        out, ref = model.train()(image), plain.train()(image)
+        biased = plain.slot_attention(plain.encoder(image), spatial_prior=0.5, positions=centred_grid(35, 35))
+    torch.testing.assert_close(out.attn, biased.attn)
+    assert (out.attn[:, -1] - ref.attn[:, -1]).abs().max() > 1e-4
+    assert "model.train_spatial_prior" not in task_schema("object_discovery").evaluation_only()
+    for bad in ("-1", "0", "true", "1e7"):
+        with pytest.raises(ConfigError, match="model.train_spatial_prior"):
+            load_config("tetrominoes_quick", [f"model.train_spatial_prior={bad}"])

@@ -73,6 +73,8 @@ class ObjectDiscoveryModel(nn.Module):
         eval_spatial_prior: None (the paper) or a weight: in eval mode, from the second iteration on, each slot's
             attention logits get ``weight`` x the log-density of a Gaussian fitted to its previous attention (not in
             the paper; :mod:`slotlab.modules.spatial_prior`). Training is unchanged.
+        train_spatial_prior: None (the paper) or a weight: the same prior in training mode (evaluation keeps
+            ``eval_spatial_prior``), so that the model learns under the locality it is evaluated with.
         slot_keep: None (the paper: every slot is decoded) or the loss's price of a kept slot: AdaSlot's keep / drop
             decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
         mask_entropy: None (the paper's loss) or the weight of the decoder masks' per-pixel entropy over the slots
@@ -107,6 +109,7 @@ class ObjectDiscoveryModel(nn.Module):
         merge_slots: float | None = None,
         eval_iters: int | None = None,
         eval_spatial_prior: float | None = None,
+        train_spatial_prior: float | None = None,
         slot_keep: float | None = None,
         mask_entropy: float | None = None,
         slot_mass_penalty: float | None = None,
@@ -123,6 +126,7 @@ class ObjectDiscoveryModel(nn.Module):
         self.keep_gate = SlotKeepGate(slot_dim) if slot_keep is not None else None
         self.eval_iters = eval_iters
         self.eval_spatial_prior = none_or_positive("eval_spatial_prior", eval_spatial_prior)
+        self.train_spatial_prior = none_or_positive("train_spatial_prior", train_spatial_prior)
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
@@ -147,7 +151,7 @@ class ObjectDiscoveryModel(nn.Module):
         """image: [B, 3, H, W] scaled to [-1, 1]; optional initial ``slots`` or init ``noise`` [B, K, D]."""
         image = check_image(image, self.resolution, self.slot_attention.slots_mu.dtype)
         inputs = self.encoder(image)  # [B, N, D]
-        prior = None
+        prior = self.train_spatial_prior
         if not self.training:
             iters = self.eval_iters if iters is None else iters  # None: the module's own T
             prior = self.eval_spatial_prior

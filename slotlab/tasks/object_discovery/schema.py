@@ -102,6 +102,11 @@ SCHEMA = TaskSchema(
             "raised near its previous attention by the weight x a Gaussian's log-density (not in the paper)",
             evaluation=True,
         ),
+        "train_spatial_prior": _off_or_number(
+            1e6,
+            "null (paper) or a weight: the same prior as model.eval_spatial_prior in training (evaluation keeps "
+            "model.eval_spatial_prior) (not in the paper)",
+        ),
         "slot_keep": _off_or_number(
             10,
             "null (paper: every slot decoded) or the loss's price of a kept slot: AdaSlot's keep / drop gate per slot, "
