@@ -74,7 +74,8 @@ class ObjectDiscoveryModel(nn.Module):
             attention logits get ``weight`` x the log-density of a Gaussian fitted to its previous attention (not in
             the paper; :mod:`slotlab.modules.spatial_prior`). Training is unchanged.
         train_spatial_prior: None (the paper) or a weight: the same prior in training mode (evaluation keeps
-            ``eval_spatial_prior``), so that the model learns under the locality it is evaluated with.
+            ``eval_spatial_prior``), so that the model learns under the locality it is evaluated with (not in the
+            paper).
         slot_keep: None (the paper: every slot is decoded) or the loss's price of a kept slot: AdaSlot's keep / drop
             decision per slot, the dropped slots' masks removed (not in the paper; :mod:`slotlab.modules.slot_keep`).
         mask_entropy: None (the paper's loss) or the weight of the decoder masks' per-pixel entropy over the slots
