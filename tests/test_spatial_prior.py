@@ -78,15 +78,20 @@ def test_bad_arguments_are_refused():
         sa(inputs, slots=slots, spatial_prior=0.0, positions=pos)
 
 
-def test_the_model_uses_it_in_eval_mode_only_and_the_key_acts_at_evaluation():
-    config = load_config("tetrominoes_quick", ["model.eval_spatial_prior=0.3"])
+def _model_and_plain_twin(override: str):
+    """The quick preset's model with ``override``, the same weights without it, and an image [2, 3, 35, 35]."""
+    config = load_config("tetrominoes_quick", [override])
     task = get_task(config["task"])
     torch.manual_seed(0)
     model = task.build_model(config, (35, 35)).float()
     plain = task.build_model(load_config("tetrominoes_quick"), (35, 35)).float()
     plain.load_state_dict(model.state_dict())
+    return model, plain, torch.rand(2, 3, 35, 35) * 2 - 1
+
+
+def test_the_model_uses_it_in_eval_mode_only_and_the_key_acts_at_evaluation():
+    model, plain, image = _model_and_plain_twin("model.eval_spatial_prior=0.3")
     assert model.eval_spatial_prior == 0.3 and plain.eval_spatial_prior is None
-    image = torch.rand(2, 3, 35, 35) * 2 - 1  # [B, 3, H, W]
     with torch.no_grad():
         torch.testing.assert_close(model.train()(image).masks, plain.train()(image).masks)  # training: unchanged
         out, ref = model.eval()(image), plain.eval()(image)
@@ -120,14 +125,8 @@ def test_eval_set_applies_evaluation_keys_only():
 
 
 def test_the_training_key_acts_in_training_mode_only():
-    config = load_config("tetrominoes_quick", ["model.train_spatial_prior=0.5"])
-    task = get_task(config["task"])
-    torch.manual_seed(0)
-    model = task.build_model(config, (35, 35)).float()
-    plain = task.build_model(load_config("tetrominoes_quick"), (35, 35)).float()
-    plain.load_state_dict(model.state_dict())
+    model, plain, image = _model_and_plain_twin("model.train_spatial_prior=0.5")
     assert model.train_spatial_prior == 0.5 and plain.train_spatial_prior is None
-    image = torch.rand(2, 3, 35, 35) * 2 - 1  # [B, 3, H, W]
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(image).attn, plain.eval()(image).attn)  # evaluation: unchanged
         out, ref = model.train()(image), plain.train()(image)
