@@ -131,14 +131,12 @@ class InvariantSlotAttention(SlotAttention):
         x = self.norm_inputs(inputs)  # [B, N, D_inputs]
         keys, values = self.project_k(x), self.project_v(x)  # [B, N, D]
 
-        frames = [frame]  # the frame each round moves on (frames of rounds without gradient are constants)
-
         def iteration(slots: Tensor, prev_attn: Tensor | None) -> tuple[Tensor, Tensor]:
-            slots, attn, frames[0] = self.round(slots, keys, values, grid, frames[0], bias(prev_attn))
+            nonlocal frame  # each round moves the frame (frames of rounds without gradient are constants)
+            slots, attn, frame = self.round(slots, keys, values, grid, frame, bias(prev_attn))
             return slots, attn
 
         slots, attns = self._iterate(slots, t_iters, iteration)
-        frame = frames[0]
         # ISA's last round: the final slots' attention and frames, no update.
         _, attn, _ = self.round(slots, keys, values, grid, frame, bias(attns[-1]), update=False)
         attns.append(attn)
