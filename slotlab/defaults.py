@@ -245,6 +245,13 @@ TRAINER = Section(
             types=(float, int, NONE),
         ),
         "val_every": Key(5000, Int(1, MAX_COUNT), "steps between validations (and checkpoints)", resume=True),
+        "keep_every": Key(
+            None,
+            Int(1, MAX_COUNT, nullable=True),
+            "keep the checkpoint of every this many steps too, checkpoints/kept-stepNNNNNNN.ckpt (null: best, last)",
+            resume=True,
+            types=(int, NONE),
+        ),
         "log_every": Key(50, Int(1, MAX_COUNT), "steps between logged training metrics", resume=True),
         "precision": Key(
             "auto",

@@ -1,5 +1,5 @@
-"""Lightning callbacks and checkpoint I/O: atomic checkpoint writes, a time log, the last checkpoint, the EMA of the
-weights (the figures of every validation: :mod:`slotlab.train.figure_callbacks`)."""
+"""Lightning callbacks and checkpoint I/O: atomic checkpoint writes, a time log, the last checkpoint, the checkpoints
+kept every N steps, the EMA of the weights (the figures of every validation: :mod:`slotlab.train.figure_callbacks`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging
+from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging, ModelCheckpoint
 
 from slotlab.atomic import atomic_open
 from slotlab.errors import UserError
@@ -131,6 +131,27 @@ class StepTimer(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.wall_seconds_before or self.train_seconds:
             self.resumed_from_step = trainer.global_step
+
+
+KEPT_PREFIX = "kept-"  # kept-step0001000.ckpt: trainer.keep_every's checkpoints
+
+
+def kept_step_checkpoints(folder: Path, every: int | None) -> list[ModelCheckpoint]:
+    """``trainer.keep_every``: Lightning's ModelCheckpoint keeping the checkpoint of every ``every``-th step as
+    ``kept-stepNNNNNNN.ckpt`` (all of them, full state: each can be evaluated, or resumed from when last.ckpt is
+    damaged); none when ``every`` is None."""
+    if every is None:
+        return []
+    return [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename=KEPT_PREFIX + "step{step:07d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=every,
+            save_top_k=-1,
+            save_last=False,
+        )
+    ]
 
 
 class LastCheckpoint(Checkpoint):

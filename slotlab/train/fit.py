@@ -24,7 +24,7 @@ from slotlab.runs import launched_rank, write_results
 from slotlab.tasks import get_task
 from slotlab.tasks.base import EvalOptions, Task
 from slotlab.torch_workarounds import remove_broken_kernels
-from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA
+from slotlab.train.callbacks import AtomicCheckpointIO, LastCheckpoint, StepTimer, WarmupEMA, kept_step_checkpoints
 from slotlab.train.failed_seed import FailedSeedError, FailedSeedMonitor
 from slotlab.train.figure_callbacks import ValidationFigures
 from slotlab.train.init_from import load_initial_weights
@@ -74,6 +74,7 @@ def build_trainer(
             save_top_k=1,
             save_last=False,
         ),
+        *kept_step_checkpoints(run_dir / "checkpoints", t["keep_every"]),
         LastCheckpoint(run_dir / "checkpoints" / "last.ckpt"),
         StepTimer(t["max_minutes"]),
         *progress_callbacks(t["progress_bar"], t["log_every"]),

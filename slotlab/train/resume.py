@@ -1,11 +1,11 @@
 """What ``slotlab train --resume RUN_DIR [key=value ...]`` does: which checkpoint it continues from, which config,
 which overrides it accepts, and what it records. The rules (also in the README's Reliability section):
 
-- **Checkpoint**: ``checkpoints/last.ckpt``; when it is damaged (a truncated or unreadable file), the newest
-  readable ``best-*.ckpt``, saying so. Leftover ``*.tmp`` files of an interrupted write are deleted (a
-  checkpoint is only ever complete under its final name). A run folder without any checkpoint (a start that
-  failed or was stopped before its first checkpoint) starts from step 0 with its ``config.yaml``; then any
-  override is accepted, as nothing was trained yet.
+- **Checkpoint**: ``checkpoints/last.ckpt``; when it is damaged (a truncated or unreadable file), the readable
+  ``best-*.ckpt`` or ``kept-*.ckpt`` (``trainer.keep_every``) of the highest step, saying so. Leftover ``*.tmp``
+  files of an interrupted write are deleted (a checkpoint is only ever complete under its final name). A run
+  folder without any checkpoint (a start that failed or was stopped before its first checkpoint) starts from
+  step 0 with its ``config.yaml``; then any override is accepted, as nothing was trained yet.
 - **Config**: the one the checkpoint was trained with (stored in it), so the weights always fit the model.
 - **Overrides** may change only :func:`safe_on_resume` keys: how long the run goes and how it is executed, not
   what it computes. Any other change (data, model, optimiser, seeds, ...) is refused with a message naming
@@ -46,6 +46,7 @@ from slotlab.inference.checkpoint_io import (
 )
 from slotlab.runs import RunDirError, dump_config
 from slotlab.tasks import task_name
+from slotlab.train.callbacks import KEPT_PREFIX
 from slotlab.validate import leaves
 
 
@@ -110,11 +111,12 @@ def best_checkpoints(folder: Path) -> list[Path]:
 
 
 def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
-    """(path, loaded checkpoint, notes) of the checkpoint to resume from: last.ckpt, else the newest readable
-    best-*.ckpt; (None, None, []) when the run has no checkpoint at all."""
+    """(path, loaded checkpoint, notes) of the checkpoint to resume from: last.ckpt, else the readable best-*.ckpt
+    or kept-*.ckpt of the highest step; (None, None, []) when the run has no checkpoint at all."""
     folder = run_dir / "checkpoints"
     last = folder / "last.ckpt"
-    bests = best_checkpoints(folder)
+    kept = sorted(folder.glob(f"{KEPT_PREFIX}*.ckpt")) if folder.is_dir() else []
+    bests = sorted([*best_checkpoints(folder), *kept], key=best_step, reverse=True)
     problems = []
     for path in [last, *bests] if last.exists() else bests:
         try:
