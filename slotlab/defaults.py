@@ -154,6 +154,13 @@ MODEL: dict[str, Key | Section] = {
         Int(0, 16),
         "F > 0: Fourier features sin/cos(2^f pi u), f < F, of the decoder's grid (Tancik et al. 2020; not in paper)",
     ),
+    "encoder_fourier_bands": Key(
+        0,
+        Int(0, 16),
+        "F > 0: Fourier features sin/cos(2^f pi u), f < F, of the encoder's position grid, so that an attention query "
+        "can pick a place, not only a side of the image (Tancik et al. 2020; not in paper)",
+        kinds=("slot_attention",),
+    ),
     "weight_init": Key(
         "keras",
         Choice(("keras", "flax", "torch")),

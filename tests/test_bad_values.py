@@ -53,6 +53,7 @@ VALID = {
     ("trainer.failed_seed_restarts", "0"),
     ("model.slot_attention.eps", "0"),
     ("model.decoder_fourier_bands", "0"),  # 0 = the paper's linear grid
+    ("model.encoder_fourier_bands", "0"),  # 0 = the paper's linear grid
     ("trainer.channels_last", "true"),
     ("trainer.compile", "true"),  # its default is the string "auto"; true and false are valid too
     ("run.root", "bogus"),  # a relative folder name

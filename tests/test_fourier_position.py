@@ -57,3 +57,32 @@ def test_config_key_reaches_both_tasks_and_checks_its_range() -> None:
     savi = SAVi(resolution=(16, 16), num_slots=3, slot_dim=16, init="learned", decoder_channels=(8, 8),
                 decoder_strides=(2, 1), targets={"rgb": 3}, decoder_fourier_bands=3)  # fmt: skip
     assert savi.decoder.pos.dense.in_features == 4 + 4 * 3
+
+
+def test_encoder_key_extends_the_encoder_grid_only() -> None:
+    from slotlab.tasks import get_task
+
+    cfg = load_config("multi_dsprites_cpu", ["model.encoder_fourier_bands=3"])
+    task = get_task(cfg["task"])
+    model = task.build_model(cfg)
+    assert model.encoder.pos.dense.in_features == 4 + 4 * 3
+    assert model.decoder.pos.dense.in_features == 4  # the decoder keeps the paper's grid
+    paper = task.build_model(load_config("multi_dsprites_cpu"))
+    assert paper.encoder.pos.dense.in_features == 4  # default 0: the paper's linear grid
+    with pytest.raises(ConfigError, match="position_embedding"):
+        task.check_config(load_config("multi_dsprites_cpu", ["model.encoder_fourier_bands=2",
+                                                             "model.position_embedding=false"]))  # fmt: skip
+
+
+def test_fourier_keys_can_pick_a_place_the_linear_grid_cannot() -> None:
+    # The reason for the encoder option: with the linear grid a query's score q . g is linear in (y, x), so every
+    # query's best location is on the image's border; with Fourier features a query can peak inside the image.
+    h = w = 16
+    torch.manual_seed(0)
+    linear = build_grid(h, w).flatten(0, 1)  # [N, 4]
+    for q in torch.randn(200, 4):
+        y, x = divmod(int((linear @ q).argmax()), w)
+        assert y in (0, h - 1) or x in (0, w - 1)
+    centre = (h // 2) * w + w // 2
+    fourier = fourier_grid(h, w, 3).flatten(0, 1)[:, 4:]  # [N, 4F] the sin/cos features, of constant norm
+    assert int((fourier @ fourier[centre]).argmax()) == centre

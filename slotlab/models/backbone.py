@@ -26,12 +26,14 @@ def slot_backbone(
     position_embedding: bool,
     layer_norm_eps: float,
     slot_attention: dict[str, Any] | None,
+    encoder_fourier_bands: int = 0,
 ) -> tuple[SlotInputEncoder, SlotAttention]:
     """The encoder (image [B, 3, H, W] -> inputs [B, N, slot_dim]) and the Slot Attention module of a model, built
     in this order (the order of their weights' initialisation); arguments: those of the models' constructors."""
     encoder = SlotInputEncoder(
-        resolution, tuple(encoder_channels), tuple(encoder_strides), slot_dim, position_embedding, layer_norm_eps
-    )
+        resolution, tuple(encoder_channels), tuple(encoder_strides), slot_dim, position_embedding, layer_norm_eps,
+        encoder_fourier_bands,
+    )  # fmt: skip
     options = dict(slot_attention or {})
     frame = options.pop("frame", "absolute")  # object discovery's key: Invariant Slot Attention's frames
     module = SlotAttention

@@ -67,13 +67,17 @@ class SlotInputEncoder(nn.Module):
         out_dim: int = 64,
         position_embedding: bool = True,
         layer_norm_eps: float = LAYER_NORM_EPS,
+        fourier_bands: int = 0,
     ) -> None:
         super().__init__()
+        if fourier_bands and not position_embedding:
+            raise ValueError("Fourier position features need the position embedding (position_embedding=True)")
         self.cnn = CNNEncoder(3, channels, strides)
         c = self.cnn.out_channels
         self.feature_resolution = self.cnn.output_resolution(tuple(resolution))
-        # Appendix B (Figure 8): the position embedding can be switched off.
-        self.pos = SoftPositionEmbed(c, self.feature_resolution) if position_embedding else None
+        # Appendix B (Figure 8): the position embedding can be switched off. fourier_bands > 0: the grid's Fourier
+        # features too (not in the paper; slotlab.modules.position).
+        self.pos = SoftPositionEmbed(c, self.feature_resolution, fourier_bands) if position_embedding else None
         self.norm = LayerNorm(c, eps=layer_norm_eps)
         self.mlp = nn.Sequential(nn.Linear(c, out_dim), nn.ReLU(inplace=True), nn.Linear(out_dim, out_dim))
 

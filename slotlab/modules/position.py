@@ -3,10 +3,14 @@
 A learned linear map (with bias) of the 4-channel grid ``[y, x, 1 - y, 1 - x]`` (linspace 0..1 per axis)
 to the feature size, added to a feature map. Used after the CNN encoder and inside the broadcast decoder.
 
-Option, not in the paper (``model.decoder_fourier_bands``): with ``fourier_bands = F > 0`` the grid is extended by
-``sin(2^f pi u), cos(2^f pi u)`` of each axis u in (y, x), f = 0 .. F-1 (Fourier features, Tancik et al. 2020),
-before the same learned linear map. A CNN fed the linear grid alone learns sharp edges slowly (the spectral bias
-those authors name); the decoder's masks then stay round blobs for thousands of steps.
+Option, not in the paper (``model.decoder_fourier_bands``, ``model.encoder_fourier_bands``): with
+``fourier_bands = F > 0`` the grid is extended by ``sin(2^f pi u), cos(2^f pi u)`` of each axis u in (y, x),
+f = 0 .. F-1 (Fourier features, Tancik et al. 2020), before the same learned linear map. A CNN fed the linear
+grid alone learns sharp edges slowly (the spectral bias those authors name); the decoder's masks then stay round
+blobs for thousands of steps. In the encoder, the linear grid's dot product with an attention query is linear in
+position, so a query can favour one side of the image but not one place: two objects of one colour far apart look
+alike to it until the encoder's MLP has learned a local code; Fourier features give the keys that code from the
+first step.
 """
 
 from __future__ import annotations

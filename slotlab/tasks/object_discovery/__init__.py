@@ -143,8 +143,14 @@ class ObjectDiscovery(Task):
 
     # ------------------------------------------------------------------ config
     def check_config(self, cfg: dict[str, Any]) -> None:
-        """The "clevr" decoder upsamples 16x: the dataset's image size must be divisible by 16."""
+        """The "clevr" decoder upsamples 16x: the dataset's image size must be divisible by 16; the encoder's Fourier
+        position features extend the position embedding, which must then be on."""
         d, m = cfg["data"], cfg["model"]
+        if m.get("encoder_fourier_bands") and not m.get("position_embedding", True):
+            raise ConfigError(
+                "model.encoder_fourier_bands extends the encoder's position embedding: it needs "
+                "model.position_embedding=true (or model.encoder_fourier_bands=0)"
+            )
         h, w = get_dataset(d["name"]).image_size
         if m["decoder"] == "clevr" and (h % 16 or w % 16):
             raise ConfigError(

@@ -57,6 +57,9 @@ class ObjectDiscoveryModel(nn.Module):
         decoder: "full_resolution" or "clevr" (8x8 broadcast + stride-2 transposed convolutions).
         decoder_channels: channels of the decoder's hidden layers.
         position_embedding: add the soft position embedding to the encoder features (appendix B, Fig. 8).
+        encoder_fourier_bands: Fourier features of the encoder's position grid (0: the paper's linear grid, whose
+            dot product with a query can only favour one side of the image; not in the paper;
+            :mod:`slotlab.modules.position`).
         factorize_decoder: exact factorisation of the decoder's first layer (speed only; same function).
         decoder_frame: "absolute" (paper) or "translation" / "translation_scale": the decoder's broadcast grid
             relative to each slot's attention centre (and spread), as in Invariant Slot Attention (not in the
@@ -102,6 +105,7 @@ class ObjectDiscoveryModel(nn.Module):
         decoder: str = "full_resolution",
         decoder_channels: int = 32,
         position_embedding: bool = True,
+        encoder_fourier_bands: int = 0,
         factorize_decoder: bool = True,
         slot_attention: dict[str, Any] | None = None,
         layer_norm_eps: float = 1e-3,
@@ -131,7 +135,7 @@ class ObjectDiscoveryModel(nn.Module):
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.encoder, self.slot_attention = slot_backbone(
             self.resolution, encoder_channels, (1,) * len(encoder_channels), num_slots, iters, slot_dim, mlp_hidden,
-            position_embedding, layer_norm_eps, slot_attention,
+            position_embedding, layer_norm_eps, slot_attention, encoder_fourier_bands,
         )  # fmt: skip
         self.decoder = build_decoder(
             self.resolution, slot_dim, decoder, decoder_channels, factorize_decoder, decoder_frame,

@@ -75,6 +75,7 @@ SCHEMA = TaskSchema(
         ),
         "decoder_channels": Key(32, Int(1, 4096), "channels of the decoder's convolutions"),
         "position_embedding": MODEL["position_embedding"],
+        "encoder_fourier_bands": MODEL["encoder_fourier_bands"],
         "factorize_decoder": Key(
             True, Bool(), "compute the decoder's first layer per slot, then broadcast (the same function, faster)"
         ),
